@@ -1,0 +1,3 @@
+using GpuFleet.Worker.Cli;
+
+return await WorkerCommandLine.RunAsync(args);
