@@ -1,0 +1,77 @@
+namespace GpuFleet.Worker.Engine;
+
+/// <summary>Engine settings, bound from configuration section <c>Engine</c>.</summary>
+public sealed class EngineOptions
+{
+    public const string SectionName = "Engine";
+
+    /// <summary>Sequence slots decoded together (continuous batching width).</summary>
+    public int Slots { get; set; } = 4;
+
+    /// <summary>Tokens of context per slot (prompt + generation).</summary>
+    public int ContextPerSlot { get; set; } = 4096;
+
+    /// <summary>Most tokens in one decode step (decode tokens of running requests + prefill chunks).</summary>
+    public int BatchSize { get; set; } = 512;
+
+    /// <summary>CPU threads for llama.cpp; 0 = all cores.</summary>
+    public int Threads { get; set; }
+
+    /// <summary>Requests waiting for a slot; beyond this, new requests are refused at once as overloaded.</summary>
+    public int QueueCapacity { get; set; } = 64;
+
+    /// <summary>
+    /// Host-RAM budget for sequence-state snapshots (prefix reuse on hybrid/recurrent models such as qwen35,
+    /// whose slots cannot be trimmed). 0 disables snapshots.
+    /// </summary>
+    public long HostCacheBytes { get; set; } = 1L << 30;
+
+    /// <summary>Also snapshot every this many prompt tokens during prefill (0 = only at prompt and turn ends).</summary>
+    public int SnapshotInterval { get; set; }
+
+    /// <summary>Every problem with these settings, each naming its key.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (Slots is < 1 or > 256)
+        {
+            errors.Add($"Engine:Slots must be between 1 and 256, not {Slots}.");
+        }
+
+        if (ContextPerSlot < 64)
+        {
+            errors.Add($"Engine:ContextPerSlot must be at least 64 tokens, not {ContextPerSlot}.");
+        }
+
+        if (BatchSize < 1)
+        {
+            errors.Add($"Engine:BatchSize must be positive, not {BatchSize}.");
+        }
+        else if (BatchSize < Slots)
+        {
+            errors.Add($"Engine:BatchSize ({BatchSize}) must be at least Engine:Slots ({Slots}) so every running request advances each step.");
+        }
+
+        if (Threads < 0)
+        {
+            errors.Add($"Engine:Threads must be 0 (all cores) or positive, not {Threads}.");
+        }
+
+        if (QueueCapacity < 0)
+        {
+            errors.Add($"Engine:QueueCapacity must not be negative, not {QueueCapacity}.");
+        }
+
+        if (HostCacheBytes < 0)
+        {
+            errors.Add($"Engine:HostCacheBytes must not be negative, not {HostCacheBytes}.");
+        }
+
+        if (SnapshotInterval < 0)
+        {
+            errors.Add($"Engine:SnapshotInterval must not be negative, not {SnapshotInterval}.");
+        }
+
+        return errors;
+    }
+}

@@ -1,0 +1,54 @@
+namespace GpuFleet.Worker.Engine;
+
+/// <summary>A point-in-time view of the engine for the APIs, the gateway and metrics.</summary>
+public sealed record EngineStatus
+{
+    public int QueueDepth { get; init; }
+
+    public int QueueCapacity { get; init; }
+
+    public int RunningSlots { get; init; }
+
+    public int FreeSlots { get; init; }
+
+    public int TotalSlots { get; init; }
+
+    public int ContextPerSlot { get; init; }
+
+    /// <summary>Tokens held in KV / state across all slots (cached prefixes included).</summary>
+    public long KvTokensUsed { get; init; }
+
+    public long KvTokensTotal { get; init; }
+
+    /// <summary>KV cache and recurrent-state bytes in use, from the measured per-token and per-sequence state size.</summary>
+    public long KvBytesUsed { get; init; }
+
+    public long KvBytesTotal { get; init; }
+
+    public int HostCacheEntries { get; init; }
+
+    public long HostCacheBytes { get; init; }
+
+    public long HostCacheCapacityBytes { get; init; }
+
+    /// <summary>Prompt tokens per second over the recent window.</summary>
+    public double PrefillTokensPerSecond { get; init; }
+
+    /// <summary>Generated tokens per second over the recent window (all streams together).</summary>
+    public double DecodeTokensPerSecond { get; init; }
+
+    public long PromptTokensTotal { get; init; }
+
+    /// <summary>Prompt tokens served from cache instead of being prefilled.</summary>
+    public long ReusedPromptTokensTotal { get; init; }
+
+    public long GeneratedTokensTotal { get; init; }
+
+    public long RequestsCompleted { get; init; }
+
+    public long RequestsFailed { get; init; }
+
+    public long RequestsRejected { get; init; }
+
+    public bool Stopping { get; init; }
+}

@@ -1,0 +1,69 @@
+namespace GpuFleet.Worker.Engine;
+
+/// <summary>One generation: a tokenized prompt and how to continue it.</summary>
+public sealed record GenerationRequest
+{
+    public required IReadOnlyList<int> PromptTokens { get; init; }
+
+    public int MaxTokens { get; init; } = 256;
+
+    public SamplingParameters Sampling { get; init; } = new();
+
+    /// <summary>Text sequences that end the generation; they are not included in the output.</summary>
+    public IReadOnlyList<string> StopSequences { get; init; } = [];
+
+    /// <summary>Keep generating past end-of-generation tokens (benchmarks: every stream produces MaxTokens).</summary>
+    public bool IgnoreEndOfGeneration { get; init; }
+}
+
+public enum FinishReason
+{
+    /// <summary>An end-of-generation token or a stop sequence.</summary>
+    Stop,
+    /// <summary>MaxTokens reached, or the end of the slot's context.</summary>
+    Length,
+    /// <summary>The caller cancelled.</summary>
+    Cancelled,
+    /// <summary>The engine failed this request (e.g. llama_decode failed for its batch).</summary>
+    Error,
+}
+
+/// <summary>Token counts and timings of one finished generation.</summary>
+public sealed record GenerationUsage(
+    int PromptTokens,
+    int CachedPromptTokens,
+    int CompletionTokens,
+    TimeSpan QueueTime,
+    TimeSpan TimeToFirstToken,
+    TimeSpan TotalTime);
+
+/// <summary>What a generation stream yields.</summary>
+public abstract record GenerationEvent;
+
+/// <summary>A sampled token and the text it releases (empty while a UTF-8 character or a possible stop sequence is incomplete).</summary>
+public sealed record TokenEvent(int Token, string Text) : GenerationEvent;
+
+/// <summary>The last event: why it ended, usage, and any text still held back.</summary>
+public sealed record CompletionEvent(FinishReason Reason, GenerationUsage Usage, string TrailingText, string? Error = null) : GenerationEvent;
+
+/// <summary>Why a request was refused before any work.</summary>
+public enum RejectionReason
+{
+    /// <summary>The admission queue is full: retry later (HTTP 429 / RESOURCE_EXHAUSTED).</summary>
+    Overloaded,
+    /// <summary>Prompt plus at least one generated token does not fit the slot's context.</summary>
+    PromptTooLong,
+    /// <summary>Bad parameters or tokens.</summary>
+    InvalidRequest,
+    /// <summary>The engine is stopping.</summary>
+    ShuttingDown,
+}
+
+/// <summary>A refusal with a message fit for the client.</summary>
+public sealed record Rejection(RejectionReason Reason, string Message);
+
+/// <summary>The result of <see cref="InferenceEngine.Submit"/>: a stream, or a rejection.</summary>
+public sealed record Admission(GenerationStream? Stream, Rejection? Rejection)
+{
+    public bool Accepted => Stream is not null;
+}

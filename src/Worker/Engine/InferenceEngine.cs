@@ -1,0 +1,179 @@
+using System.Threading.Channels;
+using GpuFleet.Worker.LlamaCpp;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace GpuFleet.Worker.Engine;
+
+/// <summary>
+/// One model, one llama.cpp context with <see cref="EngineOptions.Slots"/> sequence slots, served by one
+/// scheduler thread with continuous batching and prefix-cache reuse. Thread-safe: any thread may submit.
+/// </summary>
+public sealed class InferenceEngine : IAsyncDisposable
+{
+    private readonly LlamaModel _model;
+    private readonly EngineOptions _options;
+    private readonly TimeProvider _time;
+    private readonly AdmissionQueue _queue;
+    private readonly Scheduler _scheduler;
+    private readonly Thread _thread;
+    private long _rejected;
+
+    private InferenceEngine(LlamaModel model, EngineOptions options, ILogger logger, TimeProvider time)
+    {
+        _model = model;
+        _options = options;
+        _time = time;
+        _queue = new AdmissionQueue(options.Slots, options.QueueCapacity);
+        _scheduler = new Scheduler(model, options, _queue, time, logger);
+        _thread = new Thread(_scheduler.Run) { IsBackground = true, Name = "llama-scheduler" };
+    }
+
+    public LlamaModel Model => _model;
+
+    public EngineOptions Options => _options;
+
+    /// <summary>Test hook: make the next decode steps fail while it returns true.</summary>
+    internal Func<bool>? InjectDecodeFailure
+    {
+        get => _scheduler.InjectDecodeFailure;
+        set => _scheduler.InjectDecodeFailure = value;
+    }
+
+    /// <summary>Creates the context on the scheduler thread, warms it up and starts serving.</summary>
+    public static async Task<InferenceEngine> StartAsync(LlamaModel model, EngineOptions options, ILogger? logger = null, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = options.Validate();
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException(string.Join(" ", errors), nameof(options));
+        }
+
+        var engine = new InferenceEngine(model, options, logger ?? NullLogger.Instance, time ?? TimeProvider.System);
+        engine._thread.Start();
+        await engine._scheduler.Started;
+        return engine;
+    }
+
+    /// <summary>
+    /// Validates and queues a request. Never blocks: an invalid, too long or over-capacity request is
+    /// refused at once with a reason. Cancelling <paramref name="cancellationToken"/> ends the generation
+    /// and frees its slot within one decode step.
+    /// </summary>
+    public Admission Submit(GenerationRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var rejection = Validate(request);
+        if (rejection is not null)
+        {
+            Interlocked.Increment(ref _rejected);
+            return new Admission(null, rejection);
+        }
+
+        // Unbounded on purpose: the admission queue bounds the number of requests, and each request's
+        // events are bounded by its max tokens; the scheduler must never block on a slow reader.
+        var output = Channel.CreateUnbounded<GenerationEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var completion = new TaskCompletionSource<CompletionEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var pending = new PendingRequest
+        {
+            Request = request,
+            Prompt = [.. request.PromptTokens],
+            Cancellation = cancellationToken,
+            Output = output,
+            Completion = completion,
+            EnqueuedAt = _time.GetTimestamp(),
+        };
+        pending.WakeOnCancel = cancellationToken.Register(static q => ((AdmissionQueue)q!).Wake(), _queue);
+        if (!_queue.TryEnqueue(pending, out var reason))
+        {
+            pending.WakeOnCancel.Dispose();
+            Interlocked.Increment(ref _rejected);
+            return new Admission(null, reason == RejectionReason.Overloaded
+                ? new Rejection(reason, $"The worker is at capacity ({_options.Slots} running, {_options.QueueCapacity} waiting); retry shortly.")
+                : new Rejection(reason, "The worker is shutting down."));
+        }
+
+        return new Admission(new GenerationStream(output.Reader, completion), null);
+    }
+
+    /// <summary>The current status: slots, queue, memory, host cache, throughput and totals.</summary>
+    public EngineStatus GetStatus()
+    {
+        var (prefill, decode) = _scheduler.Meter.Rates();
+        return _scheduler.Status with
+        {
+            QueueDepth = _queue.Waiting,
+            QueueCapacity = _options.QueueCapacity,
+            HostCacheEntries = _scheduler.Snapshots.Count,
+            HostCacheBytes = _scheduler.Snapshots.Bytes,
+            HostCacheCapacityBytes = _scheduler.Snapshots.CapacityBytes,
+            PrefillTokensPerSecond = prefill,
+            DecodeTokensPerSecond = decode,
+            RequestsRejected = Interlocked.Read(ref _rejected),
+            Stopping = _queue.IsClosed,
+        };
+    }
+
+    /// <summary>
+    /// Stops accepting requests and lets accepted ones finish; when <paramref name="cancellationToken"/>
+    /// fires first, the rest are cancelled. Returns when the scheduler thread has released the context.
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        _queue.Close();
+        using (cancellationToken.Register(_scheduler.Abort))
+        {
+            await _scheduler.Stopped;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _scheduler.Abort();
+        await StopAsync();
+        _queue.Dispose();
+    }
+
+    private Rejection? Validate(GenerationRequest request)
+    {
+        var prompt = request.PromptTokens;
+        if (prompt is null || prompt.Count == 0)
+        {
+            return new Rejection(RejectionReason.InvalidRequest, "The prompt is empty.");
+        }
+
+        var errors = new List<string>(request.Sampling?.Validate() ?? ["sampling parameters are missing."]);
+        if (request.MaxTokens < 1)
+        {
+            errors.Add($"max_tokens must be at least 1, not {request.MaxTokens}.");
+        }
+
+        var vocabulary = _model.VocabularySize;
+        var badToken = prompt.FirstOrDefault(t => t < 0 || t >= vocabulary, -1);
+        if (prompt.Any(t => t < 0 || t >= vocabulary))
+        {
+            errors.Add($"prompt token {badToken} is outside the vocabulary (0..{vocabulary - 1}).");
+        }
+
+        if (request.StopSequences is null || request.StopSequences.Any(string.IsNullOrEmpty))
+        {
+            errors.Add("stop sequences must be non-empty strings.");
+        }
+
+        if (errors.Count > 0)
+        {
+            return new Rejection(RejectionReason.InvalidRequest, string.Join(" ", errors));
+        }
+
+        // At least one generated token must fit after the prompt.
+        if (prompt.Count >= _options.ContextPerSlot)
+        {
+            return new Rejection(RejectionReason.PromptTooLong,
+                $"The prompt has {prompt.Count} tokens, but this worker's context holds {_options.ContextPerSlot} tokens per request (prompt and completion).");
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,109 @@
+namespace GpuFleet.Worker.Engine;
+
+/// <summary>
+/// Host-RAM cache of sequence-state snapshots (llama_state_seq_get_data) keyed by the exact token prefix
+/// they hold, bounded in bytes with least-recently-used eviction. Used where a slot's tail cannot be
+/// trimmed (hybrid qwen35): a request restores the longest snapshot that is a prefix of its prompt.
+/// Owned by the scheduler thread; the counters are read by other threads.
+/// </summary>
+internal sealed class PrefixSnapshotCache
+{
+    private readonly long _capacityBytes;
+    private readonly LinkedList<Entry> _lru = new(); // most recent first
+    private long _bytes;
+    private int _count;
+
+    public PrefixSnapshotCache(long capacityBytes) => _capacityBytes = capacityBytes;
+
+    public long CapacityBytes => _capacityBytes;
+
+    public long Bytes => Volatile.Read(ref _bytes);
+
+    public int Count => Volatile.Read(ref _count);
+
+    public bool Enabled => _capacityBytes > 0;
+
+    /// <summary>True when a snapshot of exactly this prefix is cached (and marks it used).</summary>
+    public bool Contains(ReadOnlySpan<int> prefix)
+    {
+        var hash = Hash(prefix);
+        for (var node = _lru.First; node is not null; node = node.Next)
+        {
+            if (node.Value.Hash == hash && node.Value.Tokens.AsSpan().SequenceEqual(prefix))
+            {
+                Touch(node);
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Adds a snapshot; evicts the least recently used ones to stay within the byte budget.</summary>
+    public void Add(int[] tokens, byte[] state)
+    {
+        if (!Enabled || state.Length > _capacityBytes || tokens.Length == 0 || Contains(tokens))
+        {
+            return;
+        }
+
+        while (_bytes + state.Length > _capacityBytes && _lru.Last is { } oldest)
+        {
+            Remove(oldest);
+        }
+
+        _lru.AddFirst(new Entry(tokens, state, Hash(tokens)));
+        Volatile.Write(ref _bytes, _bytes + state.Length);
+        Volatile.Write(ref _count, _count + 1);
+    }
+
+    /// <summary>The longest cached prefix of <paramref name="prompt"/> no longer than <paramref name="maxLength"/>.</summary>
+    public (int[] Tokens, byte[] State)? FindLongestPrefix(ReadOnlySpan<int> prompt, int maxLength)
+    {
+        LinkedListNode<Entry>? best = null;
+        for (var node = _lru.First; node is not null; node = node.Next)
+        {
+            var tokens = node.Value.Tokens;
+            if (tokens.Length <= maxLength && tokens.Length <= prompt.Length
+                && (best is null || tokens.Length > best.Value.Tokens.Length)
+                && prompt[..tokens.Length].SequenceEqual(tokens))
+            {
+                best = node;
+            }
+        }
+
+        if (best is null)
+        {
+            return null;
+        }
+
+        Touch(best);
+        return (best.Value.Tokens, best.Value.State);
+    }
+
+    private void Touch(LinkedListNode<Entry> node)
+    {
+        _lru.Remove(node);
+        _lru.AddFirst(node);
+    }
+
+    private void Remove(LinkedListNode<Entry> node)
+    {
+        _lru.Remove(node);
+        Volatile.Write(ref _bytes, _bytes - node.Value.State.Length);
+        Volatile.Write(ref _count, _count - 1);
+    }
+
+    private static ulong Hash(ReadOnlySpan<int> tokens)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var t in tokens)
+        {
+            hash = (hash ^ (uint)t) * 1099511628211UL;
+        }
+
+        return hash;
+    }
+
+    private sealed record Entry(int[] Tokens, byte[] State, ulong Hash);
+}

@@ -1,0 +1,564 @@
+using GpuFleet.Worker.LlamaCpp;
+using Microsoft.Extensions.Logging;
+
+namespace GpuFleet.Worker.Engine;
+
+/// <summary>
+/// The single thread that owns the llama.cpp context. Each step builds one batch: the next token of
+/// every decoding request plus prefill chunks of admitted prompts (so a long prompt never stalls the
+/// others), decodes it, samples per request and streams tokens into each request's channel.
+/// </summary>
+internal sealed class Scheduler
+{
+    private const int WarmupTokens = 9;
+
+    private readonly LlamaModel _model;
+    private readonly EngineOptions _options;
+    private readonly AdmissionQueue _queue;
+    private readonly PrefixSnapshotCache _snapshots;
+    private readonly ThroughputMeter _meter;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly List<ActiveGeneration> _active = [];
+    private readonly CancellationTokenSource _abort = new();
+    private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private byte[] _pieceBuffer = new byte[256];
+    private SequenceSlot[] _slots = [];
+    private LlamaContext? _context;
+    private LlamaBatch? _batch;
+    private long _clock;
+    private long _stateBytesPerSequence;
+    private long _stateBytesPerToken;
+    private bool _canTrimTail;
+    private EngineStatus _status = new();
+
+    // Totals, written by the scheduler thread only.
+    private long _promptTokens;
+    private long _reusedTokens;
+    private long _generatedTokens;
+    private long _completed;
+    private long _failed;
+
+    public Scheduler(LlamaModel model, EngineOptions options, AdmissionQueue queue, TimeProvider time, ILogger logger)
+    {
+        _model = model;
+        _options = options;
+        _queue = queue;
+        _time = time;
+        _logger = logger;
+        _meter = new ThroughputMeter(time, TimeSpan.FromSeconds(10));
+        // Snapshots are how hybrid/recurrent models reuse prefixes; plain attention trims its KV instead.
+        _snapshots = new PrefixSnapshotCache(model.IsHybrid || model.IsRecurrent ? options.HostCacheBytes : 0);
+    }
+
+    /// <summary>Completes when the context is created and measured (or faults if that failed).</summary>
+    public Task Started => _started.Task;
+
+    public Task Stopped => _stopped.Task;
+
+    /// <summary>Test hook: when it returns true, the next decode is treated as failed.</summary>
+    public Func<bool>? InjectDecodeFailure { get; set; }
+
+    public EngineStatus Status => Volatile.Read(ref _status);
+
+    public PrefixSnapshotCache Snapshots => _snapshots;
+
+    public ThroughputMeter Meter => _meter;
+
+    public void Abort() => _abort.Cancel();
+
+    public void Run()
+    {
+        try
+        {
+            Initialize();
+            _started.SetResult();
+        }
+#pragma warning disable CA1031 // Reported to the starter through the task.
+        catch (Exception ex)
+        {
+            _started.SetException(ex);
+            _stopped.SetResult();
+            return;
+        }
+#pragma warning restore CA1031
+
+        try
+        {
+            Loop();
+        }
+        finally
+        {
+            var aborted = _active.Count;
+            foreach (var active in _active.ToList())
+            {
+                Finish(active, FinishReason.Cancelled, "The engine stopped.");
+            }
+
+            while (_queue.TryDequeue() is { } pending)
+            {
+                aborted++;
+                CompleteWithoutWork(pending, FinishReason.Cancelled, "The engine stopped.");
+            }
+
+            _batch?.Dispose();
+            _context?.Dispose();
+            EngineLog.EngineStopped(_logger, _completed, aborted);
+            _stopped.SetResult();
+        }
+    }
+
+    private void Initialize()
+    {
+        var threads = _options.Threads > 0 ? _options.Threads : Environment.ProcessorCount;
+        _context = new LlamaContext(_model, new LlamaContextSettings
+        {
+            Sequences = _options.Slots,
+            ContextPerSequence = _options.ContextPerSlot,
+            BatchSize = _options.BatchSize,
+            Threads = threads,
+            BatchThreads = threads,
+            // No recurrent rollback snapshots: a partial rollback can silently succeed with a wrong state
+            // (probe pitfall D), so tails are never trimmed on hybrid models; snapshots are used instead.
+            RecurrentRollback = 0,
+        });
+        _batch = new LlamaBatch(_options.BatchSize);
+        _slots = Enumerable.Range(0, _options.Slots).Select(i => new SequenceSlot(i)).ToArray();
+
+        // Warm up and measure the state footprint: bytes per sequence (recurrent state) and per token (KV).
+        for (var i = 0; i < WarmupTokens; i++)
+        {
+            _batch.Add(i % _model.VocabularySize, i, 0, i == WarmupTokens - 1);
+            if (i == 0)
+            {
+                Decode();
+                _stateBytesPerSequence = _context.GetSequenceStateSize(0);
+            }
+        }
+
+        Decode();
+        var nine = _context.GetSequenceStateSize(0);
+        _stateBytesPerToken = Math.Max(0, (nine - _stateBytesPerSequence) / (WarmupTokens - 1));
+        _stateBytesPerSequence = Math.Max(0, _stateBytesPerSequence - _stateBytesPerToken);
+        _canTrimTail = _context.TryRemoveTail(0, WarmupTokens - 1);
+        _context.ClearAll();
+
+        EngineLog.EngineStarted(_logger, _options.Slots, _context.ContextPerSequence, _options.BatchSize, _model.Architecture,
+            _canTrimTail ? "KV trim" : _snapshots.Enabled ? "state snapshot" : "no", _stateBytesPerSequence, _stateBytesPerToken);
+        PublishStatus();
+
+        void Decode()
+        {
+            var rc = _context!.Decode(_batch!);
+            if (rc != DecodeResult.Ok)
+            {
+                throw new LlamaNativeException($"The warm-up decode failed with {rc}.");
+            }
+
+            _batch!.Clear();
+        }
+    }
+
+    private void Loop()
+    {
+        while (true)
+        {
+            if (_abort.IsCancellationRequested)
+            {
+                return;
+            }
+
+            foreach (var cancelled in _queue.RemoveCancelled())
+            {
+                CompleteWithoutWork(cancelled, FinishReason.Cancelled, null);
+            }
+
+            Admit();
+            if (_active.Count == 0)
+            {
+                if (_queue.IsClosed && _queue.Waiting == 0)
+                {
+                    return;
+                }
+
+                PublishStatus();
+                _queue.WaitForWork(_abort.Token);
+                continue;
+            }
+
+            try
+            {
+                Step();
+            }
+#pragma warning disable CA1031 // A bug in one step must not take the worker down: fail what ran, go on.
+            catch (Exception ex)
+            {
+                EngineLog.SchedulerError(_logger, ex, _active.Count);
+                foreach (var active in _active.ToList())
+                {
+                    ResetSlot(active.Slot);
+                    Finish(active, FinishReason.Error, "Internal engine error.");
+                }
+            }
+#pragma warning restore CA1031
+
+            PublishStatus();
+        }
+    }
+
+    private void Admit()
+    {
+        while (_slots.Any(s => s.Active is null) && _queue.TryDequeue() is { } pending)
+        {
+            if (pending.Cancellation.IsCancellationRequested)
+            {
+                CompleteWithoutWork(pending, FinishReason.Cancelled, null);
+                continue;
+            }
+
+            var (slot, reused) = AssignSlot(pending.Prompt);
+            var sampling = pending.Request.Sampling;
+            var sampler = LlamaSampler.Create(_model.VocabularySize, sampling.Temperature, sampling.TopP, sampling.TopK, sampling.MinP,
+                sampling.RepetitionPenalty, sampling.PresencePenalty, sampling.FrequencyPenalty, sampling.PenaltyLastN, sampling.Seed);
+            var active = new ActiveGeneration(pending, slot, reused, sampler, _time.GetTimestamp());
+            slot.Active = active;
+            slot.LastUsed = ++_clock;
+            _active.Add(active);
+            _promptTokens += pending.Prompt.Length;
+            _reusedTokens += reused;
+        }
+    }
+
+    /// <summary>
+    /// Picks the free slot that lets the prompt skip the most prefill: a slot whose cached tokens share a
+    /// prefix with it (trimmed to that prefix where the model allows), or a host snapshot restored into
+    /// the least recently used free slot. At least one prompt token is always decoded, for its logits.
+    /// </summary>
+    private (SequenceSlot Slot, int Reused) AssignSlot(int[] prompt)
+    {
+        var context = _context!;
+        var maxReuse = prompt.Length - 1;
+        SequenceSlot? best = null;
+        var bestReuse = 0;
+        foreach (var slot in _slots.Where(s => s.Active is null))
+        {
+            var common = CommonPrefix(slot.Cached, prompt);
+            // Without tail trimming, a slot's state is only usable when all of it is a prefix of the prompt.
+            var reuse = _canTrimTail ? Math.Min(common, maxReuse)
+                : common == slot.Cached.Count && common <= maxReuse ? common : 0;
+            if (best is null || reuse > bestReuse || (reuse == bestReuse && slot.LastUsed < best.LastUsed))
+            {
+                best = slot;
+                bestReuse = reuse;
+            }
+        }
+
+        var chosen = best!;
+        if (_snapshots.Enabled && _snapshots.FindLongestPrefix(prompt, maxReuse) is { } snapshot && snapshot.Tokens.Length > bestReuse)
+        {
+            // Overwrite the least recently used free slot; its own state was snapshotted when its turn ended.
+            chosen = _slots.Where(s => s.Active is null).MinBy(s => s.LastUsed)!;
+            context.ClearSequence(chosen.Sequence);
+            chosen.Cached.Clear();
+            if (context.TrySetSequenceState(chosen.Sequence, snapshot.State))
+            {
+                chosen.Cached.AddRange(snapshot.Tokens);
+                return (chosen, snapshot.Tokens.Length);
+            }
+
+            EngineLog.SnapshotRestoreFailed(_logger, snapshot.Tokens.Length, chosen.Sequence);
+            ResetSlot(chosen);
+            return (chosen, 0);
+        }
+
+        if (bestReuse == chosen.Cached.Count)
+        {
+            return (chosen, bestReuse);
+        }
+
+        if (bestReuse > 0 && context.TryRemoveTail(chosen.Sequence, bestReuse))
+        {
+            chosen.Cached.RemoveRange(bestReuse, chosen.Cached.Count - bestReuse);
+            return (chosen, bestReuse);
+        }
+
+        ResetSlot(chosen);
+        return (chosen, 0);
+    }
+
+    private void Step()
+    {
+        var context = _context!;
+        var batch = _batch!;
+        foreach (var active in _active.ToList())
+        {
+            if (active.Pending.Cancellation.IsCancellationRequested)
+            {
+                Finish(active, FinishReason.Cancelled, null);
+            }
+        }
+
+        if (_active.Count == 0)
+        {
+            return;
+        }
+
+        batch.Clear();
+        var decodeTokens = 0;
+        foreach (var active in _active)
+        {
+            active.TokensInBatch = 0;
+            active.LogitsIndex = -1;
+            active.SnapshotAfterStep = false;
+            if (active.Decoding)
+            {
+                active.LogitsIndex = batch.Add(active.NextToken, active.Slot.Cached.Count, active.Slot.Sequence, wantLogits: true);
+                active.TokensInBatch = 1;
+                decodeTokens++;
+            }
+        }
+
+        var prefillTokens = 0;
+        var budget = batch.Capacity - batch.Count;
+        foreach (var active in _active)
+        {
+            if (active.Decoding || budget == 0)
+            {
+                continue;
+            }
+
+            var (end, snapshotAtEnd) = NextPrefillBoundary(active);
+            var start = active.PrefillPosition;
+            var count = Math.Min(budget, end - start);
+            for (var i = 0; i < count; i++)
+            {
+                var position = start + i;
+                var last = position == active.Prompt.Length - 1;
+                var index = batch.Add(active.Prompt[position], position, active.Slot.Sequence, wantLogits: last);
+                if (last)
+                {
+                    active.LogitsIndex = index;
+                }
+            }
+
+            active.TokensInBatch = count;
+            active.SnapshotAfterStep = snapshotAtEnd && start + count == end;
+            prefillTokens += count;
+            budget -= count;
+        }
+
+        var result = InjectDecodeFailure?.Invoke() == true ? DecodeResult.Failed : context.Decode(batch);
+        if (result != DecodeResult.Ok)
+        {
+            FailBatch(result);
+            return;
+        }
+
+        foreach (var active in _active.ToList())
+        {
+            if (active.TokensInBatch == 0)
+            {
+                continue;
+            }
+
+            if (active.Decoding)
+            {
+                active.Slot.Cached.Add(active.NextToken);
+            }
+            else
+            {
+                active.Slot.Cached.AddRange(active.Prompt.AsSpan(active.PrefillPosition, active.TokensInBatch));
+                active.PrefillPosition += active.TokensInBatch;
+                if (active.SnapshotAfterStep)
+                {
+                    Snapshot(active.Slot);
+                }
+            }
+
+            if (active.LogitsIndex >= 0)
+            {
+                SampleAndEmit(active);
+            }
+        }
+
+        _meter.Record(prefillTokens, decodeTokens);
+    }
+
+    /// <summary>
+    /// Where this step's prefill chunk of a request should stop: the prompt's end, or earlier at a point
+    /// where a snapshot is wanted (the token before the last, so that a repeated or extended prompt can
+    /// restore it and still decode one token; and every SnapshotInterval tokens).
+    /// </summary>
+    private (int End, bool Snapshot) NextPrefillBoundary(ActiveGeneration active)
+    {
+        var length = active.Prompt.Length;
+        var position = active.PrefillPosition;
+        if (!_snapshots.Enabled || position >= length - 1)
+        {
+            return (length, false);
+        }
+
+        var end = length - 1;
+        if (_options.SnapshotInterval > 0)
+        {
+            var next = ((position / _options.SnapshotInterval) + 1) * _options.SnapshotInterval;
+            end = Math.Min(end, next);
+        }
+
+        return (end, true);
+    }
+
+    private void SampleAndEmit(ActiveGeneration active)
+    {
+        var token = active.Sampler.Sample(_context!, active.LogitsIndex);
+        if (active.Generated == 0)
+        {
+            active.FirstTokenAt = _time.GetTimestamp();
+        }
+
+        active.Generated++;
+        _generatedTokens++;
+        var request = active.Pending.Request;
+        if (!request.IgnoreEndOfGeneration && _model.IsEndOfGeneration(token))
+        {
+            Finish(active, FinishReason.Stop, null);
+            return;
+        }
+
+        var n = _model.TokenToPiece(token, _pieceBuffer, renderSpecial: false);
+        if (n < 0)
+        {
+            _pieceBuffer = new byte[-n];
+            n = _model.TokenToPiece(token, _pieceBuffer, renderSpecial: false);
+        }
+
+        var text = active.Text.Append(_pieceBuffer.AsSpan(0, Math.Max(n, 0)));
+        active.Pending.Output.Writer.TryWrite(new TokenEvent(token, text));
+        if (active.Text.Stopped)
+        {
+            Finish(active, FinishReason.Stop, null);
+        }
+        else if (active.Generated >= request.MaxTokens || active.Slot.Cached.Count >= _context!.ContextPerSequence)
+        {
+            Finish(active, FinishReason.Length, null);
+        }
+        else
+        {
+            active.Decoding = true;
+            active.NextToken = token;
+        }
+    }
+
+    private void FailBatch(DecodeResult result)
+    {
+        var failed = _active.Where(a => a.TokensInBatch > 0).ToList();
+        EngineLog.DecodeFailed(_logger, result, failed.Count);
+        foreach (var active in failed)
+        {
+            // A failed decode may leave part of the batch in memory: start these sequences afresh.
+            ResetSlot(active.Slot);
+            Finish(active, FinishReason.Error, $"The model failed to decode this request's batch ({result}).");
+        }
+    }
+
+    private void Finish(ActiveGeneration active, FinishReason reason, string? error)
+    {
+        var now = _time.GetTimestamp();
+        var trailing = reason is FinishReason.Stop or FinishReason.Length ? active.Text.Flush() : string.Empty;
+        var usage = new GenerationUsage(
+            active.Prompt.Length,
+            active.Reused,
+            active.Generated,
+            _time.GetElapsedTime(active.Pending.EnqueuedAt, active.AdmittedAt),
+            active.FirstTokenAt == 0 ? TimeSpan.Zero : _time.GetElapsedTime(active.Pending.EnqueuedAt, active.FirstTokenAt),
+            _time.GetElapsedTime(active.Pending.EnqueuedAt, now));
+        _active.Remove(active);
+        active.Slot.Active = null;
+        active.Slot.LastUsed = ++_clock;
+        active.Sampler.Dispose();
+        if (reason == FinishReason.Error)
+        {
+            _failed++;
+        }
+        else
+        {
+            _completed++;
+            // End of a turn is the prefix the next turn of a conversation extends.
+            Snapshot(active.Slot);
+        }
+
+        Complete(active.Pending, new CompletionEvent(reason, usage, trailing, error));
+    }
+
+    private void CompleteWithoutWork(PendingRequest pending, FinishReason reason, string? error)
+    {
+        var elapsed = _time.GetElapsedTime(pending.EnqueuedAt);
+        Complete(pending, new CompletionEvent(reason, new GenerationUsage(pending.Prompt.Length, 0, 0, elapsed, TimeSpan.Zero, elapsed), string.Empty, error));
+    }
+
+    private void Complete(PendingRequest pending, CompletionEvent completion)
+    {
+        pending.WakeOnCancel.Dispose();
+        pending.Output.Writer.TryWrite(completion);
+        pending.Output.Writer.TryComplete();
+        pending.Completion.TrySetResult(completion);
+        _queue.Release();
+    }
+
+    private void Snapshot(SequenceSlot slot)
+    {
+        if (!_snapshots.Enabled || slot.Cached.Count == 0)
+        {
+            return;
+        }
+
+        var tokens = slot.Cached.ToArray();
+        if (!_snapshots.Contains(tokens))
+        {
+            _snapshots.Add(tokens, _context!.GetSequenceState(slot.Sequence));
+        }
+    }
+
+    private void ResetSlot(SequenceSlot slot)
+    {
+        _context!.ClearSequence(slot.Sequence);
+        slot.Cached.Clear();
+    }
+
+    private void PublishStatus()
+    {
+        var running = _slots.Count(s => s.Active is not null);
+        var kvTokens = _slots.Sum(s => (long)s.Cached.Count);
+        var sequencesInUse = _slots.Count(s => s.Cached.Count > 0);
+        var contextSize = _context?.ContextSize ?? 0;
+        Volatile.Write(ref _status, new EngineStatus
+        {
+            RunningSlots = running,
+            FreeSlots = _slots.Length - running,
+            TotalSlots = _slots.Length,
+            ContextPerSlot = _context?.ContextPerSequence ?? 0,
+            KvTokensUsed = kvTokens,
+            KvTokensTotal = contextSize,
+            KvBytesUsed = (sequencesInUse * _stateBytesPerSequence) + (kvTokens * _stateBytesPerToken),
+            KvBytesTotal = (_slots.Length * _stateBytesPerSequence) + (contextSize * _stateBytesPerToken),
+            PromptTokensTotal = _promptTokens,
+            ReusedPromptTokensTotal = _reusedTokens,
+            GeneratedTokensTotal = _generatedTokens,
+            RequestsCompleted = _completed,
+            RequestsFailed = _failed,
+        });
+    }
+
+    private static int CommonPrefix(List<int> cached, int[] prompt)
+    {
+        var n = Math.Min(cached.Count, prompt.Length);
+        var i = 0;
+        while (i < n && cached[i] == prompt[i])
+        {
+            i++;
+        }
+
+        return i;
+    }
+}

@@ -1,0 +1,68 @@
+using GpuFleet.Worker.LlamaCpp.Native;
+
+namespace GpuFleet.Worker.LlamaCpp;
+
+/// <summary>A llama.cpp sampler chain; it remembers accepted tokens (for penalties) and its random state.</summary>
+public sealed class LlamaSampler : IDisposable
+{
+    private const uint RandomSeed = 0xFFFFFFFF; // LLAMA_DEFAULT_SEED: llama.cpp picks one
+
+    private readonly SafeLlamaSamplerHandle _chain;
+
+    private LlamaSampler(SafeLlamaSamplerHandle chain) => _chain = chain;
+
+    /// <summary>Builds penalties -> top-k -> top-p -> min-p -> temperature -> draw, or greedy when temperature is 0.</summary>
+    public static LlamaSampler Create(
+        int vocabularySize, float temperature, float topP, int topK, float minP,
+        float repetitionPenalty, float presencePenalty, float frequencyPenalty, int penaltyLastN, uint? seed)
+    {
+        var chainParams = LlamaNative.SamplerChainDefaultParams();
+        chainParams.NoPerf = 1;
+        var chain = new SafeLlamaSamplerHandle(LlamaNative.SamplerChainInit(chainParams));
+        if (chain.IsInvalid)
+        {
+            throw new LlamaNativeException("llama_sampler_chain_init failed.");
+        }
+
+        var handle = chain.DangerousGetHandle();
+        // The chain takes ownership of each sampler added to it.
+        if (repetitionPenalty != 1.0f || presencePenalty != 0f || frequencyPenalty != 0f)
+        {
+            LlamaNative.SamplerChainAdd(handle, LlamaNative.SamplerInitPenalties(penaltyLastN, repetitionPenalty, frequencyPenalty, presencePenalty));
+        }
+
+        if (temperature <= 0f)
+        {
+            LlamaNative.SamplerChainAdd(handle, LlamaNative.SamplerInitGreedy());
+            return new LlamaSampler(chain);
+        }
+
+        if (topK > 0)
+        {
+            LlamaNative.SamplerChainAdd(handle, LlamaNative.SamplerInitTopK(Math.Min(topK, vocabularySize)));
+        }
+
+        if (topP < 1.0f)
+        {
+            LlamaNative.SamplerChainAdd(handle, LlamaNative.SamplerInitTopP(topP, 1));
+        }
+
+        if (minP > 0f)
+        {
+            LlamaNative.SamplerChainAdd(handle, LlamaNative.SamplerInitMinP(minP, 1));
+        }
+
+        LlamaNative.SamplerChainAdd(handle, LlamaNative.SamplerInitTemp(temperature));
+        LlamaNative.SamplerChainAdd(handle, LlamaNative.SamplerInitDist(seed ?? RandomSeed));
+        return new LlamaSampler(chain);
+    }
+
+    /// <summary>Samples from the logits of batch index <paramref name="batchIndex"/> and accepts the token.</summary>
+    public int Sample(LlamaContext context, int batchIndex)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return LlamaNative.SamplerSample(_chain.DangerousGetHandle(), context.NativeHandle, batchIndex);
+    }
+
+    public void Dispose() => _chain.Dispose();
+}
