@@ -10,6 +10,7 @@
 import path from "node:path";
 import fs from "node:fs";
 import crypto from "node:crypto";
+import os from "node:os";
 import { parseArgs } from "node:util";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 
@@ -70,7 +71,7 @@ function parseCli() {
 }
 
 // Exactly `n` token ids per stream. Streams differ only in a short suffix so every stream does identical
-// work, yet no two prompts are the same (the C# engine may share prefixes; equal prompts would flatter it).
+// work, yet no two prompts are identical (identical prompts would let a prefix-sharing engine skip work).
 function buildPrompt(model, n, streamIndex) {
     const suffix = model.tokenize(` [stream ${streamIndex}]`);
     const need = Math.max(0, n - suffix.length);
@@ -95,13 +96,16 @@ const nowS = () => Number(process.hrtime.bigint()) / 1e9;
 // Decode  = evaluate([lastPromptToken]) and keep sampling: each of the N steps feeds one token per sequence
 // and yields one token, so N decode steps produce exactly N tokens; the last yielded token is never fed back,
 // matching a server that stops after N tokens.
-async function runOnce(model, sequences, prompts, nTokens) {
+async function runOnce(model, sequences, prompts, nTokens, decodeCalls) {
     await Promise.all(sequences.map((seq) => seq.clearHistory()));
+    decodeCalls.prefill = decodeCalls.decode = 0;
+    decodeCalls.phase = "prefill";
 
     const t0 = nowS();
     await Promise.all(sequences.map((seq, i) =>
         prompts[i].length > 1 ? seq.evaluateWithoutGeneratingNewTokens(prompts[i].slice(0, -1)) : undefined));
     const t1 = nowS();
+    decodeCalls.phase = "decode";
 
     let eogSeen = 0;
     let firstTokenAt = Infinity;
@@ -114,7 +118,7 @@ async function runOnce(model, sequences, prompts, nTokens) {
             if (out.length === 0) firstTokenAt = Math.min(firstTokenAt, nowS());
             if (model.isEogToken(token)) eogSeen++;
             out.push(token);
-            if (out.length >= nTokens) break; // `break` runs the generator's finally, which releases the sequence
+            if (out.length >= nTokens) break; // `break` runs the generator's finally, which frees its sampler
         }
         return out;
     }));
@@ -123,7 +127,10 @@ async function runOnce(model, sequences, prompts, nTokens) {
     outputs.forEach((out, i) => {
         if (out.length !== nTokens) throw new Error(`stream ${i} produced ${out.length} tokens, wanted ${nTokens}`);
     });
-    return { prefillS: t1 - t0, decodeS: t2 - t1, totalS: t2 - t0, ttftS: firstTokenAt - t0, eogSeen, outputs };
+    return {
+        prefillS: t1 - t0, decodeS: t2 - t1, totalS: t2 - t0, ttftS: firstTokenAt - t0, eogSeen, outputs,
+        prefillCalls: decodeCalls.prefill, decodeCalls: decodeCalls.decode
+    };
 }
 
 async function benchStreams(llama, model, opts, S) {
@@ -138,13 +145,15 @@ async function benchStreams(llama, model, opts, S) {
     });
     try {
         // Hybrid/recurrent models (qwen35) make node-llama-cpp take state checkpoints every `interval` tokens;
-        // the C# engine does not do that during plain decode, so keep it out of the measurement.
+        // a plain decode loop does no such state copies, so keep them out of the measurement.
         const sequences = Array.from({ length: S }, () => context.getSequence({ checkpoints: { interval: false } }));
         const prompts = sequences.map((_, i) => buildPrompt(model, opts.promptTokens, i));
+        const decodeCalls = countDecodeCalls(context);
 
-        await runOnce(model, sequences, prompts, opts.tokens); // warm-up: first-touch allocations, graph reserve
+        // warm-up: first-touch allocations, graph reserve, JIT
+        await runOnce(model, sequences, prompts, opts.tokens, decodeCalls);
         const runs = [];
-        for (let r = 0; r < opts.runs; r++) runs.push(await runOnce(model, sequences, prompts, opts.tokens));
+        for (let r = 0; r < opts.runs; r++) runs.push(await runOnce(model, sequences, prompts, opts.tokens, decodeCalls));
 
         const prefillS = median(runs.map((r) => r.prefillS));
         const decodeS = median(runs.map((r) => r.decodeS));
@@ -165,7 +174,11 @@ async function benchStreams(llama, model, opts, S) {
             runs_decode_s: runs.map((r) => round(r.decodeS, 6)),
             flash_attention: context.flashAttention,
             eog_tokens_generated: last.eogSeen,
-            // Greedy output fingerprint, to cross-check token-for-token against the C# engine on the same prompts.
+            // llama_decode calls per run: decode ~= tokens_per_stream means all S streams shared every batch.
+            llama_decode_calls: { prefill: last.prefillCalls, decode: last.decodeCalls },
+            // Greedy output fingerprint for cross-checking against the C# engine on the same prompts. With random-weight
+            // test models near-tied logits can flip when streams are grouped into batches differently, so treat a
+            // mismatch as a hint rather than a failure.
             stream0_head: last.outputs[0].slice(0, 8),
             outputs_sha256: crypto.createHash("sha256").update(JSON.stringify(last.outputs)).digest("hex").slice(0, 16)
         };
@@ -177,6 +190,28 @@ async function benchStreams(llama, model, opts, S) {
     }
 }
 
+// Counts native llama_decode calls by wrapping node-llama-cpp's internal addon context (private API, 3.22.1).
+// It is the only way to prove the S concurrent streams really were merged into shared batches.
+function countDecodeCalls(context) {
+    const counter = { phase: "prefill", prefill: 0, decode: 0 };
+    const ctx = context._ctx;
+    if (typeof ctx?.decodeBatch !== "function") {
+        log("warning: cannot count llama_decode calls (node-llama-cpp internals changed)");
+        counter.prefill = counter.decode = null;
+        return counter;
+    }
+    const original = ctx.decodeBatch.bind(ctx);
+    // The addon's methods are non-writable prototype properties, so shadow it on the instance instead.
+    Object.defineProperty(ctx, "decodeBatch", {
+        configurable: true,
+        value: (...args) => {
+            counter[counter.phase]++;
+            return original(...args);
+        }
+    });
+    return counter;
+}
+
 function round(x, digits = 2) {
     const f = 10 ** digits;
     return Math.round(x * f) / f;
@@ -184,6 +219,12 @@ function round(x, digits = 2) {
 
 async function main() {
     const opts = parseCli();
+    const cpus = os.availableParallelism();
+    // ggml's CPU threads spin at barriers; node-llama-cpp runs llama_decode on a libuv worker while the JS
+    // thread, sampling workers and V8 helpers also want a core. With threads >= cores one preempted ggml thread
+    // stalls the others for a whole scheduler slice (measured: 2 threads on 2 vCPUs, ~12 ms/step vs ~0.3 ms).
+    if (opts.threads >= cpus)
+        log(`warning: --threads ${opts.threads} >= ${cpus} CPUs; decode timings will be dominated by barrier stalls`);
     const llama = await getLlama({
         gpu: false,
         build: "never",        // use the prebuilt @node-llama-cpp/linux-x64 binaries; never compile
@@ -198,7 +239,7 @@ async function main() {
 
     const model = await llama.loadModel({ modelPath: opts.modelPath, gpuLayers: 0 });
     log(`model ${path.basename(opts.modelPath)}: arch ${model.fileInfo.metadata.general?.architecture}, ` +
-        `hybrid=${model.fileInsights.isHybrid}, vocab ${model.tokens.vocabularyType}`);
+        `hybrid=${model.fileInsights.isHybrid}, vocab ${model.vocabularyType}, type ${model.typeDescription}`);
 
     const results = [];
     try {
@@ -214,6 +255,7 @@ async function main() {
         llama_cpp_release: llama.llamaCppRelease.release,
         model: path.basename(opts.modelPath),
         threads: opts.threads,
+        cpus,
         ctx_per_seq: opts.ctxPerSeq,
         batch_size: BATCH_SIZE,
         runs: opts.runs,

@@ -21,6 +21,13 @@ public sealed class EngineOptions
     public int QueueCapacity { get; set; } = 64;
 
     /// <summary>
+    /// Reuse cached prompt prefixes (slot KV and host snapshots). Greedy output is the same either way; a
+    /// seeded sampled output can differ in rare tokens, because reused KV was computed in another batch
+    /// shape and llama.cpp's kernels are not bit-identical across batch shapes. Off = reproducible sampling.
+    /// </summary>
+    public bool PrefixReuse { get; set; } = true;
+
+    /// <summary>
     /// Host-RAM budget for sequence-state snapshots (prefix reuse on hybrid/recurrent models such as qwen35,
     /// whose slots cannot be trimmed). 0 disables snapshots.
     /// </summary>

@@ -41,7 +41,11 @@ public sealed record GenerationUsage(
 public abstract record GenerationEvent;
 
 /// <summary>A sampled token and the text it releases (empty while a UTF-8 character or a possible stop sequence is incomplete).</summary>
-public sealed record TokenEvent(int Token, string Text) : GenerationEvent;
+public sealed record TokenEvent(int Token, string Text) : GenerationEvent
+{
+    /// <summary>The scheduler step that produced this token (orders tokens across streams, for diagnostics and tests).</summary>
+    internal long Step { get; init; }
+}
 
 /// <summary>The last event: why it ended, usage, and any text still held back.</summary>
 public sealed record CompletionEvent(FinishReason Reason, GenerationUsage Usage, string TrailingText, string? Error = null) : GenerationEvent;

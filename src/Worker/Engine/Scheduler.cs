@@ -28,6 +28,7 @@ internal sealed class Scheduler
     private LlamaContext? _context;
     private LlamaBatch? _batch;
     private long _clock;
+    private long _step;
     private long _stateBytesPerSequence;
     private long _stateBytesPerToken;
     private bool _canTrimTail;
@@ -49,7 +50,7 @@ internal sealed class Scheduler
         _logger = logger;
         _meter = new ThroughputMeter(time, TimeSpan.FromSeconds(10));
         // Snapshots are how hybrid/recurrent models reuse prefixes; plain attention trims its KV instead.
-        _snapshots = new PrefixSnapshotCache(model.IsHybrid || model.IsRecurrent ? options.HostCacheBytes : 0);
+        _snapshots = new PrefixSnapshotCache(options.PrefixReuse && (model.IsHybrid || model.IsRecurrent) ? options.HostCacheBytes : 0);
     }
 
     /// <summary>Completes when the context is created and measured (or faults if that failed).</summary>
@@ -238,7 +239,7 @@ internal sealed class Scheduler
     private (SequenceSlot Slot, int Reused) AssignSlot(int[] prompt)
     {
         var context = _context!;
-        var maxReuse = prompt.Length - 1;
+        var maxReuse = _options.PrefixReuse ? prompt.Length - 1 : 0;
         SequenceSlot? best = null;
         var bestReuse = 0;
         foreach (var slot in _slots.Where(s => s.Active is null))
@@ -348,6 +349,7 @@ internal sealed class Scheduler
             budget -= count;
         }
 
+        _step++;
         var result = InjectDecodeFailure?.Invoke() == true ? DecodeResult.Failed : context.Decode(batch);
         if (result != DecodeResult.Ok)
         {
@@ -434,7 +436,7 @@ internal sealed class Scheduler
         }
 
         var text = active.Text.Append(_pieceBuffer.AsSpan(0, Math.Max(n, 0)));
-        active.Pending.Output.Writer.TryWrite(new TokenEvent(token, text));
+        active.Pending.Output.Writer.TryWrite(new TokenEvent(token, text) { Step = _step });
         if (active.Text.Stopped)
         {
             Finish(active, FinishReason.Stop, null);
@@ -488,6 +490,8 @@ internal sealed class Scheduler
             Snapshot(active.Slot);
         }
 
+        // Published before the caller sees the completion, so a status read after it is up to date.
+        PublishStatus();
         Complete(active.Pending, new CompletionEvent(reason, usage, trailing, error));
     }
 

@@ -23,8 +23,9 @@ internal sealed record TensorDeclaration(string Name, long[] Shape, GgmlType Typ
 /// <summary>Hyper-parameters and the exact tensor list llama.cpp creates for an architecture.</summary>
 /// <remarks>
 /// Every tensor the loader creates must be declared (probe pitfall A: an undeclared optional tensor is
-/// skipped, and for qwen35 a missing one crashed context creation). output.weight is left out on purpose:
-/// it is then tied to token_embd.
+/// skipped, and for qwen35 a missing one crashed context creation). output.weight is declared rather than
+/// tied to token_embd: with tied random embeddings a model mostly predicts its own last input token, and
+/// greedy output collapses into one repeated token, which would make output comparisons meaningless.
 /// </remarks>
 internal sealed record DemoModelSpec(
     string ArchitectureName,
@@ -143,6 +144,7 @@ internal sealed record DemoModelSpec(
     [
         new("token_embd.weight", [embedding, vocab], GgmlType.F16),
         new("output_norm.weight", [embedding], GgmlType.F32),
+        new("output.weight", [embedding, vocab], GgmlType.F16),
     ];
 
     private static TensorDeclaration[] FeedForwardTensors(string prefix, int embedding, int feedForward) =>

@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using GpuFleet.Testing;
+
+namespace GpuFleet.Worker.Tests.Cli;
+
+/// <summary>The worker, run as a real process, reports its backend or fails clearly when the libraries are missing.</summary>
+[Collection(LlamaCollection.Name)]
+public sealed class NativeLoadingTests
+{
+    [Fact]
+    public async Task Info_reports_the_cpu_backend_and_device()
+    {
+        var (exit, output, error) = await RunWorkerAsync("info");
+
+        Assert.True(exit == 0, error);
+        Assert.Contains("backends: CPU", output, StringComparison.Ordinal);
+        Assert.Contains("device: CPU (CPU)", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Missing_native_folder_fails_with_a_clear_message()
+    {
+        var (exit, _, error) = await RunWorkerAsync("info", "--native-dir", "/nonexistent/llama");
+
+        Assert.Equal(1, exit);
+        Assert.Contains("does not exist", error, StringComparison.Ordinal);
+        Assert.Contains("fetch-natives.sh", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Folder_without_the_libraries_fails_with_a_clear_message()
+    {
+        var empty = Directory.CreateTempSubdirectory("gpufleet-empty-natives-").FullName;
+        try
+        {
+            var (exit, _, error) = await RunWorkerAsync("info", "--native-dir", empty);
+
+            Assert.Equal(1, exit);
+            Assert.Contains("native libraries are missing", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(empty, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Unknown_architecture_is_refused_with_usage_exit_code()
+    {
+        var (exit, _, error) = await RunWorkerAsync("demo-model", "/tmp/x.gguf", "--arch", "llama9");
+
+        Assert.Equal(2, exit);
+        Assert.Contains("--arch must be one of qwen3, qwen35", error, StringComparison.Ordinal);
+    }
+
+    private static async Task<(int Exit, string Output, string Error)> RunWorkerAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "GpuFleet.Worker.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync(TestTimeouts.Token());
+        return (process.ExitCode, await output, await error);
+    }
+}
