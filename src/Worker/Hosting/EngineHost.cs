@@ -1,0 +1,75 @@
+using GpuFleet.Worker.Engine;
+using GpuFleet.Worker.LlamaCpp;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace GpuFleet.Worker.Hosting;
+
+/// <summary>
+/// Owns the worker's llama.cpp lifetime: loads the libraries and the model at start, runs the engine,
+/// and on shutdown lets accepted requests finish within the host's shutdown timeout.
+/// </summary>
+public sealed class EngineHost : IHostedService, IAsyncDisposable
+{
+    // Read in StartAsync, not here: the host builds its hosted services before it validates options, and
+    // validation must report every problem at once instead of failing in this constructor.
+    private readonly IOptions<WorkerOptions> _worker;
+    private readonly IOptions<EngineOptions> _engineOptions;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger<EngineHost> _logger;
+    private readonly TimeProvider _time;
+    private LlamaModel? _model;
+    private InferenceEngine? _engine;
+
+    public EngineHost(IOptions<WorkerOptions> worker, IOptions<EngineOptions> engine, ILoggerFactory loggerFactory, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(worker);
+        ArgumentNullException.ThrowIfNull(engine);
+        _worker = worker;
+        _engineOptions = engine;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger<EngineHost>();
+        _time = time;
+    }
+
+    /// <summary>The running engine; available once the host has started.</summary>
+    public InferenceEngine Engine => _engine ?? throw new InvalidOperationException("The engine has not started yet.");
+
+    public LlamaBackendInfo? Backend { get; private set; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var worker = _worker.Value;
+        Backend = LlamaBackend.Initialize(worker.NativeDirectory, _loggerFactory);
+        WorkerLog.BackendLoaded(_logger, Backend.Directory, string.Join(", ", Backend.Backends),
+            string.Join(", ", Backend.Devices.Select(d => $"{d.Name} ({d.Type}, {d.TotalBytes >> 20} MiB)")));
+        if (worker.GpuLayers != 0 && !Backend.HasGpu)
+        {
+            WorkerLog.NoGpuForOffload(_logger, worker.GpuLayers);
+        }
+
+        _model = LlamaModel.Load(worker.ModelPath!, worker.GpuLayers);
+        WorkerLog.ModelLoaded(_logger, _model.Name, _model.Architecture, _model.ParameterCount, _model.SizeBytes);
+        _engine = await InferenceEngine.StartAsync(_model, _engineOptions.Value, _loggerFactory.CreateLogger<InferenceEngine>(), _time)
+            .WaitAsync(cancellationToken);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_engine is not null)
+        {
+            await _engine.StopAsync(cancellationToken);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_engine is not null)
+        {
+            await _engine.DisposeAsync();
+        }
+
+        _model?.Dispose();
+    }
+}

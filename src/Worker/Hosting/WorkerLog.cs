@@ -1,0 +1,19 @@
+using Microsoft.Extensions.Logging;
+
+namespace GpuFleet.Worker.Hosting;
+
+/// <summary>Worker lifecycle log messages.</summary>
+internal static partial class WorkerLog
+{
+    [LoggerMessage(EventId = 1, EventName = "BackendLoaded", Level = LogLevel.Information,
+        Message = "llama.cpp loaded from {Directory}: backends {Backends}; devices {Devices}")]
+    public static partial void BackendLoaded(ILogger logger, string directory, string backends, string devices);
+
+    [LoggerMessage(EventId = 2, EventName = "ModelLoaded", Level = LogLevel.Information,
+        Message = "Model {Name} loaded: architecture {Architecture}, {Parameters} parameters, {Bytes} bytes")]
+    public static partial void ModelLoaded(ILogger logger, string name, string architecture, long parameters, long bytes);
+
+    [LoggerMessage(EventId = 3, EventName = "NoGpuForOffload", Level = LogLevel.Warning,
+        Message = "Worker:GpuLayers is {GpuLayers} but no GPU backend registered; the model runs on the CPU")]
+    public static partial void NoGpuForOffload(ILogger logger, int gpuLayers);
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything the tests need and runs every test.
+#   ./test.sh                 all tests
+#   ./test.sh --filter X      passes extra arguments to dotnet test
+# Ends with one line: "tests: N passed, N failed" (summed from the TRX result files).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+root="$(pwd)"
+
+# System packages the build and tests use (openssl checks the fetched natives, node/npm fetch them).
+missing=()
+command -v openssl >/dev/null || missing+=(openssl)
+command -v npm >/dev/null || missing+=(nodejs npm)
+if ((${#missing[@]})); then
+  echo "test.sh: installing ${missing[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The pinned llama.cpp libraries (CPU), fetched from npm and verified against natives/natives.lock.
+scripts/fetch-natives.sh cpu
+
+results="$root/artifacts/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+
+dotnet build GpuFleet.sln -c Release --nologo -v quiet
+status=0
+dotnet test GpuFleet.sln -c Release --no-build --nologo \
+  --logger "trx" --results-directory "$results" "$@" || status=$?
+
+passed=0
+failed=0
+skipped=0
+shopt -s nullglob
+for trx in "$results"/*.trx; do
+  counters="$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)"
+  value() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$counters"; }
+  passed=$((passed + $(value passed)))
+  failed=$((failed + $(value failed)))
+  skipped=$((skipped + $(value notExecuted)))
+done
+if ((status != 0 && failed == 0)); then
+  # The test run itself failed (crash, build problem): never report that as green.
+  failed=1
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit "$status"
