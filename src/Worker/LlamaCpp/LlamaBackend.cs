@@ -60,6 +60,7 @@ public static unsafe class LlamaBackend
                     "or point LlamaCpp:NativeDirectory at a folder holding the pinned libraries.");
             }
 
+            CheckRelease(directory);
             NativeLibraryResolver.Load(directory);
 
             // Route logs before anything prints; the callbacks are static and never throw into native code.
@@ -97,6 +98,38 @@ public static unsafe class LlamaBackend
 
             _info = new LlamaBackendInfo(directory, backends, devices, Utf8(LlamaNative.PrintSystemInfo()).Trim());
             return _info;
+        }
+    }
+
+    /// <summary>The llama.cpp release the bindings mirror; other releases may lay their structs out differently.</summary>
+    public const string ExpectedRelease = "v0.5.0";
+
+    // The npm packages record the llama.cpp release they were built from; a folder without that file
+    // (a self-built library) is still checked by the exports NativeLibraryResolver requires.
+    private static void CheckRelease(string directory)
+    {
+        var metadata = Path.Combine(directory, "_nlcBuildMetadata.json");
+        if (!File.Exists(metadata))
+        {
+            return;
+        }
+
+        string? release;
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(metadata));
+            release = json.RootElement.GetProperty("buildOptions").GetProperty("llamaCpp").GetProperty("release").GetString();
+        }
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new LlamaNativeException($"'{metadata}' is not valid build metadata; re-fetch the libraries with scripts/fetch-natives.sh.", ex);
+        }
+
+        if (!string.Equals(release, ExpectedRelease, StringComparison.Ordinal))
+        {
+            throw new LlamaNativeException(
+                $"The libraries in '{directory}' are llama.cpp {release}, but this worker's bindings mirror {ExpectedRelease}; " +
+                "run scripts/fetch-natives.sh to get the pinned build.");
         }
     }
 

@@ -45,6 +45,31 @@ public sealed class NativeLoadingTests
     }
 
     [Fact]
+    public async Task Libraries_of_another_llama_cpp_release_are_refused_before_loading()
+    {
+        var folder = Directory.CreateTempSubdirectory("gpufleet-other-release-").FullName;
+        try
+        {
+            foreach (var library in Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "llama-native"), "*.so"))
+            {
+                File.CreateSymbolicLink(Path.Combine(folder, Path.GetFileName(library)), library);
+            }
+
+            File.WriteAllText(Path.Combine(folder, "_nlcBuildMetadata.json"),
+                """{"buildOptions":{"llamaCpp":{"repo":"ggml-org/llama.cpp","release":"v0.4.0"}}}""");
+            var (exit, _, error) = await RunWorkerAsync("info", "--native-dir", folder);
+
+            Assert.Equal(1, exit);
+            Assert.Contains("llama.cpp v0.4.0", error, StringComparison.Ordinal);
+            Assert.Contains("mirror v0.5.0", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Unknown_architecture_is_refused_with_usage_exit_code()
     {
         var (exit, _, error) = await RunWorkerAsync("demo-model", "/tmp/x.gguf", "--arch", "llama9");
