@@ -12,6 +12,9 @@ public sealed record GenerationRequest
     /// <summary>Text sequences that end the generation; they are not included in the output.</summary>
     public IReadOnlyList<string> StopSequences { get; init; } = [];
 
+    /// <summary>A GBNF grammar (start rule <c>root</c>) the output must follow, e.g. to force a tool call.</summary>
+    public string? Grammar { get; init; }
+
     /// <summary>Keep generating past end-of-generation tokens (benchmarks: every stream produces MaxTokens).</summary>
     public bool IgnoreEndOfGeneration { get; init; }
 }

@@ -72,6 +72,19 @@ public sealed class InferenceEngine : IAsyncDisposable
             return new Admission(null, rejection);
         }
 
+        LlamaSampler sampler;
+        try
+        {
+            var sampling = request.Sampling;
+            sampler = LlamaSampler.Create(_model, sampling.Temperature, sampling.TopP, sampling.TopK, sampling.MinP,
+                sampling.RepetitionPenalty, sampling.PresencePenalty, sampling.FrequencyPenalty, sampling.PenaltyLastN, sampling.Seed, request.Grammar);
+        }
+        catch (ArgumentException ex)
+        {
+            Interlocked.Increment(ref _rejected);
+            return new Admission(null, new Rejection(RejectionReason.InvalidRequest, ex.Message));
+        }
+
         // Unbounded on purpose: the admission queue bounds the number of requests, and each request's
         // events are bounded by its max tokens; the scheduler must never block on a slow reader.
         var output = Channel.CreateUnbounded<GenerationEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -84,11 +97,13 @@ public sealed class InferenceEngine : IAsyncDisposable
             Output = output,
             Completion = completion,
             EnqueuedAt = _time.GetTimestamp(),
+            Sampler = sampler,
         };
         pending.WakeOnCancel = cancellationToken.Register(static q => ((AdmissionQueue)q!).Wake(), _queue);
         if (!_queue.TryEnqueue(pending, out var reason))
         {
             pending.WakeOnCancel.Dispose();
+            sampler.Dispose();
             Interlocked.Increment(ref _rejected);
             return new Admission(null, reason == RejectionReason.Overloaded
                 ? new Rejection(reason, $"The worker is at capacity ({_options.Slots} running, {_options.QueueCapacity} waiting); retry shortly.")

@@ -219,10 +219,7 @@ internal sealed class Scheduler
             }
 
             var (slot, reused) = AssignSlot(pending.Prompt);
-            var sampling = pending.Request.Sampling;
-            var sampler = LlamaSampler.Create(_model.VocabularySize, sampling.Temperature, sampling.TopP, sampling.TopK, sampling.MinP,
-                sampling.RepetitionPenalty, sampling.PresencePenalty, sampling.FrequencyPenalty, sampling.PenaltyLastN, sampling.Seed);
-            var active = new ActiveGeneration(pending, slot, reused, sampler, _time.GetTimestamp());
+            var active = new ActiveGeneration(pending, slot, reused, _time.GetTimestamp());
             slot.Active = active;
             slot.LastUsed = ++_clock;
             _active.Add(active);
@@ -478,7 +475,6 @@ internal sealed class Scheduler
         _active.Remove(active);
         active.Slot.Active = null;
         active.Slot.LastUsed = ++_clock;
-        active.Sampler.Dispose();
         if (reason == FinishReason.Error)
         {
             _failed++;
@@ -504,6 +500,7 @@ internal sealed class Scheduler
     private void Complete(PendingRequest pending, CompletionEvent completion)
     {
         pending.WakeOnCancel.Dispose();
+        pending.Sampler.Dispose();
         pending.Output.Writer.TryWrite(completion);
         pending.Output.Writer.TryComplete();
         pending.Completion.TrySetResult(completion);

@@ -33,11 +33,14 @@ internal sealed class PendingRequest
 
     public required long EnqueuedAt { get; init; }
 
+    /// <summary>Made on the submitting thread, so a bad grammar is refused at once; used by the scheduler only.</summary>
+    public required LlamaSampler Sampler { get; init; }
+
     public CancellationTokenRegistration WakeOnCancel { get; set; }
 }
 
 /// <summary>A request that holds a slot: prefilling its prompt, then decoding one token per step.</summary>
-internal sealed class ActiveGeneration(PendingRequest pending, SequenceSlot slot, int reused, LlamaSampler sampler, long admittedAt)
+internal sealed class ActiveGeneration(PendingRequest pending, SequenceSlot slot, int reused, long admittedAt)
 {
     public PendingRequest Pending { get; } = pending;
 
@@ -59,7 +62,7 @@ internal sealed class ActiveGeneration(PendingRequest pending, SequenceSlot slot
 
     public int Generated { get; set; }
 
-    public LlamaSampler Sampler { get; } = sampler;
+    public LlamaSampler Sampler => Pending.Sampler;
 
     public TextAssembler Text { get; } = new(pending.Request.StopSequences);
 

@@ -31,6 +31,8 @@ public sealed unsafe class LlamaModel : IDisposable
 
     internal SafeLlamaModelHandle Handle { get; }
 
+    internal nint Vocabulary => _vocab;
+
     public string Path { get; }
 
     /// <summary>llama.cpp architecture name, e.g. <c>qwen3</c> or <c>qwen35</c>.</summary>

@@ -11,11 +11,16 @@ public sealed class LlamaSampler : IDisposable
 
     private LlamaSampler(SafeLlamaSamplerHandle chain) => _chain = chain;
 
-    /// <summary>Builds penalties -> top-k -> top-p -> min-p -> temperature -> draw, or greedy when temperature is 0.</summary>
+    /// <summary>
+    /// Builds grammar -> penalties -> top-k -> top-p -> min-p -> temperature -> draw, or greedy when
+    /// temperature is 0. Throws <see cref="ArgumentException"/> when the GBNF grammar does not parse.
+    /// </summary>
     public static LlamaSampler Create(
-        int vocabularySize, float temperature, float topP, int topK, float minP,
-        float repetitionPenalty, float presencePenalty, float frequencyPenalty, int penaltyLastN, uint? seed)
+        LlamaModel model, float temperature, float topP, int topK, float minP,
+        float repetitionPenalty, float presencePenalty, float frequencyPenalty, int penaltyLastN, uint? seed, string? grammar = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        var vocabularySize = model.VocabularySize;
         var chainParams = LlamaNative.SamplerChainDefaultParams();
         chainParams.NoPerf = 1;
         var chain = new SafeLlamaSamplerHandle(LlamaNative.SamplerChainInit(chainParams));
@@ -26,6 +31,18 @@ public sealed class LlamaSampler : IDisposable
 
         var handle = chain.DangerousGetHandle();
         // The chain takes ownership of each sampler added to it.
+        if (grammar is not null)
+        {
+            var grammarSampler = LlamaNative.SamplerInitGrammar(model.Vocabulary, grammar, "root");
+            if (grammarSampler == 0)
+            {
+                chain.Dispose();
+                throw new ArgumentException("The grammar could not be parsed (GBNF with a 'root' rule expected).", nameof(grammar));
+            }
+
+            LlamaNative.SamplerChainAdd(handle, grammarSampler);
+        }
+
         if (repetitionPenalty != 1.0f || presencePenalty != 0f || frequencyPenalty != 0f)
         {
             LlamaNative.SamplerChainAdd(handle, LlamaNative.SamplerInitPenalties(penaltyLastN, repetitionPenalty, frequencyPenalty, presencePenalty));

@@ -138,4 +138,41 @@ public sealed class GenerationTests(TestModels models)
         Assert.Equal(64, result.Tokens.Count);
         Assert.Equal(RejectionReason.ShuttingDown, refused.Rejection?.Reason);
     }
+
+    [Theory]
+    [InlineData("qwen3")]
+    [InlineData("qwen35")]
+    public async Task A_grammar_constrains_the_output_and_ends_it(string architecture)
+    {
+        var model = models.Get(TestModels.Parse(architecture));
+        await using var engine = await StartAsync(model);
+        const string Grammar = """
+            root ::= "<tool_call>\n<function=get_weather>\n<parameter=city>\n" city "\n</parameter>\n</function>\n</tool_call>"
+            city ::= [a-z]{3,8}
+            """;
+
+        var result = await engine.RunAsync(new GenerationRequest
+        {
+            PromptTokens = Chat(model, "Weather?"),
+            MaxTokens = 200,
+            Sampling = new SamplingParameters { Temperature = 1.0f, Seed = 5 },
+            Grammar = Grammar,
+        });
+
+        Assert.True(result.Reason == FinishReason.Stop, $"{result.Reason} after {result.Tokens.Count} tokens: {result.Text}");
+        Assert.Matches("^<tool_call>\n<function=get_weather>\n<parameter=city>\n[a-z]{3,8}\n</parameter>\n</function>\n</tool_call>$", result.Text);
+    }
+
+    [Fact]
+    public async Task An_invalid_grammar_is_refused_before_any_work()
+    {
+        var model = models.Get(GpuFleet.Worker.Models.DemoArchitecture.Qwen3);
+        await using var engine = await StartAsync(model);
+
+        var admission = engine.Submit(Greedy(Chat(model, "Hi")) with { Grammar = "root ::= (unclosed" });
+
+        Assert.Equal(RejectionReason.InvalidRequest, admission.Rejection?.Reason);
+        Assert.Contains("grammar", admission.Rejection!.Message, StringComparison.Ordinal);
+    }
 }
+

@@ -217,6 +217,9 @@ internal static unsafe partial class LlamaNative
     [LibraryImport(Library, EntryPoint = "llama_sampler_init_penalties")]
     public static partial nint SamplerInitPenalties(int lastN, float repeat, float frequency, float presence);
 
+    [LibraryImport(Library, EntryPoint = "llama_sampler_init_grammar", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial nint SamplerInitGrammar(nint vocab, string grammar, string root);
+
     [LibraryImport(Library, EntryPoint = "llama_sampler_sample")]
     public static partial int SamplerSample(nint sampler, nint context, int index);
 
