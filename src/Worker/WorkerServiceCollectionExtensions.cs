@@ -1,3 +1,4 @@
+using GpuFleet.Worker.Api;
 using GpuFleet.Worker.Engine;
 using GpuFleet.Worker.Hosting;
 using Microsoft.Extensions.Configuration;
@@ -12,7 +13,7 @@ public static class WorkerServiceCollectionExtensions
     /// <summary>
     /// Adds the GpuFleet worker: options from the <c>Worker</c> and <c>Engine</c> sections (validated at
     /// start, every problem named), the llama.cpp backend, the model and the inference engine, which
-    /// starts and drains with the host.
+    /// starts and drains with the host, and what the HTTP API needs (<c>MapGpuFleetWorker()</c> maps it).
     /// </summary>
     public static IServiceCollection AddGpuFleetWorker(this IServiceCollection services, IConfiguration configuration)
     {
@@ -26,6 +27,9 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<EngineHost>();
         services.AddHostedService(sp => sp.GetRequiredService<EngineHost>());
+        services.TryAddSingleton<WorkerLifecycle>();
+        services.AddHostedService(sp => sp.GetRequiredService<WorkerLifecycle>());
+        services.TryAddSingleton<WorkerApi>();
         return services;
     }
 

@@ -8,6 +8,8 @@ internal static class WorkerCommandLine
 {
     private const string Usage = """
         Usage:
+          GpuFleet.Worker --model <file.gguf> [--http-port N] [--grpc-port N] [--slots N] [--ctx-size N] [--gpu-layers N] [--name NAME] [--host ADDRESS]
+              serves the OpenAI API (HTTP/1.1 port) and gRPC (HTTP/2 port); every option is also configuration (Worker:*, Engine:*)
           GpuFleet.Worker demo-model <out.gguf> --arch qwen35|qwen3 --size tiny|small [--quant f16|q8_0|q4_k_m] [--seed N]
           GpuFleet.Worker generate --model <file.gguf> [--prompt TEXT] [--max-tokens N] [--streams N] [--slots N] [--ctx-size N]
           GpuFleet.Worker info
@@ -20,6 +22,11 @@ internal static class WorkerCommandLine
         {
             Console.WriteLine(Usage);
             return args.Length == 0 ? 2 : 0;
+        }
+
+        if (args[0].StartsWith("--", StringComparison.Ordinal))
+        {
+            return await Hosting.WorkerServer.RunAsync(args);
         }
 
         try

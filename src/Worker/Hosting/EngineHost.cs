@@ -38,6 +38,9 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
 
     public LlamaBackendInfo? Backend { get; private set; }
 
+    /// <summary>True once the model is loaded and the engine runs.</summary>
+    public bool Ready => _engine is not null;
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var worker = _worker.Value;

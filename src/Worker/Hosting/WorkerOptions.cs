@@ -17,6 +17,33 @@ public sealed class WorkerOptions
     /// <summary>The worker's name in status, logs and routing headers.</summary>
     public string Name { get; set; } = Environment.MachineName;
 
+    /// <summary>The model id clients send as <c>model</c>; default: the GGUF file name without extension.</summary>
+    public string? ModelId { get; set; }
+
+    /// <summary>Address both ports bind to; 127.0.0.1 by default, 0.0.0.0 in containers.</summary>
+    public string Host { get; set; } = "127.0.0.1";
+
+    /// <summary>HTTP/1.1 port of the OpenAI API, health and metrics (0 = any free port).</summary>
+    public int HttpPort { get; set; } = 8080;
+
+    /// <summary>HTTP/2 (h2c) port of the gRPC services (0 = any free port).</summary>
+    public int GrpcPort { get; set; } = 8081;
+
+    /// <summary>How long in-flight requests may take to finish after SIGTERM before the worker exits anyway.</summary>
+    public int DrainTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Largest accepted request body; larger ones get 413.</summary>
+    public int MaxRequestBodyBytes { get; set; } = 16 << 20;
+
+    /// <summary>
+    /// Thinking for requests that do not say (<c>chat_template_kwargs.enable_thinking</c>); null = the model's
+    /// own default (Qwen3.5/3.6: on). Teams whose agents pay per token often switch it off.
+    /// </summary>
+    public bool? EnableThinking { get; set; }
+
+    /// <summary>The id served under <c>/v1/models</c>.</summary>
+    public string EffectiveModelId => string.IsNullOrWhiteSpace(ModelId) ? Path.GetFileNameWithoutExtension(ModelPath ?? "model") : ModelId;
+
     /// <summary>Every problem with these settings, each naming its key.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -43,6 +70,34 @@ public sealed class WorkerOptions
         if (string.IsNullOrWhiteSpace(Name))
         {
             errors.Add("Worker:Name must not be empty.");
+        }
+
+        if (!System.Net.IPAddress.TryParse(Host, out _))
+        {
+            errors.Add($"Worker:Host must be an IP address to bind to, not '{Host}'.");
+        }
+
+        foreach (var (key, port) in new[] { ("Worker:HttpPort", HttpPort), ("Worker:GrpcPort", GrpcPort) })
+        {
+            if (port is < 0 or > 65535)
+            {
+                errors.Add($"{key} must be between 0 and 65535, not {port}.");
+            }
+        }
+
+        if (HttpPort != 0 && HttpPort == GrpcPort)
+        {
+            errors.Add($"Worker:HttpPort and Worker:GrpcPort must differ (both {HttpPort}): HTTP/1.1 and h2c cannot share a port.");
+        }
+
+        if (DrainTimeoutSeconds is < 0 or > 3600)
+        {
+            errors.Add($"Worker:DrainTimeoutSeconds must be between 0 and 3600, not {DrainTimeoutSeconds}.");
+        }
+
+        if (MaxRequestBodyBytes < 1024)
+        {
+            errors.Add($"Worker:MaxRequestBodyBytes must be at least 1024, not {MaxRequestBodyBytes}.");
         }
 
         return errors;

@@ -14,11 +14,11 @@ public sealed class AdmissionTests(TestModels models)
         var model = models.Get(DemoArchitecture.Qwen3);
         await using var engine = await StartAsync(model, slots: 1, queue: 1, contextPerSlot: 4096);
         using var cancel = new CancellationTokenSource();
-        var running = engine.Submit(Greedy(Chat(model, "Long answer."), 4000), cancel.Token);
-        var waiting = engine.Submit(Greedy(Chat(model, "Waiting."), 4), cancel.Token);
+        var running = engine.Submit(Greedy(ChatPrompt(model, "Long answer."), 4000), cancel.Token);
+        var waiting = engine.Submit(Greedy(ChatPrompt(model, "Waiting."), 4), cancel.Token);
 
         var started = System.Diagnostics.Stopwatch.StartNew();
-        var refused = engine.Submit(Greedy(Chat(model, "One too many."), 4));
+        var refused = engine.Submit(Greedy(ChatPrompt(model, "One too many."), 4));
 
         Assert.True(running.Accepted);
         Assert.True(waiting.Accepted);
@@ -33,7 +33,7 @@ public sealed class AdmissionTests(TestModels models)
         await waiting.Stream!.Completion.WithTimeout();
 
         // Capacity is released: a new request is accepted and served.
-        var after = await engine.RunAsync(Greedy(Chat(model, "Now there is room."), 3));
+        var after = await engine.RunAsync(Greedy(ChatPrompt(model, "Now there is room."), 3));
         Assert.Equal(3, after.Tokens.Count);
     }
 
@@ -64,7 +64,7 @@ public sealed class AdmissionTests(TestModels models)
     {
         var model = models.Get(DemoArchitecture.Qwen3);
         await using var engine = await StartAsync(model);
-        var prompt = Chat(model, "Hi.");
+        var prompt = ChatPrompt(model, "Hi.");
 
         var empty = engine.Submit(Greedy([], 4));
         var badToken = engine.Submit(Greedy([1, 2, model.VocabularySize + 5], 4));
@@ -94,7 +94,7 @@ public sealed class AdmissionTests(TestModels models)
         var model = models.Get(TestModels.Parse(architecture));
         await using var engine = await StartAsync(model, slots: 1, contextPerSlot: 4096);
         using var cancel = new CancellationTokenSource();
-        var admission = engine.Submit(Greedy(Chat(model, "Go on forever."), 4000), cancel.Token);
+        var admission = engine.Submit(Greedy(ChatPrompt(model, "Go on forever."), 4000), cancel.Token);
 
         var tokensBeforeCancel = 0;
         await foreach (var item in admission.Stream!.ReadAllAsync(TestTimeouts.Token()))
@@ -111,7 +111,7 @@ public sealed class AdmissionTests(TestModels models)
         Assert.InRange(completion.Usage.CompletionTokens, 5, 100);
 
         // The only slot is free again: the next request runs right away.
-        var next = await engine.RunAsync(Greedy(Chat(model, "Next."), 3));
+        var next = await engine.RunAsync(Greedy(ChatPrompt(model, "Next."), 3));
         Assert.Equal(3, next.Tokens.Count);
         Assert.Equal(1, engine.GetStatus().FreeSlots);
     }
@@ -123,8 +123,8 @@ public sealed class AdmissionTests(TestModels models)
         await using var engine = await StartAsync(model, slots: 1, queue: 4, contextPerSlot: 4096);
         using var stopFirst = new CancellationTokenSource();
         using var cancelQueued = new CancellationTokenSource();
-        var first = engine.Submit(Greedy(Chat(model, "Busy."), 4000), stopFirst.Token);
-        var queued = engine.Submit(Greedy(Chat(model, "Waiting."), 4), cancelQueued.Token);
+        var first = engine.Submit(Greedy(ChatPrompt(model, "Busy."), 4000), stopFirst.Token);
+        var queued = engine.Submit(Greedy(ChatPrompt(model, "Waiting."), 4), cancelQueued.Token);
 
         await cancelQueued.CancelAsync();
         var completion = await queued.Stream!.Completion.WithTimeout();
@@ -144,8 +144,8 @@ public sealed class AdmissionTests(TestModels models)
         var fail = 0;
         engine.InjectDecodeFailure = () => Interlocked.Exchange(ref fail, 0) == 1;
         using var cancel = new CancellationTokenSource();
-        var a = engine.Submit(Greedy(Chat(model, "First."), 4000), cancel.Token);
-        var b = engine.Submit(Greedy(Chat(model, "Second."), 4000), cancel.Token);
+        var a = engine.Submit(Greedy(ChatPrompt(model, "First."), 4000), cancel.Token);
+        var b = engine.Submit(Greedy(ChatPrompt(model, "Second."), 4000), cancel.Token);
         await WaitForTokensAsync(a.Stream!, 3);
 
         Interlocked.Exchange(ref fail, 1);
@@ -157,7 +157,7 @@ public sealed class AdmissionTests(TestModels models)
         Assert.Contains("failed to decode", failedA.Error, StringComparison.Ordinal);
 
         // The engine goes on, and the failed slots' caches were dropped: fresh results match a cold engine.
-        var prompt = Chat(model, "After the failure.");
+        var prompt = ChatPrompt(model, "After the failure.");
         var after = await engine.RunAsync(Greedy(prompt, 8));
         await using var cold = await StartAsync(model, hostCacheBytes: 0);
         Assert.Equal((await cold.RunAsync(Greedy(prompt, 8))).Tokens, after.Tokens);

@@ -15,7 +15,7 @@ public sealed class ConcurrencyTests(TestModels models)
         var model = models.Get(TestModels.Parse(architecture));
         var requests = Enumerable.Range(0, 16).Select(i => new GenerationRequest
         {
-            PromptTokens = Chat(model, $"Request number {i}: describe item {i * 7 % 5}."),
+            PromptTokens = ChatPrompt(model, $"Request number {i}: describe item {i * 7 % 5}."),
             MaxTokens = 10 + (i % 4 * 5),
             IgnoreEndOfGeneration = true,
             // llama.cpp's CPU kernels are not bit-identical between a 1-row and an 8-row decode: logits
@@ -61,9 +61,9 @@ public sealed class ConcurrencyTests(TestModels models)
         // A 64-token batch: the ~700-token prompt needs 11 or more steps of prefill, and each of those
         // steps also carries the next token of the short request.
         await using var engine = await StartAsync(model, slots: 2, contextPerSlot: 2048, batchSize: 64);
-        var longPrompt = Chat(model, string.Concat(Enumerable.Repeat("a long paragraph of context ", 25)));
+        var longPrompt = ChatPrompt(model, string.Concat(Enumerable.Repeat("a long paragraph of context ", 25)));
         Assert.True(longPrompt.Length > 640, $"{longPrompt.Length} tokens");
-        var shortRequest = engine.Submit(Greedy(Chat(model, "Short."), 40));
+        var shortRequest = engine.Submit(Greedy(ChatPrompt(model, "Short."), 40));
         var longRequest = engine.Submit(Greedy(longPrompt, 4));
 
         // Steps are the scheduler's own clock, so the check does not depend on how fast the readers run.

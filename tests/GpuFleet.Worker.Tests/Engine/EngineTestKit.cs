@@ -7,7 +7,7 @@ internal static class EngineTestKit
 {
     public const string System = "You are a helpful assistant that answers briefly.";
 
-    public static int[] Chat(LlamaModel model, string user, string system = System) =>
+    public static int[] ChatPrompt(LlamaModel model, string user, string system = System) =>
         model.Tokenize($"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n");
 
     public static int[] Continue(LlamaModel model, IEnumerable<int> previousPrompt, IEnumerable<int> reply, string nextUser) =>

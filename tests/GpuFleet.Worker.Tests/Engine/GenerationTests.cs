@@ -14,7 +14,7 @@ public sealed class GenerationTests(TestModels models)
     {
         var model = models.Get(TestModels.Parse(architecture));
         await using var engine = await StartAsync(model);
-        var prompt = Chat(model, "Name three colours.");
+        var prompt = ChatPrompt(model, "Name three colours.");
 
         var result = await engine.RunAsync(Greedy(prompt, maxTokens: 12));
 
@@ -34,7 +34,7 @@ public sealed class GenerationTests(TestModels models)
         var model = models.Get(TestModels.Parse(architecture));
         await using var a = await StartAsync(model, hostCacheBytes: 0);
         await using var b = await StartAsync(model, hostCacheBytes: 0);
-        var prompt = Chat(model, "Count to five.");
+        var prompt = ChatPrompt(model, "Count to five.");
 
         var first = await a.RunAsync(Greedy(prompt, 24));
         var second = await b.RunAsync(Greedy(prompt, 24));
@@ -48,7 +48,7 @@ public sealed class GenerationTests(TestModels models)
     {
         var model = models.Get(GpuFleet.Worker.Models.DemoArchitecture.Qwen3);
         await using var engine = await StartAsync(model);
-        var prompt = Chat(model, "Say goodbye.");
+        var prompt = ChatPrompt(model, "Say goodbye.");
         GenerationRequest Hot(uint seed, bool ignore) => new()
         {
             PromptTokens = prompt,
@@ -83,7 +83,7 @@ public sealed class GenerationTests(TestModels models)
     {
         var model = models.Get(GpuFleet.Worker.Models.DemoArchitecture.Qwen35);
         await using var engine = await StartAsync(model);
-        var prompt = Chat(model, "Tell me a story.");
+        var prompt = ChatPrompt(model, "Tell me a story.");
         var full = await engine.RunAsync(Greedy(prompt, 40));
         Assert.True(full.Text.Length > 12, "the reference output has text");
 
@@ -104,7 +104,7 @@ public sealed class GenerationTests(TestModels models)
         var model = models.Get(GpuFleet.Worker.Models.DemoArchitecture.Qwen3);
         // Without prefix reuse every run computes the prompt in the same batch shape (see EngineOptions.PrefixReuse).
         await using var engine = await StartAsync(model, prefixReuse: false);
-        var prompt = Chat(model, "Pick a random word.");
+        var prompt = ChatPrompt(model, "Pick a random word.");
         GenerationRequest Request(uint seed) => new()
         {
             PromptTokens = prompt,
@@ -126,10 +126,10 @@ public sealed class GenerationTests(TestModels models)
     {
         var model = models.Get(GpuFleet.Worker.Models.DemoArchitecture.Qwen3);
         var engine = await StartAsync(model, slots: 2);
-        var running = engine.Submit(Greedy(Chat(model, "Keep talking."), 64));
+        var running = engine.Submit(Greedy(ChatPrompt(model, "Keep talking."), 64));
 
         var stop = engine.StopAsync(TestTimeouts.Token());
-        var refused = engine.Submit(Greedy(Chat(model, "Too late."), 4));
+        var refused = engine.Submit(Greedy(ChatPrompt(model, "Too late."), 4));
         var result = await running.Stream!.CollectAsync();
         await stop.WithTimeout();
         await engine.DisposeAsync();
@@ -153,7 +153,7 @@ public sealed class GenerationTests(TestModels models)
 
         var result = await engine.RunAsync(new GenerationRequest
         {
-            PromptTokens = Chat(model, "Weather?"),
+            PromptTokens = ChatPrompt(model, "Weather?"),
             MaxTokens = 200,
             Sampling = new SamplingParameters { Temperature = 1.0f, Seed = 5 },
             Grammar = Grammar,
@@ -169,7 +169,7 @@ public sealed class GenerationTests(TestModels models)
         var model = models.Get(GpuFleet.Worker.Models.DemoArchitecture.Qwen3);
         await using var engine = await StartAsync(model);
 
-        var admission = engine.Submit(Greedy(Chat(model, "Hi")) with { Grammar = "root ::= (unclosed" });
+        var admission = engine.Submit(Greedy(ChatPrompt(model, "Hi")) with { Grammar = "root ::= (unclosed" });
 
         Assert.Equal(RejectionReason.InvalidRequest, admission.Rejection?.Reason);
         Assert.Contains("grammar", admission.Rejection!.Message, StringComparison.Ordinal);

@@ -20,7 +20,7 @@ public sealed class PrefixCacheTests(TestModels models)
     {
         var model = models.Get(TestModels.Parse(architecture));
         await using var engine = await StartAsync(model, slots: 2);
-        var turn1 = Chat(model, "What is the capital of France?");
+        var turn1 = ChatPrompt(model, "What is the capital of France?");
         var reply = await engine.RunAsync(Greedy(turn1, 12));
         var turn2 = Continue(model, turn1, reply.Tokens, "And of Italy?");
 
@@ -40,8 +40,8 @@ public sealed class PrefixCacheTests(TestModels models)
     {
         var model = models.Get(TestModels.Parse(architecture));
         await using var engine = await StartAsync(model, slots: 1);
-        var first = Chat(model, "Tell me about cats.");
-        var second = Chat(model, "Tell me about dogs and wolves.");
+        var first = ChatPrompt(model, "Tell me about cats.");
+        var second = ChatPrompt(model, "Tell me about dogs and wolves.");
         await engine.RunAsync(Greedy(first, 8));
 
         var warm = await engine.RunAsync(Greedy(second, 16));
@@ -68,8 +68,8 @@ public sealed class PrefixCacheTests(TestModels models)
             Threads = 2,
         });
         var system = "You are a meticulous assistant. Answer in one short sentence, and never use lists.";
-        var first = Chat(model, "Tell me about cats.", system);
-        var second = Chat(model, "Tell me about dogs and wolves.", system);
+        var first = ChatPrompt(model, "Tell me about cats.", system);
+        var second = ChatPrompt(model, "Tell me about dogs and wolves.", system);
         await engine.RunAsync(Greedy(first, 8));
 
         var warm = await engine.RunAsync(Greedy(second, 16));
@@ -88,7 +88,7 @@ public sealed class PrefixCacheTests(TestModels models)
     {
         var model = models.Get(TestModels.Parse(architecture));
         await using var engine = await StartAsync(model, slots: 2);
-        var prompt = Chat(model, "Repeat after me: the quick brown fox.");
+        var prompt = ChatPrompt(model, "Repeat after me: the quick brown fox.");
 
         var first = await engine.RunAsync(Greedy(prompt, 10));
         var again = await engine.RunAsync(Greedy(prompt, 10));
@@ -103,10 +103,10 @@ public sealed class PrefixCacheTests(TestModels models)
     {
         var model = models.Get(DemoArchitecture.Qwen35);
         await using var engine = await StartAsync(model, slots: 1);
-        var turn1 = Chat(model, "Plan a trip to Rome.");
+        var turn1 = ChatPrompt(model, "Plan a trip to Rome.");
         var reply = await engine.RunAsync(Greedy(turn1, 12));
         // Another conversation takes the only slot, so turn 1 survives only as a host snapshot.
-        await engine.RunAsync(Greedy(Chat(model, "Something unrelated entirely.", "Another system prompt."), 12));
+        await engine.RunAsync(Greedy(ChatPrompt(model, "Something unrelated entirely.", "Another system prompt."), 12));
         var turn2 = Continue(model, turn1, reply.Tokens, "What about Florence?");
 
         var warm = await engine.RunAsync(Greedy(turn2, 16));
@@ -128,7 +128,7 @@ public sealed class PrefixCacheTests(TestModels models)
         await using var engine = await StartAsync(model, slots: 1, hostCacheBytes: 200_000);
         for (var i = 0; i < 12; i++)
         {
-            await engine.RunAsync(Greedy(Chat(model, $"Question {i}: {new string('x', i * 3)}"), 6));
+            await engine.RunAsync(Greedy(ChatPrompt(model, $"Question {i}: {new string('x', i * 3)}"), 6));
         }
 
         var status = engine.GetStatus();
@@ -141,7 +141,7 @@ public sealed class PrefixCacheTests(TestModels models)
     {
         var model = models.Get(DemoArchitecture.Qwen3);
         await using var engine = await StartAsync(model, slots: 3, contextPerSlot: 512);
-        var prompt = Chat(model, "Status check.");
+        var prompt = ChatPrompt(model, "Status check.");
         await engine.RunAsync(Greedy(prompt, 5));
         await engine.RunAsync(Greedy(prompt, 5));
 

@@ -1,0 +1,238 @@
+using System.Text;
+using System.Text.Json;
+using GpuFleet.Worker.Chat;
+using GpuFleet.Worker.Engine;
+using Microsoft.AspNetCore.Http;
+
+namespace GpuFleet.Worker.Api.OpenAi;
+
+/// <summary>
+/// <c>POST /v1/chat/completions</c>: renders the conversation in the Qwen chat format, generates, and
+/// splits the output into reasoning (<c>reasoning_content</c>), content and tool calls, as one response
+/// or as a server-sent-event stream.
+/// </summary>
+internal static class ChatCompletionsEndpoint
+{
+    public static async Task HandleAsync(HttpContext http, WorkerApi api)
+    {
+        using var tracked = api.Lifecycle.Track();
+        try
+        {
+            api.EnsureServing();
+            using var document = await JsonRequestReader.ReadObjectAsync(http.Request, api.Options.MaxRequestBodyBytes, http.RequestAborted);
+            var request = ChatCompletionRequest.Parse(document.RootElement);
+            api.EnsureModel(request.Parameters.Model);
+
+            // A forced tool call or JSON object starts at the first output token, so there is no room for a
+            // <think> block: such requests render with thinking switched off.
+            var forced = request.ToolChoice is ToolChoiceMode.Required or ToolChoiceMode.Named;
+            var thinking = forced || request.JsonObject ? false : request.EnableThinking ?? api.Options.EnableThinking;
+            var tools = request.ToolChoice == ToolChoiceMode.None ? [] : request.Tools;
+            string prompt;
+            try
+            {
+                prompt = QwenChatFormat.Render(request.Messages, new ChatRenderOptions { Tools = tools.Count > 0 ? tools : null, EnableThinking = thinking });
+            }
+            catch (ChatFormatException ex)
+            {
+                throw OpenAiException.BadRequest(ex.Message, "messages", "invalid_value");
+            }
+
+            var grammar = forced ? OutputGrammars.ToolCall(tools, request.ToolChoiceName)
+                : request.JsonObject ? OutputGrammars.JsonObject()
+                : null;
+            var generation = api.BuildRequest(api.Engine.Model.Tokenize(prompt), request.Parameters, grammar);
+            var admission = api.Engine.Submit(generation, http.RequestAborted);
+            if (!admission.Accepted)
+            {
+                throw api.ToError(admission.Rejection!);
+            }
+
+            var parser = new QwenOutputParser(thinking != false, tools.Count > 0, tools);
+            var reply = new Reply(ResponseJson.NewId("chatcmpl-"), api.Time.GetUtcNow().ToUnixTimeSeconds(), request.Parameters.Model);
+            if (request.Parameters.Stream)
+            {
+                await StreamAsync(http, admission.Stream!, parser, reply, request.Parameters.IncludeUsage);
+            }
+            else
+            {
+                await RespondAsync(http, admission.Stream!, parser, reply);
+            }
+        }
+        catch (OpenAiException ex) when (!http.Response.HasStarted)
+        {
+            await ex.WriteAsync(http);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; the engine already freed the slot.
+        }
+    }
+
+    private static async Task RespondAsync(HttpContext http, GenerationStream stream, QwenOutputParser parser, Reply reply)
+    {
+        var content = new StringBuilder();
+        var reasoning = new StringBuilder();
+        var calls = new List<ToolCallParsed>();
+        CompletionEvent? completion = null;
+        await foreach (var item in stream.ReadAllAsync(http.RequestAborted))
+        {
+            var events = item switch
+            {
+                TokenEvent token => parser.Push(token.Text),
+                CompletionEvent done => [.. parser.Push(done.TrailingText), .. parser.Complete()],
+                _ => [],
+            };
+            completion = item as CompletionEvent ?? completion;
+            foreach (var e in events)
+            {
+                switch (e)
+                {
+                    case ContentDelta d: content.Append(d.Text); break;
+                    case ReasoningDelta r: reasoning.Append(r.Text); break;
+                    case ToolCallParsed c: calls.Add(c); break;
+                }
+            }
+        }
+
+        if (completion!.Reason == FinishReason.Error)
+        {
+            throw new OpenAiException(500, completion.Error ?? "The model failed.", "server_error", null, "generation_failed");
+        }
+
+        var body = ResponseJson.Build(json =>
+        {
+            json.WriteStartObject();
+            ResponseJson.Header(json, reply.Id, "chat.completion", reply.Created, reply.Model);
+            json.WriteStartArray("choices");
+            json.WriteStartObject();
+            json.WriteNumber("index", 0);
+            json.WriteStartObject("message");
+            json.WriteString("role", "assistant");
+            if (content.Length > 0 || calls.Count == 0)
+            {
+                json.WriteString("content", content.ToString());
+            }
+            else
+            {
+                json.WriteNull("content");
+            }
+
+            if (reasoning.Length > 0)
+            {
+                json.WriteString("reasoning_content", reasoning.ToString());
+            }
+
+            if (calls.Count > 0)
+            {
+                ResponseJson.ToolCalls(json, calls, withIndex: false);
+            }
+
+            json.WriteEndObject();
+            json.WriteNull("logprobs");
+            json.WriteString("finish_reason", ResponseJson.FinishReason(completion.Reason, calls.Count > 0));
+            json.WriteEndObject();
+            json.WriteEndArray();
+            ResponseJson.Usage(json, completion.Usage);
+            json.WriteEndObject();
+        });
+        http.Response.ContentType = "application/json";
+        await http.Response.WriteAsync(body, http.RequestAborted);
+    }
+
+    private static async Task StreamAsync(HttpContext http, GenerationStream stream, QwenOutputParser parser, Reply reply, bool includeUsage)
+    {
+        var response = http.Response;
+        var cancel = http.RequestAborted;
+        ServerSentEvents.Start(response);
+        await ServerSentEvents.WriteAsync(response, Chunk(reply, json => json.WriteString("role", "assistant"), null), cancel);
+        var toolCalls = false;
+        await foreach (var item in stream.ReadAllAsync(cancel))
+        {
+            var events = item switch
+            {
+                TokenEvent token => parser.Push(token.Text),
+                CompletionEvent done => [.. parser.Push(done.TrailingText), .. parser.Complete()],
+                _ => [],
+            };
+            foreach (var e in events)
+            {
+                toolCalls |= e is ToolCallParsed;
+                await ServerSentEvents.WriteAsync(response, Chunk(reply, json => WriteDelta(json, e), null), cancel);
+            }
+
+            if (item is not CompletionEvent completion)
+            {
+                continue;
+            }
+
+            if (completion.Reason == FinishReason.Error)
+            {
+                // After the first byte the status is sent: a failure becomes an error event, never a clean end.
+                var error = new OpenAiException(500, completion.Error ?? "The model failed.", "server_error", null, "generation_failed");
+                await ServerSentEvents.WriteAsync(response, error.ToJson(), cancel);
+                await ServerSentEvents.DoneAsync(response, cancel);
+                return;
+            }
+
+            await ServerSentEvents.WriteAsync(response, Chunk(reply, _ => { }, ResponseJson.FinishReason(completion.Reason, toolCalls)), cancel);
+            if (includeUsage)
+            {
+                await ServerSentEvents.WriteAsync(response, ResponseJson.Build(json =>
+                {
+                    json.WriteStartObject();
+                    ResponseJson.Header(json, reply.Id, "chat.completion.chunk", reply.Created, reply.Model);
+                    json.WriteStartArray("choices");
+                    json.WriteEndArray();
+                    ResponseJson.Usage(json, completion.Usage);
+                    json.WriteEndObject();
+                }), cancel);
+            }
+
+            await ServerSentEvents.DoneAsync(response, cancel);
+        }
+    }
+
+    private static void WriteDelta(Utf8JsonWriter json, ChatOutputEvent e)
+    {
+        switch (e)
+        {
+            case ContentDelta d:
+                json.WriteString("content", d.Text);
+                break;
+            case ReasoningDelta r:
+                json.WriteString("reasoning_content", r.Text);
+                break;
+            case ToolCallParsed c:
+                ResponseJson.ToolCalls(json, [c], withIndex: true);
+                break;
+        }
+    }
+
+    private static string Chunk(Reply reply, Action<Utf8JsonWriter> delta, string? finishReason) => ResponseJson.Build(json =>
+    {
+        json.WriteStartObject();
+        ResponseJson.Header(json, reply.Id, "chat.completion.chunk", reply.Created, reply.Model);
+        json.WriteStartArray("choices");
+        json.WriteStartObject();
+        json.WriteNumber("index", 0);
+        json.WriteStartObject("delta");
+        delta(json);
+        json.WriteEndObject();
+        json.WriteNull("logprobs");
+        if (finishReason is null)
+        {
+            json.WriteNull("finish_reason");
+        }
+        else
+        {
+            json.WriteString("finish_reason", finishReason);
+        }
+
+        json.WriteEndObject();
+        json.WriteEndArray();
+        json.WriteEndObject();
+    });
+
+    private sealed record Reply(string Id, long Created, string Model);
+}

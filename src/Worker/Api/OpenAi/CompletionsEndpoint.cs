@@ -1,0 +1,176 @@
+using System.Text;
+using System.Text.Json;
+using GpuFleet.Worker.Engine;
+using Microsoft.AspNetCore.Http;
+
+namespace GpuFleet.Worker.Api.OpenAi;
+
+/// <summary><c>POST /v1/completions</c>: a raw prompt (text or token ids) continued as text, whole or streamed.</summary>
+internal static class CompletionsEndpoint
+{
+    public static async Task HandleAsync(HttpContext http, WorkerApi api)
+    {
+        using var tracked = api.Lifecycle.Track();
+        try
+        {
+            api.EnsureServing();
+            using var document = await JsonRequestReader.ReadObjectAsync(http.Request, api.Options.MaxRequestBodyBytes, http.RequestAborted);
+            var body = new JsonFields(document.RootElement, string.Empty);
+            // OpenAI's default for this endpoint is 16 tokens.
+            var parameters = GenerationParameters.Parse(body, defaultMaxTokens: 16);
+            api.EnsureModel(parameters.Model);
+            if (body.Bool("echo") == true || body.Has("suffix") || body.Has("best_of"))
+            {
+                throw OpenAiException.BadRequest("echo, suffix and best_of are not supported by this server.", "echo", "unsupported_parameter");
+            }
+
+            var prompt = ParsePrompt(body, api.Engine.Model);
+            var admission = api.Engine.Submit(api.BuildRequest(prompt, parameters, grammar: null), http.RequestAborted);
+            if (!admission.Accepted)
+            {
+                throw api.ToError(admission.Rejection!);
+            }
+
+            var id = ResponseJson.NewId("cmpl-");
+            var created = api.Time.GetUtcNow().ToUnixTimeSeconds();
+            if (parameters.Stream)
+            {
+                await StreamAsync(http, admission.Stream!, id, created, parameters);
+            }
+            else
+            {
+                await RespondAsync(http, admission.Stream!, id, created, parameters.Model);
+            }
+        }
+        catch (OpenAiException ex) when (!http.Response.HasStarted)
+        {
+            await ex.WriteAsync(http);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; the engine already freed the slot.
+        }
+    }
+
+    /// <summary>A string, a one-element array of strings, or an array of token ids.</summary>
+    private static int[] ParsePrompt(JsonFields body, LlamaCpp.LlamaModel model)
+    {
+        var prompt = body.Raw("prompt") ?? throw OpenAiException.BadRequest("'prompt' is required.", "prompt", "missing_required_parameter");
+        switch (prompt.ValueKind)
+        {
+            case JsonValueKind.String:
+                return NonEmpty(model.Tokenize(prompt.GetString()!, parseSpecial: true));
+            case JsonValueKind.Array when prompt.GetArrayLength() > 0 && prompt.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Number):
+                return NonEmpty([.. prompt.EnumerateArray().Select(e => e.TryGetInt32(out var t) ? t : throw body.Wrong("prompt", "an array of token ids"))]);
+            case JsonValueKind.Array when prompt.GetArrayLength() == 1 && prompt[0].ValueKind == JsonValueKind.String:
+                return NonEmpty(model.Tokenize(prompt[0].GetString()!, parseSpecial: true));
+            case JsonValueKind.Array:
+                throw OpenAiException.BadRequest("Only one prompt per request is supported ('prompt' as a string, a one-string array, or token ids).", "prompt", "unsupported_value");
+            default:
+                throw body.Wrong("prompt", "a string or an array of token ids");
+        }
+
+        static int[] NonEmpty(int[] tokens) => tokens.Length > 0 ? tokens : throw OpenAiException.BadRequest("'prompt' is empty.", "prompt", "invalid_value");
+    }
+
+    private static async Task RespondAsync(HttpContext http, GenerationStream stream, string id, long created, string model)
+    {
+        var text = new StringBuilder();
+        CompletionEvent? completion = null;
+        await foreach (var item in stream.ReadAllAsync(http.RequestAborted))
+        {
+            switch (item)
+            {
+                case TokenEvent token:
+                    text.Append(token.Text);
+                    break;
+                case CompletionEvent done:
+                    text.Append(done.TrailingText);
+                    completion = done;
+                    break;
+            }
+        }
+
+        if (completion!.Reason == FinishReason.Error)
+        {
+            throw new OpenAiException(500, completion.Error ?? "The model failed.", "server_error", null, "generation_failed");
+        }
+
+        http.Response.ContentType = "application/json";
+        await http.Response.WriteAsync(ResponseJson.Build(json =>
+        {
+            json.WriteStartObject();
+            ResponseJson.Header(json, id, "text_completion", created, model);
+            json.WriteStartArray("choices");
+            WriteChoice(json, text.ToString(), ResponseJson.FinishReason(completion.Reason, toolCalls: false));
+            json.WriteEndArray();
+            ResponseJson.Usage(json, completion.Usage);
+            json.WriteEndObject();
+        }), http.RequestAborted);
+    }
+
+    private static async Task StreamAsync(HttpContext http, GenerationStream stream, string id, long created, GenerationParameters parameters)
+    {
+        var response = http.Response;
+        var cancel = http.RequestAborted;
+        ServerSentEvents.Start(response);
+        await foreach (var item in stream.ReadAllAsync(cancel))
+        {
+            switch (item)
+            {
+                case TokenEvent { Text.Length: > 0 } token:
+                    await ServerSentEvents.WriteAsync(response, Chunk(id, created, parameters.Model, token.Text, null), cancel);
+                    break;
+                case CompletionEvent { Reason: FinishReason.Error } failed:
+                    await ServerSentEvents.WriteAsync(response, new OpenAiException(500, failed.Error ?? "The model failed.", "server_error", null, "generation_failed").ToJson(), cancel);
+                    await ServerSentEvents.DoneAsync(response, cancel);
+                    return;
+                case CompletionEvent done:
+                    await ServerSentEvents.WriteAsync(response, Chunk(id, created, parameters.Model, done.TrailingText, ResponseJson.FinishReason(done.Reason, false)), cancel);
+                    if (parameters.IncludeUsage)
+                    {
+                        await ServerSentEvents.WriteAsync(response, ResponseJson.Build(json =>
+                        {
+                            json.WriteStartObject();
+                            ResponseJson.Header(json, id, "text_completion", created, parameters.Model);
+                            json.WriteStartArray("choices");
+                            json.WriteEndArray();
+                            ResponseJson.Usage(json, done.Usage);
+                            json.WriteEndObject();
+                        }), cancel);
+                    }
+
+                    await ServerSentEvents.DoneAsync(response, cancel);
+                    break;
+            }
+        }
+    }
+
+    private static string Chunk(string id, long created, string model, string text, string? finishReason) => ResponseJson.Build(json =>
+    {
+        json.WriteStartObject();
+        ResponseJson.Header(json, id, "text_completion", created, model);
+        json.WriteStartArray("choices");
+        WriteChoice(json, text, finishReason);
+        json.WriteEndArray();
+        json.WriteEndObject();
+    });
+
+    private static void WriteChoice(Utf8JsonWriter json, string text, string? finishReason)
+    {
+        json.WriteStartObject();
+        json.WriteNumber("index", 0);
+        json.WriteString("text", text);
+        json.WriteNull("logprobs");
+        if (finishReason is null)
+        {
+            json.WriteNull("finish_reason");
+        }
+        else
+        {
+            json.WriteString("finish_reason", finishReason);
+        }
+
+        json.WriteEndObject();
+    }
+}

@@ -1,0 +1,95 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace GpuFleet.Worker.Api.OpenAi;
+
+/// <summary>
+/// A client-facing failure in the OpenAI error shape <c>{"error":{"message","type","param","code"}}</c>,
+/// with its HTTP status. Thrown by request parsing and turned into a response by the endpoints.
+/// </summary>
+public sealed class OpenAiException : Exception
+{
+    public OpenAiException(int status, string message, string type = "invalid_request_error", string? param = null, string? code = null)
+        : base(message)
+    {
+        Status = status;
+        Type = type;
+        Param = param;
+        Code = code;
+    }
+
+    public OpenAiException()
+        : this(500, "Internal error.", "server_error")
+    {
+    }
+
+    public OpenAiException(string message)
+        : this(400, message)
+    {
+    }
+
+    public OpenAiException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+        Status = 400;
+        Type = "invalid_request_error";
+    }
+
+    public int Status { get; }
+
+    public string Type { get; }
+
+    public string? Param { get; }
+
+    public string? Code { get; }
+
+    /// <summary>Seconds the client should wait before retrying (429/503), when known.</summary>
+    public int? RetryAfterSeconds { get; init; }
+
+    public static OpenAiException BadRequest(string message, string? param = null, string? code = null) => new(400, message, "invalid_request_error", param, code);
+
+    /// <summary>The JSON body of this error (also used as an SSE error event).</summary>
+    public string ToJson()
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteStartObject("error");
+            json.WriteString("message", Message);
+            json.WriteString("type", Type);
+            WriteNullable(json, "param", Param);
+            WriteNullable(json, "code", Code);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    public async Task WriteAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var response = context.Response;
+        response.StatusCode = Status;
+        response.ContentType = "application/json";
+        if (RetryAfterSeconds is { } seconds)
+        {
+            response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        await response.WriteAsync(ToJson(), context.RequestAborted);
+    }
+
+    private static void WriteNullable(Utf8JsonWriter json, string name, string? value)
+    {
+        if (value is null)
+        {
+            json.WriteNull(name);
+        }
+        else
+        {
+            json.WriteString(name, value);
+        }
+    }
+}

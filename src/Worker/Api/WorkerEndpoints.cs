@@ -1,0 +1,79 @@
+using GpuFleet.Worker.Api;
+using GpuFleet.Worker.Api.OpenAi;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Microsoft.AspNetCore.Builder;
+
+/// <summary>Maps the worker's HTTP API: OpenAI endpoints, health, readiness and metrics.</summary>
+public static class WorkerEndpointRouteBuilderExtensions
+{
+    public static IEndpointRouteBuilder MapGpuFleetWorker(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
+        endpoints.MapPost("/v1/completions", CompletionsEndpoint.HandleAsync);
+        endpoints.MapGet("/v1/models", ModelsAsync);
+        endpoints.MapGet("/v1/models/{id}", ModelAsync);
+        endpoints.MapGet("/healthz", () => Results.Text("ok"));
+        endpoints.MapGet("/readyz", Ready);
+        endpoints.MapGet("/metrics", WorkerMetrics.WriteAsync);
+        return endpoints;
+    }
+
+    private static IResult Ready(WorkerApi api)
+    {
+        if (api.Lifecycle.Draining)
+        {
+            return Results.Text("draining", statusCode: 503);
+        }
+
+        try
+        {
+            api.EnsureServing();
+            return Results.Text("ready");
+        }
+        catch (OpenAiException)
+        {
+            return Results.Text("loading", statusCode: 503);
+        }
+    }
+
+    private static Task ModelsAsync(HttpContext http, WorkerApi api)
+    {
+        http.Response.ContentType = "application/json";
+        return http.Response.WriteAsync(ResponseJson.Build(json =>
+        {
+            json.WriteStartObject();
+            json.WriteString("object", "list");
+            json.WriteStartArray("data");
+            WriteModel(json, api);
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }), http.RequestAborted);
+    }
+
+    private static async Task ModelAsync(HttpContext http, WorkerApi api, string id)
+    {
+        try
+        {
+            api.EnsureModel(id);
+            http.Response.ContentType = "application/json";
+            await http.Response.WriteAsync(ResponseJson.Build(json => WriteModel(json, api)), http.RequestAborted);
+        }
+        catch (OpenAiException ex)
+        {
+            await ex.WriteAsync(http);
+        }
+    }
+
+    private static void WriteModel(System.Text.Json.Utf8JsonWriter json, WorkerApi api)
+    {
+        json.WriteStartObject();
+        json.WriteString("id", api.ModelId);
+        json.WriteString("object", "model");
+        json.WriteNumber("created", new DateTimeOffset(File.GetLastWriteTimeUtc(api.Options.ModelPath!)).ToUnixTimeSeconds());
+        json.WriteString("owned_by", "gpufleet");
+        json.WriteEndObject();
+    }
+}

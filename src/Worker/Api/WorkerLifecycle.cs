@@ -1,0 +1,97 @@
+using GpuFleet.Worker.Hosting;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace GpuFleet.Worker.Api;
+
+/// <summary>
+/// Graceful drain. On SIGTERM the host calls <see cref="StoppingAsync"/> before any service stops (so
+/// Kestrel still answers): readiness turns false and new requests get 503 at once, while in-flight ones
+/// finish within <see cref="WorkerOptions.DrainTimeoutSeconds"/>; then the host stops and the process exits 0.
+/// </summary>
+public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvider time, ILogger<WorkerLifecycle> logger) : IHostedLifecycleService
+{
+    private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _inFlight;
+    private volatile bool _draining;
+
+    public bool Draining => _draining;
+
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Counts one API request for the drain; dispose when its response is complete.</summary>
+    public IDisposable Track()
+    {
+        Interlocked.Increment(ref _inFlight);
+        return new Ticket(this);
+    }
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        _draining = true;
+        var grace = TimeSpan.FromSeconds(options.Value.DrainTimeoutSeconds);
+        WorkerLifecycleLog.Draining(logger, InFlight, grace.TotalSeconds);
+        if (InFlight == 0)
+        {
+            return;
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(grace);
+        try
+        {
+            await _idle.Task.WaitAsync(Timeout.InfiniteTimeSpan, time, timeout.Token);
+            WorkerLifecycleLog.Drained(logger);
+        }
+        catch (OperationCanceledException)
+        {
+            WorkerLifecycleLog.DrainTimedOut(logger, InFlight);
+        }
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private void Leave()
+    {
+        if (Interlocked.Decrement(ref _inFlight) == 0 && _draining)
+        {
+            _idle.TrySetResult();
+        }
+    }
+
+    private sealed class Ticket(WorkerLifecycle owner) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                owner.Leave();
+            }
+        }
+    }
+}
+
+internal static partial class WorkerLifecycleLog
+{
+    [LoggerMessage(EventId = 10, EventName = "Draining", Level = LogLevel.Information,
+        Message = "Draining: readiness is false and new requests get 503; waiting up to {GraceSeconds} s for {InFlight} in-flight request(s)")]
+    public static partial void Draining(ILogger logger, int inFlight, double graceSeconds);
+
+    [LoggerMessage(EventId = 11, EventName = "Drained", Level = LogLevel.Information, Message = "Drained: every in-flight request finished")]
+    public static partial void Drained(ILogger logger);
+
+    [LoggerMessage(EventId = 12, EventName = "DrainTimedOut", Level = LogLevel.Warning,
+        Message = "Drain grace ran out with {InFlight} request(s) still running; they are cancelled")]
+    public static partial void DrainTimedOut(ILogger logger, int inFlight);
+}

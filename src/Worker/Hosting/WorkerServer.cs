@@ -1,0 +1,100 @@
+using System.Net;
+using GpuFleet.Worker.Api.OpenAi;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace GpuFleet.Worker.Hosting;
+
+/// <summary>
+/// The worker process: Kestrel with an HTTP/1.1 port (OpenAI API, health, metrics) and an HTTP/2-only
+/// port for gRPC (Kestrel cannot serve HTTP/1.1 and cleartext HTTP/2 on one port).
+/// </summary>
+internal static class WorkerServer
+{
+    /// <summary>Command-line switches and the configuration keys they set.</summary>
+    public static readonly Dictionary<string, string> Switches = new(StringComparer.Ordinal)
+    {
+        ["--model"] = "Worker:ModelPath",
+        ["--model-id"] = "Worker:ModelId",
+        ["--name"] = "Worker:Name",
+        ["--host"] = "Worker:Host",
+        ["--http-port"] = "Worker:HttpPort",
+        ["--grpc-port"] = "Worker:GrpcPort",
+        ["--gpu-layers"] = "Worker:GpuLayers",
+        ["--native-dir"] = "Worker:NativeDirectory",
+        ["--drain-timeout"] = "Worker:DrainTimeoutSeconds",
+        ["--enable-thinking"] = "Worker:EnableThinking",
+        ["--slots"] = "Engine:Slots",
+        ["--ctx-size"] = "Engine:ContextPerSlot",
+        ["--batch-size"] = "Engine:BatchSize",
+        ["--threads"] = "Engine:Threads",
+        ["--queue"] = "Engine:QueueCapacity",
+        ["--host-cache-bytes"] = "Engine:HostCacheBytes",
+    };
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+        builder.Configuration.AddCommandLine(args, Switches);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        builder.Services.AddGpuFleetWorker(builder.Configuration);
+
+        var worker = builder.Configuration.GetSection(WorkerOptions.SectionName).Get<WorkerOptions>() ?? new WorkerOptions();
+        builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o =>
+            o.ShutdownTimeout = TimeSpan.FromSeconds(worker.DrainTimeoutSeconds + 10));
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = worker.MaxRequestBodyBytes;
+            if (!IPAddress.TryParse(worker.Host, out var address))
+            {
+                return; // reported by options validation at start
+            }
+
+            kestrel.Listen(address, worker.HttpPort, listen => listen.Protocols = HttpProtocols.Http1);
+            kestrel.Listen(address, worker.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
+        });
+
+        var app = builder.Build();
+        app.Use(HandleUnexpectedErrorsAsync);
+        app.MapGpuFleetWorker();
+        app.MapFallback(context => new OpenAiException(404, $"No endpoint {context.Request.Method} {context.Request.Path}.", "invalid_request_error", null, "not_found").WriteAsync(context));
+        await app.StartAsync();
+        foreach (var url in app.Urls)
+        {
+            Console.WriteLine($"listening on {url}");
+        }
+
+        await app.WaitForShutdownAsync();
+        return 0;
+    }
+
+    /// <summary>Any unexpected failure becomes an OpenAI-shaped 500 without internals; the details go to the log.</summary>
+    private static async Task HandleUnexpectedErrorsAsync(HttpContext context, RequestDelegate next)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && !context.Response.HasStarted)
+        {
+            var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("GpuFleet.Worker.Api");
+            WorkerServerLog.UnexpectedError(logger, ex, context.Request.Path);
+            await new OpenAiException(500, "Internal error; see the worker log.", "server_error", null, "internal_error").WriteAsync(context);
+        }
+    }
+}
+
+internal static partial class WorkerServerLog
+{
+    [LoggerMessage(EventId = 20, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected error serving {Path}")]
+    public static partial void UnexpectedError(ILogger logger, Exception exception, string path);
+}
