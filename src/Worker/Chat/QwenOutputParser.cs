@@ -115,7 +115,7 @@ public sealed class QwenOutputParser
         }
     }
 
-    // Moves through reasoning or content; true when the section changed and parsing should go on.
+    // Moves through reasoning or content; true when it consumed a tag and parsing should go on at once.
     private bool AdvanceText(List<ChatOutputEvent> events, bool final)
     {
         var reasoning = section == Section.Reasoning;
@@ -185,7 +185,7 @@ public sealed class QwenOutputParser
         return false;
     }
 
-    // Collects a tool call up to </tool_call>; true when it ended and parsing should go on.
+    // Collects a tool call up to </tool_call>; true when the call ended and parsing should go on at once.
     private bool AdvanceCall(List<ChatOutputEvent> events, bool final)
     {
         var at = callText.ToString(closeSearchFrom, callText.Length - closeSearchFrom).IndexOf(CallClose, StringComparison.Ordinal);

@@ -37,7 +37,7 @@ public sealed class QwenChatFormatGoldenTests
     }
 
     // What an OpenAI API layer does with a request body: messages, tools and the template switches.
-    internal static (List<ChatMessage> Messages, ChatRenderOptions Options) FromOpenAiJson(string json)
+    private static (List<ChatMessage> Messages, ChatRenderOptions Options) FromOpenAiJson(string json)
     {
         using var document = JsonDocument.Parse(json);
         var root = document.RootElement.Clone();

@@ -198,6 +198,50 @@ public sealed partial class QwenOutputParserTests
         Assert.NotEqual(calls[0].Id, calls[1].Id);
     }
 
+    [Fact]
+    public void A_rendered_assistant_turn_parses_back_to_the_same_message()
+    {
+        var turn = new ChatMessage("assistant", "Checking.")
+        {
+            ReasoningContent = "The user wants weather.",
+            ToolCalls =
+            [
+                new("x", "get_weather", """{"city": "São Paulo", "days": 3, "scale": 0.5, "detailed": true, "options": {"a": [1, 2]}, "hours": []}"""),
+                new("y", "search", """{"query": "line one\nline two"}"""),
+            ],
+        };
+        var prompt = QwenChatFormat.Render([new("user", "Weather?"), turn], new() { Tools = Tools, AddGenerationPrompt = false });
+        const string start = "<|im_start|>assistant\n<think>\n";
+        var generated = prompt[(prompt.LastIndexOf(start, StringComparison.Ordinal) + start.Length)..^"<|im_end|>\n".Length];
+
+        AssertParses(
+            generated,
+            [
+                new ReasoningDelta("The user wants weather."),
+                new ContentDelta("Checking."),
+                new ToolCallParsed(0, "call_0", "get_weather", """{"city":"São Paulo","days":3,"scale":0.5,"detailed":true,"options":{"a":[1,2]},"hours":[]}"""),
+                new ToolCallParsed(1, "call_1", "search", """{"query":"line one\nline two"}"""),
+            ]);
+    }
+
+    [Fact]
+    public void Random_texts_parse_the_same_however_they_are_split()
+    {
+        string[] pieces = ["<think>", "</think>", "<tool_call>", "</tool_call>", "<function=search>", "<function=get_weather>", "</function>",
+            "<parameter=query>", "<parameter=days>", "</parameter>", "\n", "\n\n", " ", "\u3000", "word", "42", "{\"a\": 1}", "<", "</", "<tool_", "</thi", "é🚀"];
+        var random = new Random(7);
+        for (var n = 0; n < 300; n++)
+        {
+            var text = string.Concat(Enumerable.Range(0, random.Next(1, 25)).Select(_ => pieces[random.Next(pieces.Length)]));
+            var (thinking, tools) = (random.Next(2) == 0, random.Next(2) == 0);
+            var whole = Parse(thinking, tools, [text]);
+            foreach (var chunks in Chunkings(text))
+            {
+                Assert.Equal(whole, Parse(thinking, tools, chunks));
+            }
+        }
+    }
+
     [GeneratedRegex("^call_[A-Za-z0-9]{24}$")]
     private static partial Regex IdPattern();
 
@@ -205,18 +249,23 @@ public sealed partial class QwenOutputParserTests
     {
         foreach (var chunks in Chunkings(text))
         {
-            var next = 0;
-            var parser = new QwenOutputParser(thinking, tools, Tools, () => "call_" + next++);
-            var events = new List<ChatOutputEvent>();
-            foreach (var chunk in chunks)
-            {
-                events.AddRange(parser.Push(chunk));
-            }
-
-            events.AddRange(parser.Complete());
-            Assert.DoesNotContain(events, e => e is ContentDelta { Text.Length: 0 } or ReasoningDelta { Text.Length: 0 });
-            Assert.Equal(expected, Merge(events));
+            Assert.Equal(expected, Parse(thinking, tools, chunks));
         }
+    }
+
+    private static List<ChatOutputEvent> Parse(bool thinking, bool tools, string[] chunks)
+    {
+        var next = 0;
+        var parser = new QwenOutputParser(thinking, tools, Tools, () => "call_" + next++);
+        var events = new List<ChatOutputEvent>();
+        foreach (var chunk in chunks)
+        {
+            events.AddRange(parser.Push(chunk));
+        }
+
+        events.AddRange(parser.Complete());
+        Assert.DoesNotContain(events, e => e is ContentDelta { Text.Length: 0 } or ReasoningDelta { Text.Length: 0 });
+        return Merge(events);
     }
 
     private static IEnumerable<string[]> Chunkings(string text)
