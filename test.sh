@@ -19,6 +19,10 @@ fi
 # The pinned llama.cpp libraries (CPU), fetched from npm and verified against natives/natives.lock.
 scripts/fetch-natives.sh cpu
 
+# gRPC interop (tests/GpuFleet.Contracts.Tests): a real @grpc/grpc-js client and server are the reference our
+# wire module is tested against; install the exact versions pinned in tests/interop/node/package-lock.json.
+npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
+
 results="$root/artifacts/test-results"
 rm -rf "$results"
 mkdir -p "$results"
