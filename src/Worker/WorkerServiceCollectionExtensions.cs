@@ -30,6 +30,9 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton<WorkerLifecycle>();
         services.AddHostedService(sp => sp.GetRequiredService<WorkerLifecycle>());
         services.TryAddSingleton<WorkerApi>();
+        services.TryAddSingleton<GpuFleet.Worker.Api.Grpc.InferenceGrpcService>();
+        services.TryAddSingleton<GpuFleet.Worker.Api.Grpc.WorkerStatusGrpcService>();
+        services.TryAddSingleton<GpuFleet.Contracts.Grpc.GrpcHealthService>();
         return services;
     }
 

@@ -1,4 +1,5 @@
 using GpuFleet.Worker.Api.OpenAi;
+using GpuFleet.Worker.Chat;
 using GpuFleet.Worker.Engine;
 using GpuFleet.Worker.Hosting;
 using Microsoft.Extensions.Logging;
@@ -9,7 +10,12 @@ namespace GpuFleet.Worker.Api;
 /// <summary>What the worker's endpoints share: the engine, the settings, the drain state and the clock.</summary>
 public sealed class WorkerApi(EngineHost host, IOptions<WorkerOptions> options, WorkerLifecycle lifecycle, TimeProvider time, ILogger<WorkerApi> logger)
 {
+    private SpecialTokenGuard? _specialTokens;
+
     public InferenceEngine Engine => host.Engine;
+
+    /// <summary>Keeps request text from becoming special tokens (built on first use: the model loads at start).</summary>
+    internal SpecialTokenGuard SpecialTokens => _specialTokens ??= new SpecialTokenGuard(host.Engine.Model);
 
     public WorkerOptions Options => options.Value;
 

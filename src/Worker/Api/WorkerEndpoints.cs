@@ -1,5 +1,9 @@
 using GpuFleet.Worker.Api;
+using GpuFleet.Worker.Api.Grpc;
 using GpuFleet.Worker.Api.OpenAi;
+using GpuFleet.Worker.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -9,15 +13,23 @@ namespace Microsoft.AspNetCore.Builder;
 /// <summary>Maps the worker's HTTP API: OpenAI endpoints, health, readiness and metrics.</summary>
 public static class WorkerEndpointRouteBuilderExtensions
 {
+    /// <summary>
+    /// Maps the HTTP API (to the HTTP port) and the gRPC services (to the gRPC port); with a port of 0 the
+    /// endpoints are not tied to a port, since the chosen one is known only after start.
+    /// </summary>
     public static IEndpointRouteBuilder MapGpuFleetWorker(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
-        endpoints.MapPost("/v1/completions", CompletionsEndpoint.HandleAsync);
-        endpoints.MapGet("/v1/models", ModelsAsync);
-        endpoints.MapGet("/v1/models/{id}", ModelAsync);
-        endpoints.MapGet("/healthz", () => Results.Text("ok"));
-        endpoints.MapGet("/readyz", Ready);
-        endpoints.MapGet("/metrics", WorkerMetrics.WriteAsync);
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var options = endpoints.ServiceProvider.GetRequiredService<IOptions<WorkerOptions>>().Value;
+        var http = options.HttpPort == 0 ? endpoints : endpoints.MapGroup(string.Empty).RequireHost($"*:{options.HttpPort}");
+        http.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
+        http.MapPost("/v1/completions", CompletionsEndpoint.HandleAsync);
+        http.MapGet("/v1/models", ModelsAsync);
+        http.MapGet("/v1/models/{id}", ModelAsync);
+        http.MapGet("/healthz", () => Results.Text("ok"));
+        http.MapGet("/readyz", Ready);
+        http.MapGet("/metrics", WorkerMetrics.WriteAsync);
+        WorkerGrpcEndpoints.Map(endpoints, options.GrpcPort == 0 ? null : $"*:{options.GrpcPort}");
         return endpoints;
     }
 

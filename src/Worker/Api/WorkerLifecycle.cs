@@ -1,4 +1,6 @@
+using GpuFleet.Contracts.Grpc;
 using GpuFleet.Worker.Hosting;
+using ServingStatus = GpuFleet.Contracts.Health.HealthCheckResponse.Types.ServingStatus;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -10,7 +12,8 @@ namespace GpuFleet.Worker.Api;
 /// Kestrel still answers): readiness turns false and new requests get 503 at once, while in-flight ones
 /// finish within <see cref="WorkerOptions.DrainTimeoutSeconds"/>; then the host stops and the process exits 0.
 /// </summary>
-public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvider time, ILogger<WorkerLifecycle> logger) : IHostedLifecycleService
+public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvider time, GrpcHealthService health, ILogger<WorkerLifecycle> logger)
+    : IHostedLifecycleService
 {
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _inFlight;
@@ -30,6 +33,8 @@ public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvide
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         _draining = true;
+        health.SetStatus(string.Empty, ServingStatus.NotServing);
+        health.SetStatus(Grpc.WorkerGrpcEndpoints.InferenceService, ServingStatus.NotServing);
         var grace = TimeSpan.FromSeconds(options.Value.DrainTimeoutSeconds);
         WorkerLifecycleLog.Draining(logger, InFlight, grace.TotalSeconds);
         if (InFlight == 0)
@@ -54,7 +59,13 @@ public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvide
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>Every hosted service started, so the engine runs: gRPC health reports SERVING.</summary>
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        health.SetStatus(string.Empty, ServingStatus.Serving);
+        health.SetStatus(Grpc.WorkerGrpcEndpoints.InferenceService, ServingStatus.Serving);
+        return Task.CompletedTask;
+    }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -210,6 +210,16 @@ internal sealed class Scheduler
 
     private void Admit()
     {
+        var admitted = _active.Count;
+        AdmitWaiting();
+        if (_active.Count != admitted)
+        {
+            PublishStatus();
+        }
+    }
+
+    private void AdmitWaiting()
+    {
         while (_slots.Any(s => s.Active is null) && _queue.TryDequeue() is { } pending)
         {
             if (pending.Cancellation.IsCancellationRequested)
@@ -486,7 +496,9 @@ internal sealed class Scheduler
             Snapshot(active.Slot);
         }
 
-        // Published before the caller sees the completion, so a status read after it is up to date.
+        // Capacity released and status published before the caller sees the completion, so that a status
+        // read or a new request right after it sees the slot free.
+        _queue.Release();
         PublishStatus();
         Complete(active.Pending, new CompletionEvent(reason, usage, trailing, error));
     }
@@ -494,6 +506,7 @@ internal sealed class Scheduler
     private void CompleteWithoutWork(PendingRequest pending, FinishReason reason, string? error)
     {
         var elapsed = _time.GetElapsedTime(pending.EnqueuedAt);
+        _queue.Release();
         Complete(pending, new CompletionEvent(reason, new GenerationUsage(pending.Prompt.Length, 0, 0, elapsed, TimeSpan.Zero, elapsed), string.Empty, error));
     }
 
@@ -504,7 +517,6 @@ internal sealed class Scheduler
         pending.Output.Writer.TryWrite(completion);
         pending.Output.Writer.TryComplete();
         pending.Completion.TrySetResult(completion);
-        _queue.Release();
     }
 
     private void Snapshot(SequenceSlot slot)

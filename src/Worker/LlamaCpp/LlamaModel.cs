@@ -3,6 +3,9 @@ using GpuFleet.Worker.LlamaCpp.Native;
 
 namespace GpuFleet.Worker.LlamaCpp;
 
+/// <summary>A token matched by its text when special tokens are parsed.</summary>
+public sealed record SpecialToken(int Id, string Text, bool IsControl);
+
 /// <summary>A loaded GGUF model: weights, vocabulary and metadata. Thread-safe for reading.</summary>
 public sealed unsafe class LlamaModel : IDisposable
 {
@@ -24,6 +27,7 @@ public sealed unsafe class LlamaModel : IDisposable
         Name = GetMetadata("general.name") ?? System.IO.Path.GetFileNameWithoutExtension(path);
         var template = LlamaNative.ModelChatTemplate(model, null);
         ChatTemplate = template is null ? null : LlamaBackend.Utf8(template);
+        SpecialTokens = FindSpecialTokens();
         var buffer = stackalloc byte[256];
         var n = LlamaNative.ModelDesc(model, buffer, 256);
         Description = n > 0 ? Encoding.UTF8.GetString(buffer, Math.Min(n, 255)) : Architecture;
@@ -56,6 +60,12 @@ public sealed unsafe class LlamaModel : IDisposable
     public long ParameterCount { get; }
 
     public long SizeBytes { get; }
+
+    /// <summary>
+    /// Tokens that tokenization with special parsing matches by their text: control tokens (e.g.
+    /// <c>&lt;|im_start|&gt;</c>) and user-defined ones (e.g. <c>&lt;think&gt;</c>), longest text first.
+    /// </summary>
+    public IReadOnlyList<SpecialToken> SpecialTokens { get; }
 
     /// <summary>Loads a GGUF file; <paramref name="gpuLayers"/> &lt; 0 offloads every layer when a GPU backend is present.</summary>
     public static LlamaModel Load(string path, int gpuLayers = 0)
@@ -145,4 +155,21 @@ public sealed unsafe class LlamaModel : IDisposable
     public bool IsControl(int token) => LlamaNative.VocabIsControl(_vocab, token);
 
     public void Dispose() => Handle.Dispose();
+
+    private List<SpecialToken> FindSpecialTokens()
+    {
+        const int Control = 1 << 3;
+        const int UserDefined = 1 << 4;
+        var specials = new List<SpecialToken>();
+        for (var token = 0; token < VocabularySize; token++)
+        {
+            var attributes = LlamaNative.VocabGetAttr(_vocab, token);
+            if ((attributes & (Control | UserDefined)) != 0 && LlamaBackend.Utf8(LlamaNative.VocabGetText(_vocab, token)) is { Length: > 0 } text)
+            {
+                specials.Add(new SpecialToken(token, text, (attributes & Control) != 0));
+            }
+        }
+
+        return [.. specials.OrderByDescending(s => s.Text.Length)];
+    }
 }

@@ -61,7 +61,10 @@ public sealed class OperationsTests(WorkerFixture fixture) : IClassFixture<Worke
             using var request = StreamRequest(fixture.ModelId, maxTokens: 3000);
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-            await reader.ReadLineAsync();
+            // The role chunk is written before the engine admits the request; wait for a generated token.
+            while (await reader.ReadLineAsync() is { } line && !line.Contains("\"content\"", StringComparison.Ordinal))
+            {
+            }
         }
 
         using var probe = new HttpClient { BaseAddress = worker.BaseAddress, Timeout = TestTimeouts.Default };

@@ -23,32 +23,23 @@ internal static class ChatCompletionsEndpoint
             var request = ChatCompletionRequest.Parse(document.RootElement);
             api.EnsureModel(request.Parameters.Model);
 
-            // A forced tool call or JSON object starts at the first output token, so there is no room for a
-            // <think> block: such requests render with thinking switched off.
-            var forced = request.ToolChoice is ToolChoiceMode.Required or ToolChoiceMode.Named;
-            var thinking = forced || request.JsonObject ? false : request.EnableThinking ?? api.Options.EnableThinking;
-            var tools = request.ToolChoice == ToolChoiceMode.None ? [] : request.Tools;
-            string prompt;
+            GenerationRequest generation;
+            QwenOutputParser parser;
             try
             {
-                prompt = QwenChatFormat.Render(request.Messages, new ChatRenderOptions { Tools = tools.Count > 0 ? tools : null, EnableThinking = thinking });
+                (generation, parser) = ChatPipeline.Prepare(api, request.Messages, request.Tools, request.ToolChoice, request.ToolChoiceName,
+                    request.JsonObject, request.EnableThinking, request.Parameters);
             }
             catch (ChatFormatException ex)
             {
                 throw OpenAiException.BadRequest(ex.Message, "messages", "invalid_value");
             }
-
-            var grammar = forced ? OutputGrammars.ToolCall(tools, request.ToolChoiceName)
-                : request.JsonObject ? OutputGrammars.JsonObject()
-                : null;
-            var generation = api.BuildRequest(api.Engine.Model.Tokenize(prompt), request.Parameters, grammar);
             var admission = api.Engine.Submit(generation, http.RequestAborted);
             if (!admission.Accepted)
             {
                 throw api.ToError(admission.Rejection!);
             }
 
-            var parser = new QwenOutputParser(thinking != false, tools.Count > 0, tools);
             var reply = new Reply(ResponseJson.NewId("chatcmpl-"), api.Time.GetUtcNow().ToUnixTimeSeconds(), request.Parameters.Model);
             if (request.Parameters.Stream)
             {

@@ -101,6 +101,12 @@ internal static unsafe partial class LlamaNative
     [return: MarshalAs(UnmanagedType.U1)]
     public static partial bool VocabIsControl(nint vocab, int token);
 
+    [LibraryImport(Library, EntryPoint = "llama_vocab_get_attr")]
+    public static partial int VocabGetAttr(nint vocab, int token);
+
+    [LibraryImport(Library, EntryPoint = "llama_vocab_get_text")]
+    public static partial byte* VocabGetText(nint vocab, int token);
+
     [LibraryImport(Library, EntryPoint = "llama_vocab_eos")]
     public static partial int VocabEos(nint vocab);
 

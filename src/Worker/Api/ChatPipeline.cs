@@ -1,0 +1,31 @@
+using GpuFleet.Worker.Api.OpenAi;
+using GpuFleet.Worker.Chat;
+using GpuFleet.Worker.Engine;
+
+namespace GpuFleet.Worker.Api;
+
+/// <summary>
+/// Turns a conversation into an engine request and a matching output parser; shared by the OpenAI chat
+/// endpoint and the gRPC Generate call so that both render, constrain and parse identically.
+/// </summary>
+internal static class ChatPipeline
+{
+    /// <summary>Renders the prompt (400 / INVALID_ARGUMENT material on a <see cref="ChatFormatException"/>).</summary>
+    public static (GenerationRequest Request, QwenOutputParser Parser) Prepare(
+        WorkerApi api, IReadOnlyList<ChatMessage> messages, IReadOnlyList<ChatTool> tools, ToolChoiceMode toolChoice, string? toolChoiceName,
+        bool jsonObject, bool? enableThinking, GenerationParameters parameters)
+    {
+        // A forced tool call or JSON object starts at the first output token, so there is no room for a
+        // <think> block: such requests render with thinking switched off.
+        var forced = toolChoice is ToolChoiceMode.Required or ToolChoiceMode.Named;
+        var thinking = forced || jsonObject ? false : enableThinking ?? api.Options.EnableThinking;
+        var offered = toolChoice == ToolChoiceMode.None ? [] : tools;
+        var (safeMessages, safeTools) = api.SpecialTokens.Neutralize(messages, offered);
+        var prompt = QwenChatFormat.Render(safeMessages, new ChatRenderOptions { Tools = safeTools.Count > 0 ? safeTools : null, EnableThinking = thinking });
+        var grammar = forced ? OutputGrammars.ToolCall(offered, toolChoiceName)
+            : jsonObject ? OutputGrammars.JsonObject()
+            : null;
+        var request = api.BuildRequest(api.SpecialTokens.Tokenize(prompt), parameters, grammar);
+        return (request, new QwenOutputParser(thinking != false, offered.Count > 0, offered));
+    }
+}

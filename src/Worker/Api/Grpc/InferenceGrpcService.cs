@@ -1,0 +1,194 @@
+using System.Text.Json;
+using GpuFleet.Contracts.Grpc;
+using GpuFleet.Contracts.V1;
+using GpuFleet.Worker.Api.OpenAi;
+using GpuFleet.Worker.Chat;
+using GpuFleet.Worker.Engine;
+using ChatMessage = GpuFleet.Worker.Chat.ChatMessage;
+using FinishReason = GpuFleet.Worker.Engine.FinishReason;
+
+namespace GpuFleet.Worker.Api.Grpc;
+
+/// <summary>
+/// <c>gpufleet.v1.Inference/Generate</c>: the same generation as the OpenAI API for internal services,
+/// streamed as token deltas (text, reasoning, tool calls, token ids) and one final message with usage.
+/// Refusals carry gRPC status codes; an overloaded worker adds <c>grpc-retry-pushback-ms</c>.
+/// </summary>
+internal sealed class InferenceGrpcService(WorkerApi api)
+{
+    public const string GenerateMethod = "/gpufleet.v1.Inference/Generate";
+
+    public async Task GenerateAsync(GenerateRequest request, IGrpcStreamWriter<GenerateResponse> writer, GrpcServerCallContext context)
+    {
+        using var tracked = api.Lifecycle.Track();
+        try
+        {
+            api.EnsureServing();
+            if (request.Model.Length > 0)
+            {
+                api.EnsureModel(request.Model);
+            }
+        }
+        catch (OpenAiException ex)
+        {
+            throw ToGrpc(ex, context);
+        }
+
+        var parameters = new GenerationParameters(api.ModelId, Stream: true, IncludeUsage: true,
+            request.MaxTokens > 0 ? (int)request.MaxTokens : null, Sampling(request.Sampling), request.Stop, request.IgnoreEos);
+        GenerationRequest generation;
+        QwenOutputParser? parser = null;
+        switch (request.InputCase)
+        {
+            case GenerateRequest.InputOneofCase.Prompt when request.Prompt.Length > 0:
+                generation = api.BuildRequest(api.Engine.Model.Tokenize(request.Prompt), parameters, grammar: null);
+                break;
+            case GenerateRequest.InputOneofCase.Chat:
+                try
+                {
+                    var tools = request.Chat.Tools.Select(ToTool).ToList();
+                    (generation, parser) = ChatPipeline.Prepare(api, [.. request.Chat.Messages.Select(ToMessage)], tools, ToolChoiceMode.Auto, null,
+                        jsonObject: false, request.Chat.HasEnableThinking ? request.Chat.EnableThinking : null, parameters);
+                }
+                catch (ChatFormatException ex)
+                {
+                    throw new GrpcException(GrpcStatusCode.InvalidArgument, ex.Message);
+                }
+
+                break;
+            default:
+                throw new GrpcException(GrpcStatusCode.InvalidArgument, "Set either 'prompt' (non-empty) or 'chat'.");
+        }
+
+        var admission = api.Engine.Submit(generation, context.CancellationToken);
+        if (!admission.Accepted)
+        {
+            throw ToGrpc(api.ToError(admission.Rejection!), context);
+        }
+
+        var toolCalls = false;
+        await foreach (var item in admission.Stream!.ReadAllAsync(context.CancellationToken))
+        {
+            switch (item)
+            {
+                case TokenEvent token:
+                    var delta = new TokenDelta();
+                    delta.TokenIds.Add(token.Token);
+                    toolCalls |= Apply(delta, parser is null ? [new ContentDelta(token.Text)] : parser.Push(token.Text));
+                    await writer.WriteAsync(new GenerateResponse { Delta = delta }, context.CancellationToken);
+                    break;
+                case CompletionEvent done:
+                    IReadOnlyList<ChatOutputEvent> events = parser is null ? [new ContentDelta(done.TrailingText)] : [.. parser.Push(done.TrailingText), .. parser.Complete()];
+                    var tail = new TokenDelta();
+                    toolCalls |= Apply(tail, events);
+                    if (tail.Text.Length > 0 || tail.ReasoningText.Length > 0 || tail.ToolCalls.Count > 0)
+                    {
+                        await writer.WriteAsync(new GenerateResponse { Delta = tail }, context.CancellationToken);
+                    }
+
+                    if (done.Reason == FinishReason.Error)
+                    {
+                        throw new GrpcException(GrpcStatusCode.Internal, done.Error ?? "The model failed.");
+                    }
+
+                    await writer.WriteAsync(new GenerateResponse { Final = Final(done, toolCalls) }, context.CancellationToken);
+                    break;
+            }
+        }
+    }
+
+    private static GenerateFinal Final(CompletionEvent done, bool toolCalls) => new()
+    {
+        FinishReason = done.Reason == FinishReason.Cancelled ? "cancelled" : ResponseJson.FinishReason(done.Reason, toolCalls),
+        Usage = new Usage
+        {
+            PromptTokens = (uint)done.Usage.PromptTokens,
+            CompletionTokens = (uint)done.Usage.CompletionTokens,
+            CachedPromptTokens = (uint)done.Usage.CachedPromptTokens,
+            TimeToFirstTokenMs = done.Usage.TimeToFirstToken.TotalMilliseconds,
+            TotalMs = done.Usage.TotalTime.TotalMilliseconds,
+        },
+    };
+
+    /// <summary>Adds parsed events to a delta; true when one of them is a tool call.</summary>
+    private static bool Apply(TokenDelta delta, IEnumerable<ChatOutputEvent> events)
+    {
+        var toolCall = false;
+        foreach (var e in events)
+        {
+            switch (e)
+            {
+                case ContentDelta c:
+                    delta.Text += c.Text;
+                    break;
+                case ReasoningDelta r:
+                    delta.ReasoningText += r.Text;
+                    break;
+                case ToolCallParsed call:
+                    delta.ToolCalls.Add(new Contracts.V1.ToolCall { Id = call.Id, Name = call.Name, ArgumentsJson = call.ArgumentsJson });
+                    toolCall = true;
+                    break;
+            }
+        }
+
+        return toolCall;
+    }
+
+    private static SamplingParameters Sampling(SamplingParams? p) => p is null ? new SamplingParameters() : new SamplingParameters
+    {
+        Temperature = p.HasTemperature ? p.Temperature : 1.0f,
+        TopP = p.HasTopP ? p.TopP : 1.0f,
+        TopK = p.HasTopK ? p.TopK : 0,
+        MinP = p.HasMinP ? p.MinP : 0,
+        RepetitionPenalty = p.HasRepetitionPenalty ? p.RepetitionPenalty : 1.0f,
+        PresencePenalty = p.HasPresencePenalty ? p.PresencePenalty : 0,
+        FrequencyPenalty = p.HasFrequencyPenalty ? p.FrequencyPenalty : 0,
+        Seed = p.HasSeed ? unchecked((uint)p.Seed) : null,
+    };
+
+    private static ChatMessage ToMessage(Contracts.V1.ChatMessage m) => new(m.Role, m.Content)
+    {
+        Name = m.Name.Length > 0 ? m.Name : null,
+        ToolCallId = m.ToolCallId.Length > 0 ? m.ToolCallId : null,
+        ReasoningContent = m.ReasoningContent.Length > 0 ? m.ReasoningContent : null,
+        ToolCalls = m.ToolCalls.Count > 0 ? [.. m.ToolCalls.Select(c => new ChatToolCall(c.Id, c.Name, c.ArgumentsJson))] : null,
+    };
+
+    private static ChatTool ToTool(Tool t)
+    {
+        JsonElement? parameters = null;
+        if (t.ParametersJson.Length > 0)
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(t.ParametersJson);
+                parameters = document.RootElement.Clone();
+            }
+            catch (JsonException)
+            {
+                throw new GrpcException(GrpcStatusCode.InvalidArgument, $"The parameters of tool '{t.Name}' are not valid JSON.");
+            }
+        }
+
+        return new ChatTool(t.Name, t.Description.Length > 0 ? t.Description : null, parameters);
+    }
+
+    /// <summary>The gRPC status for an API error: the same decision as HTTP, in gRPC's codes.</summary>
+    private static GrpcException ToGrpc(OpenAiException error, GrpcServerCallContext context)
+    {
+        if (error.RetryAfterSeconds is { } seconds)
+        {
+            context.ResponseTrailers["grpc-retry-pushback-ms"] = (seconds * 1000).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        var code = error.Status switch
+        {
+            404 => GrpcStatusCode.NotFound,
+            429 => GrpcStatusCode.ResourceExhausted,
+            503 => GrpcStatusCode.Unavailable,
+            >= 500 => GrpcStatusCode.Internal,
+            _ => GrpcStatusCode.InvalidArgument,
+        };
+        return new GrpcException(code, error.Message);
+    }
+}
