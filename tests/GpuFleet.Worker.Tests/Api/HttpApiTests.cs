@@ -114,6 +114,29 @@ public sealed class HttpApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
     }
 
     [Fact]
+    public async Task Json_object_response_format_constrains_the_reply_to_json()
+    {
+        var reply = await PostJsonAsync("/v1/chat/completions", new
+        {
+            model = fixture.ModelId,
+            max_tokens = 400,
+            seed = 7,
+            response_format = new { type = "json_object" },
+            messages = new[] { new { role = "user", content = "Reply with a JSON object." } },
+        });
+
+        var choice = reply.GetProperty("choices")[0];
+        var content = choice.GetProperty("message").GetProperty("content").GetString()!;
+        Assert.StartsWith("{", content.TrimStart(), StringComparison.Ordinal);
+        if (choice.GetProperty("finish_reason").GetString() == "stop")
+        {
+            // Finished within the budget: the whole reply is one JSON object.
+            using var parsed = JsonDocument.Parse(content);
+            Assert.Equal(JsonValueKind.Object, parsed.RootElement.ValueKind);
+        }
+    }
+
+    [Fact]
     public async Task Text_completions_accept_text_or_token_prompts_and_stream_with_done()
     {
         var text = await PostJsonAsync("/v1/completions", new { model = fixture.ModelId, prompt = "Once upon a time", max_tokens = 5, temperature = 0 });
