@@ -16,9 +16,11 @@ internal static class WorkerMetrics
         var model = Escape(api.ModelId);
         var worker = Escape(api.Options.Name);
         var labels = $"worker=\"{worker}\",model=\"{model}\"";
+        var described = new HashSet<string>(StringComparer.Ordinal);
         void Metric(string name, string type, string help, double value, string extraLabels = "")
         {
-            if (!text.ToString().Contains($"# TYPE {name} ", StringComparison.Ordinal))
+            // HELP and TYPE once per metric family, before its first sample.
+            if (described.Add(name))
             {
                 text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n");
             }
