@@ -29,6 +29,7 @@ public static class WorkerEndpointRouteBuilderExtensions
         http.MapGet("/healthz", () => Results.Text("ok"));
         http.MapGet("/readyz", Ready);
         http.MapGet("/metrics", WorkerMetrics.WriteAsync);
+        http.MapGet("/status", StatusAsync);
         WorkerGrpcEndpoints.Map(endpoints, options.GrpcPort == 0 ? null : $"*:{options.GrpcPort}");
         return endpoints;
     }
@@ -49,6 +50,18 @@ public static class WorkerEndpointRouteBuilderExtensions
         {
             return Results.Text("loading", statusCode: 503);
         }
+    }
+
+    /// <summary>
+    /// The worker's status as proto3 JSON (the <c>WorkerStatus</c> message of the status stream): how a gateway
+    /// that knows only the HTTP address learns the gRPC address to watch.
+    /// </summary>
+    private static Task StatusAsync(HttpContext http, WorkerStatusGrpcService status)
+    {
+        var snapshot = status.Snapshot();
+        snapshot.ObservedAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow);
+        http.Response.ContentType = "application/json";
+        return http.Response.WriteAsync(Google.Protobuf.JsonFormatter.Default.Format(snapshot), http.RequestAborted);
     }
 
     private static Task ModelsAsync(HttpContext http, WorkerApi api)

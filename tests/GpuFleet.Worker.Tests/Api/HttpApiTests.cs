@@ -171,6 +171,18 @@ public sealed class HttpApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
     }
 
     [Fact]
+    public async Task Status_is_served_as_proto_json_with_the_grpc_address()
+    {
+        var json = await Http.GetStringAsync(new Uri("/status", UriKind.Relative));
+
+        var status = GpuFleet.Contracts.V1.WorkerStatus.Parser.ParseJson(json);
+        Assert.Equal("api-test", status.Name);
+        Assert.Equal($"http://127.0.0.1:{fixture.Worker.GrpcPort}", status.GrpcAddress);
+        Assert.True(status.Ready);
+        Assert.Equal(4u, status.Engine.TotalSlots);
+    }
+
+    [Fact]
     public async Task Unknown_paths_get_a_404_in_the_error_shape()
     {
         using var response = await Http.GetAsync(new Uri("/v2/everything", UriKind.Relative));
