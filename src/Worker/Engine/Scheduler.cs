@@ -527,9 +527,10 @@ internal sealed class Scheduler
         }
 
         var tokens = slot.Cached.ToArray();
-        if (!_snapshots.Contains(tokens))
+        // A state larger than the whole budget would be copied (device to host) only to be dropped.
+        if (!_snapshots.Contains(tokens) && _context!.GetSequenceStateSize(slot.Sequence) <= _snapshots.CapacityBytes)
         {
-            _snapshots.Add(tokens, _context!.GetSequenceState(slot.Sequence));
+            _snapshots.Add(tokens, _context.GetSequenceState(slot.Sequence));
         }
     }
 
