@@ -1,12 +1,48 @@
+using GpuFleet.Contracts;
+using GpuFleet.Gateway.Destinations;
+using GpuFleet.Gateway.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Model;
+using Yarp.ReverseProxy.Transforms;
+
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>The gateway's composition entry point.</summary>
 public static class GatewayServiceCollectionExtensions
 {
-    /// <summary>Adds the GpuFleet gateway's services (routing, affinity and limits arrive with the gateway issue).</summary>
-    public static IServiceCollection AddGpuFleetGateway(this IServiceCollection services)
+    /// <summary>
+    /// Adds the GpuFleet gateway: options from the <c>Gateway</c> section (validated at start, every problem
+    /// named) and YARP forwarding the OpenAI API to the workers, with <c>x-gpufleet-worker</c> on each response.
+    /// </summary>
+    public static IServiceCollection AddGpuFleetGateway(this IServiceCollection services, IConfiguration configuration)
     {
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddOptions<GatewayOptions>().Bind(configuration.GetSection(GatewayOptions.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
+        services.AddSingleton<IProxyConfigProvider, StaticWorkerProxyConfig>();
+        services.AddReverseProxy().AddTransforms(context => context.AddResponseTransform(transform =>
+        {
+            // Which worker answered: for clients, operators and the tests.
+            if (transform.HttpContext.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination)
+            {
+                transform.HttpContext.Response.Headers[GpuFleetHeaders.Worker] = destination.DestinationId;
+            }
+
+            return ValueTask.CompletedTask;
+        }));
         services.AddHealthChecks();
         return services;
+    }
+
+    private sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, GatewayOptions options)
+        {
+            var errors = options.Validate();
+            return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+        }
     }
 }

@@ -1,0 +1,96 @@
+using System.ClientModel;
+using System.Diagnostics;
+using GpuFleet.Testing;
+using GpuFleet.Worker.LlamaCpp;
+using GpuFleet.Worker.Models;
+using OpenAI;
+using OpenAI.Chat;
+
+namespace GpuFleet.Gateway.Tests.Destinations;
+
+/// <summary>The gateway as a real process in front of two real workers, called with the official OpenAI SDK.</summary>
+public sealed class ForwardingTests : IAsyncLifetime
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("gpufleet-gateway-").FullName;
+    private readonly List<WorkerProcess> _workers = [];
+    private Process? _gateway;
+    private int _gatewayPort;
+
+    public async Task InitializeAsync()
+    {
+        LlamaBackend.Initialize();
+        var model = Path.Combine(_directory, "tiny-qwen35.gguf");
+        DemoModelBuilder.Build(new DemoModelOptions(model, DemoArchitecture.Qwen35, DemoModelSize.Tiny));
+        for (var i = 0; i < 2; i++)
+        {
+            _workers.Add(await WorkerProcess.StartAsync(model, "--name", $"w{i}", "--ctx-size", "2048", "--enable-thinking", "false"));
+        }
+
+        _gatewayPort = FreePort.Next();
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "GpuFleet.Gateway.dll"), "--http-port", _gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture) }
+                     .Concat(_workers.SelectMany(w => new[] { "--worker", w.BaseAddress.ToString().TrimEnd('/') })))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        _gateway = Process.Start(start)!;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow + TestTimeouts.Default;
+        while (true)
+        {
+            try
+            {
+                if ((await http.GetAsync(new Uri($"http://127.0.0.1:{_gatewayPort}/healthz"))).IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            {
+            }
+
+            Assert.False(_gateway.HasExited, "the gateway exited");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task Chat_through_the_gateway_is_served_by_a_worker_and_says_which()
+    {
+        var client = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri($"http://127.0.0.1:{_gatewayPort}/v1") });
+        var chat = client.GetChatClient("tiny-qwen35");
+
+        var result = await chat.CompleteChatAsync([new UserChatMessage("Hello through the gateway")], new ChatCompletionOptions { MaxOutputTokenCount = 5 });
+        var text = new System.Text.StringBuilder();
+        await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage("Stream through the gateway")], new ChatCompletionOptions { MaxOutputTokenCount = 5 }))
+        {
+            foreach (var part in update.ContentUpdate)
+            {
+                text.Append(part.Text);
+            }
+        }
+
+        Assert.Equal(5, result.Value.Usage.OutputTokenCount);
+        var worker = result.GetRawResponse().Headers.TryGetValue("x-gpufleet-worker", out var name) ? name : null;
+        Assert.Contains(worker, _workers.Select(w => w.BaseAddress.Authority));
+        Assert.NotEqual(0, text.Length);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_gateway is { HasExited: false })
+        {
+            _gateway.Kill(entireProcessTree: true);
+            await _gateway.WaitForExitAsync();
+        }
+
+        _gateway?.Dispose();
+        foreach (var worker in _workers)
+        {
+            await worker.DisposeAsync();
+        }
+
+        Directory.Delete(_directory, recursive: true);
+    }
+}
