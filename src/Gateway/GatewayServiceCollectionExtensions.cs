@@ -1,6 +1,7 @@
 using GpuFleet.Contracts;
 using GpuFleet.Gateway.Destinations;
 using GpuFleet.Gateway.Hosting;
+using GpuFleet.Gateway.Load;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -15,7 +16,8 @@ public static class GatewayServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the GpuFleet gateway: options from the <c>Gateway</c> section (validated at start, every problem
-    /// named) and YARP forwarding the OpenAI API to the workers, with <c>x-gpufleet-worker</c> on each response.
+    /// named), YARP forwarding the OpenAI API to the workers with <c>x-gpufleet-worker</c> on each response, and
+    /// the load view: every worker's status stream, keeping draining and unready workers out of rotation.
     /// </summary>
     public static IServiceCollection AddGpuFleetGateway(this IServiceCollection services, IConfiguration configuration)
     {
@@ -23,6 +25,10 @@ public static class GatewayServiceCollectionExtensions
         services.AddOptions<GatewayOptions>().Bind(configuration.GetSection(GatewayOptions.SectionName)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
         services.AddSingleton<IProxyConfigProvider, StaticWorkerProxyConfig>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<WorkerLoadBoard>();
+        services.AddSingleton<Yarp.ReverseProxy.Health.IAvailableDestinationsPolicy, ReadyWorkersPolicy>();
+        services.AddHostedService<WorkerStatusMonitor>();
         services.AddReverseProxy().AddTransforms(context => context.AddResponseTransform(transform =>
         {
             // Which worker answered: for clients, operators and the tests.

@@ -28,6 +28,7 @@ builder.WebHost.ConfigureKestrel(kestrel =>
 var app = builder.Build();
 app.MapReverseProxy();
 app.MapGet("/healthz", () => Results.Text("ok"));
+app.MapGet("/workers", GpuFleet.Gateway.Load.WorkersEndpoint.WriteAsync);
 await app.StartAsync();
 foreach (var url in app.Urls)
 {

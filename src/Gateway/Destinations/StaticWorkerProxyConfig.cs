@@ -15,6 +15,9 @@ internal sealed class StaticWorkerProxyConfig(IOptions<GatewayOptions> options) 
 
     public IProxyConfig GetConfig() => new Config(options.Value.Workers);
 
+    /// <summary>A worker's destination id: the host:port of its HTTP URL.</summary>
+    public static string DestinationId(string workerUrl) => new Uri(workerUrl).Authority;
+
     private sealed class Config(IReadOnlyList<string> workers) : IProxyConfig
     {
         public IReadOnlyList<RouteConfig> Routes { get; } =
@@ -27,9 +30,11 @@ internal sealed class StaticWorkerProxyConfig(IOptions<GatewayOptions> options) 
             new ClusterConfig
             {
                 ClusterId = ClusterId,
-                // Interim policy until the time-to-first-token policy lands: fewest requests in flight.
-                LoadBalancingPolicy = "LeastRequests",
-                Destinations = workers.ToDictionary(w => new Uri(w).Authority, w => new DestinationConfig { Address = w }, StringComparer.Ordinal),
+                // Interim policy until the time-to-first-token policy lands: the less busy of two random workers
+                // (plain least-requests sends all sequential traffic to one worker, since idle workers tie).
+                LoadBalancingPolicy = "PowerOfTwoChoices",
+                HealthCheck = new HealthCheckConfig { AvailableDestinationsPolicy = GpuFleet.Gateway.Load.ReadyWorkersPolicy.PolicyName },
+                Destinations = workers.ToDictionary(DestinationId, w => new DestinationConfig { Address = w }, StringComparer.Ordinal),
             },
         ];
 

@@ -77,6 +77,45 @@ public sealed class ForwardingTests : IAsyncLifetime
         Assert.NotEqual(0, text.Length);
     }
 
+    [Fact]
+    public async Task A_draining_worker_gets_no_new_requests_through_the_gateway()
+    {
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        var gateway = new Uri($"http://127.0.0.1:{_gatewayPort}");
+        await WaitForWorkersAsync(http, gateway, json => json.Contains("\"available\":true", StringComparison.Ordinal)
+            && json.Split("\"available\":true").Length == 3);
+
+        // Keep worker 0 busy with a long stream (straight to it), then SIGTERM it: it drains.
+        var draining = _workers[0];
+        var body = System.Text.Json.JsonSerializer.Serialize(new { model = "tiny-qwen35", stream = true, max_tokens = 1500, ignore_eos = true, messages = new[] { new { role = "user", content = "long" } } });
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(draining.BaseAddress, "/v1/chat/completions")) { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
+        using var stream = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        draining.Terminate();
+        await WaitForWorkersAsync(http, gateway, json => json.Contains("\"draining\":true", StringComparison.Ordinal));
+
+        var servedBy = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            using var response = await http.PostAsync(new Uri(gateway, "/v1/chat/completions"), new StringContent(
+                """{"model":"tiny-qwen35","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}""", System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            servedBy.Add(response.Headers.GetValues("x-gpufleet-worker").Single());
+        }
+
+        Assert.All(servedBy, worker => Assert.Equal(_workers[1].BaseAddress.Authority, worker));
+    }
+
+    private static async Task WaitForWorkersAsync(HttpClient http, Uri gateway, Func<string, bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TestTimeouts.Default;
+        string json;
+        while (!condition(json = await http.GetStringAsync(new Uri(gateway, "/workers"))))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the gateway's view never matched: {json}");
+            await Task.Delay(50);
+        }
+    }
+
     public async Task DisposeAsync()
     {
         if (_gateway is { HasExited: false })

@@ -16,7 +16,7 @@ namespace GpuFleet.Worker.Api.Grpc;
 /// </summary>
 internal sealed class InferenceGrpcService(WorkerApi api)
 {
-    public const string GenerateMethod = "/gpufleet.v1.Inference/Generate";
+    public const string GenerateMethod = Contracts.GpuFleetMethods.Generate;
 
     public async Task GenerateAsync(GenerateRequest request, IGrpcStreamWriter<GenerateResponse> writer, GrpcServerCallContext context)
     {

@@ -10,7 +10,7 @@ namespace GpuFleet.Worker.Api.Grpc;
 /// </summary>
 internal sealed class WorkerStatusGrpcService(WorkerApi api)
 {
-    public const string WatchMethod = "/gpufleet.v1.WorkerStatusService/Watch";
+    public const string WatchMethod = Contracts.GpuFleetMethods.WatchStatus;
 
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(2);
