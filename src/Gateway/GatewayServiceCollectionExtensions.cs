@@ -31,10 +31,12 @@ public static class GatewayServiceCollectionExtensions
         services.AddHostedService<WorkerStatusMonitor>();
         services.AddReverseProxy().AddTransforms(context => context.AddResponseTransform(transform =>
         {
-            // Which worker answered: for clients, operators and the tests.
+            // Which worker answered, by the name it reports (its address until its status arrived).
             if (transform.HttpContext.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination)
             {
-                transform.HttpContext.Response.Headers[GpuFleetHeaders.Worker] = destination.DestinationId;
+                var board = transform.HttpContext.RequestServices.GetRequiredService<WorkerLoadBoard>();
+                var name = board.Get(destination.DestinationId)?.Status?.Name;
+                transform.HttpContext.Response.Headers[GpuFleetHeaders.Worker] = string.IsNullOrEmpty(name) ? destination.DestinationId : name;
             }
 
             return ValueTask.CompletedTask;
