@@ -16,6 +16,9 @@ if ((${#missing[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Redis client tests (tests/GpuFleet.Gateway.Tests/Redis) start, kill and restart a real redis-server from Debian.
+command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
+
 # The pinned llama.cpp libraries (CPU), fetched from npm and verified against natives/natives.lock.
 scripts/fetch-natives.sh cpu
 
