@@ -94,7 +94,7 @@ public sealed class SpecialTokenGuard
 
     private string? Escape(string? text)
     {
-        if (string.IsNullOrEmpty(text) || !_specials.Any(s => text.Contains(s.Text, StringComparison.Ordinal)))
+        if (string.IsNullOrEmpty(text))
         {
             return text;
         }

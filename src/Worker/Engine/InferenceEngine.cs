@@ -166,10 +166,13 @@ public sealed class InferenceEngine : IAsyncDisposable
         }
 
         var vocabulary = _model.VocabularySize;
-        var badToken = prompt.FirstOrDefault(t => t < 0 || t >= vocabulary, -1);
-        if (prompt.Any(t => t < 0 || t >= vocabulary))
+        foreach (var token in prompt)
         {
-            errors.Add($"prompt token {badToken} is outside the vocabulary (0..{vocabulary - 1}).");
+            if (token < 0 || token >= vocabulary)
+            {
+                errors.Add($"prompt token {token} is outside the vocabulary (0..{vocabulary - 1}).");
+                break;
+            }
         }
 
         if (request.StopSequences is null || request.StopSequences.Any(string.IsNullOrEmpty))

@@ -17,18 +17,18 @@ internal sealed class WorkerStatusGrpcService(WorkerApi api)
 
     public async Task WatchAsync(WatchStatusRequest request, IGrpcStreamWriter<WorkerStatus> writer, GrpcServerCallContext context)
     {
-        WorkerStatus? last = null;
+        WorkerStatus? lastSentComparable = null;
         var lastSent = api.Time.GetTimestamp();
         while (!context.CancellationToken.IsCancellationRequested)
         {
             var current = Snapshot();
             // Rates drift continuously; compare without them so a change means real work moved.
             var comparable = Comparable(current);
-            if (last is null || !comparable.Equals(Comparable(last)) || api.Time.GetElapsedTime(lastSent) >= Heartbeat)
+            if (lastSentComparable is null || !comparable.Equals(lastSentComparable) || api.Time.GetElapsedTime(lastSent) >= Heartbeat)
             {
                 current.ObservedAt = Timestamp.FromDateTimeOffset(api.Time.GetUtcNow());
                 await writer.WriteAsync(current, context.CancellationToken);
-                last = current;
+                lastSentComparable = comparable;
                 lastSent = api.Time.GetTimestamp();
             }
 
@@ -39,6 +39,7 @@ internal sealed class WorkerStatusGrpcService(WorkerApi api)
     internal WorkerStatus Snapshot()
     {
         var options = api.Options;
+        var engine = api.TryGetStatus();
         var status = new WorkerStatus
         {
             Name = options.Name,
@@ -46,9 +47,9 @@ internal sealed class WorkerStatusGrpcService(WorkerApi api)
             HttpAddress = $"http://{options.Host}:{options.HttpPort}",
             GrpcAddress = $"http://{options.Host}:{options.GrpcPort}",
             Draining = api.Lifecycle.Draining,
-            Ready = api.TryGetStatus() is not null && !api.Lifecycle.Draining,
+            Ready = engine is not null && !api.Lifecycle.Draining,
         };
-        if (api.TryGetStatus() is { } s)
+        if (engine is { } s)
         {
             status.Engine = new Contracts.V1.EngineStatus
             {

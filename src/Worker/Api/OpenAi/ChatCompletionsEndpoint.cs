@@ -13,52 +13,39 @@ namespace GpuFleet.Worker.Api.OpenAi;
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
-    public static async Task HandleAsync(HttpContext http, WorkerApi api)
+    public static Task HandleAsync(HttpContext http, WorkerApi api) => OpenAiRequest.ServeAsync(http, api, async body =>
     {
-        using var tracked = api.Lifecycle.Track();
+        var request = ChatCompletionRequest.Parse(body);
+        api.EnsureModel(request.Parameters.Model);
+
+        GenerationRequest generation;
+        QwenOutputParser parser;
         try
         {
-            api.EnsureServing();
-            using var document = await JsonRequestReader.ReadObjectAsync(http.Request, api.Options.MaxRequestBodyBytes, http.RequestAborted);
-            var request = ChatCompletionRequest.Parse(document.RootElement);
-            api.EnsureModel(request.Parameters.Model);
-
-            GenerationRequest generation;
-            QwenOutputParser parser;
-            try
-            {
-                (generation, parser) = ChatPipeline.Prepare(api, request.Messages, request.Tools, request.ToolChoice, request.ToolChoiceName,
-                    request.JsonObject, request.EnableThinking, request.Parameters);
-            }
-            catch (ChatFormatException ex)
-            {
-                throw OpenAiException.BadRequest(ex.Message, "messages", "invalid_value");
-            }
-            var admission = api.Engine.Submit(generation, http.RequestAborted);
-            if (!admission.Accepted)
-            {
-                throw api.ToError(admission.Rejection!);
-            }
-
-            var reply = new Reply(ResponseJson.NewId("chatcmpl-"), api.Time.GetUtcNow().ToUnixTimeSeconds(), request.Parameters.Model);
-            if (request.Parameters.Stream)
-            {
-                await StreamAsync(http, admission.Stream!, parser, reply, request.Parameters.IncludeUsage);
-            }
-            else
-            {
-                await RespondAsync(http, admission.Stream!, parser, reply);
-            }
+            (generation, parser) = ChatPipeline.Prepare(api, request.Messages, request.Tools, request.ToolChoice, request.ToolChoiceName,
+                request.JsonObject, request.EnableThinking, request.Parameters);
         }
-        catch (OpenAiException ex) when (!http.Response.HasStarted)
+        catch (ChatFormatException ex)
         {
-            await ex.WriteAsync(http);
+            throw OpenAiException.BadRequest(ex.Message, "messages", "invalid_value");
         }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+
+        var admission = api.Engine.Submit(generation, http.RequestAborted);
+        if (!admission.Accepted)
         {
-            // The client went away; the engine already freed the slot.
+            throw api.ToError(admission.Rejection!);
         }
-    }
+
+        var reply = new Reply(ResponseJson.NewId("chatcmpl-"), api.Time.GetUtcNow().ToUnixTimeSeconds(), request.Parameters.Model);
+        if (request.Parameters.Stream)
+        {
+            await StreamAsync(http, admission.Stream!, parser, reply, request.Parameters.IncludeUsage);
+        }
+        else
+        {
+            await RespondAsync(http, admission.Stream!, parser, reply);
+        }
+    });
 
     private static async Task RespondAsync(HttpContext http, GenerationStream stream, QwenOutputParser parser, Reply reply)
     {
@@ -88,7 +75,7 @@ internal static class ChatCompletionsEndpoint
 
         if (completion!.Reason == FinishReason.Error)
         {
-            throw new OpenAiException(500, completion.Error ?? "The model failed.", "server_error", null, "generation_failed");
+            throw OpenAiException.GenerationFailed(completion.Error);
         }
 
         var body = ResponseJson.Build(json =>
@@ -160,8 +147,7 @@ internal static class ChatCompletionsEndpoint
             if (completion.Reason == FinishReason.Error)
             {
                 // After the first byte the status is sent: a failure becomes an error event, never a clean end.
-                var error = new OpenAiException(500, completion.Error ?? "The model failed.", "server_error", null, "generation_failed");
-                await ServerSentEvents.WriteAsync(response, error.ToJson(), cancel);
+                await ServerSentEvents.WriteAsync(response, OpenAiException.GenerationFailed(completion.Error).ToJson(), cancel);
                 await ServerSentEvents.DoneAsync(response, cancel);
                 return;
             }
@@ -169,15 +155,7 @@ internal static class ChatCompletionsEndpoint
             await ServerSentEvents.WriteAsync(response, Chunk(reply, _ => { }, ResponseJson.FinishReason(completion.Reason, toolCalls)), cancel);
             if (includeUsage)
             {
-                await ServerSentEvents.WriteAsync(response, ResponseJson.Build(json =>
-                {
-                    json.WriteStartObject();
-                    ResponseJson.Header(json, reply.Id, "chat.completion.chunk", reply.Created, reply.Model);
-                    json.WriteStartArray("choices");
-                    json.WriteEndArray();
-                    ResponseJson.Usage(json, completion.Usage);
-                    json.WriteEndObject();
-                }), cancel);
+                await ServerSentEvents.WriteAsync(response, ResponseJson.UsageChunk(reply.Id, "chat.completion.chunk", reply.Created, reply.Model, completion.Usage), cancel);
             }
 
             await ServerSentEvents.DoneAsync(response, cancel);
@@ -211,15 +189,7 @@ internal static class ChatCompletionsEndpoint
         delta(json);
         json.WriteEndObject();
         json.WriteNull("logprobs");
-        if (finishReason is null)
-        {
-            json.WriteNull("finish_reason");
-        }
-        else
-        {
-            json.WriteString("finish_reason", finishReason);
-        }
-
+        ResponseJson.FinishReasonField(json, finishReason);
         json.WriteEndObject();
         json.WriteEndArray();
         json.WriteEndObject();

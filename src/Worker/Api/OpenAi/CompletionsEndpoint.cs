@@ -8,49 +8,35 @@ namespace GpuFleet.Worker.Api.OpenAi;
 /// <summary><c>POST /v1/completions</c>: a raw prompt (text or token ids) continued as text, whole or streamed.</summary>
 internal static class CompletionsEndpoint
 {
-    public static async Task HandleAsync(HttpContext http, WorkerApi api)
+    public static Task HandleAsync(HttpContext http, WorkerApi api) => OpenAiRequest.ServeAsync(http, api, async root =>
     {
-        using var tracked = api.Lifecycle.Track();
-        try
+        var body = new JsonFields(root, string.Empty);
+        // OpenAI's default for this endpoint is 16 tokens.
+        var parameters = GenerationParameters.Parse(body, defaultMaxTokens: 16);
+        api.EnsureModel(parameters.Model);
+        if (body.Bool("echo") == true || body.Has("suffix") || body.Has("best_of"))
         {
-            api.EnsureServing();
-            using var document = await JsonRequestReader.ReadObjectAsync(http.Request, api.Options.MaxRequestBodyBytes, http.RequestAborted);
-            var body = new JsonFields(document.RootElement, string.Empty);
-            // OpenAI's default for this endpoint is 16 tokens.
-            var parameters = GenerationParameters.Parse(body, defaultMaxTokens: 16);
-            api.EnsureModel(parameters.Model);
-            if (body.Bool("echo") == true || body.Has("suffix") || body.Has("best_of"))
-            {
-                throw OpenAiException.BadRequest("echo, suffix and best_of are not supported by this server.", "echo", "unsupported_parameter");
-            }
+            throw OpenAiException.BadRequest("echo, suffix and best_of are not supported by this server.", "echo", "unsupported_parameter");
+        }
 
-            var prompt = ParsePrompt(body, api.Engine.Model);
-            var admission = api.Engine.Submit(api.BuildRequest(prompt, parameters, grammar: null), http.RequestAborted);
-            if (!admission.Accepted)
-            {
-                throw api.ToError(admission.Rejection!);
-            }
+        var prompt = ParsePrompt(body, api.Engine.Model);
+        var admission = api.Engine.Submit(api.BuildRequest(prompt, parameters, grammar: null), http.RequestAborted);
+        if (!admission.Accepted)
+        {
+            throw api.ToError(admission.Rejection!);
+        }
 
-            var id = ResponseJson.NewId("cmpl-");
-            var created = api.Time.GetUtcNow().ToUnixTimeSeconds();
-            if (parameters.Stream)
-            {
-                await StreamAsync(http, admission.Stream!, id, created, parameters);
-            }
-            else
-            {
-                await RespondAsync(http, admission.Stream!, id, created, parameters.Model);
-            }
-        }
-        catch (OpenAiException ex) when (!http.Response.HasStarted)
+        var id = ResponseJson.NewId("cmpl-");
+        var created = api.Time.GetUtcNow().ToUnixTimeSeconds();
+        if (parameters.Stream)
         {
-            await ex.WriteAsync(http);
+            await StreamAsync(http, admission.Stream!, id, created, parameters);
         }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        else
         {
-            // The client went away; the engine already freed the slot.
+            await RespondAsync(http, admission.Stream!, id, created, parameters.Model);
         }
-    }
+    });
 
     /// <summary>A string, a one-element array of strings, or an array of token ids.</summary>
     private static int[] ParsePrompt(JsonFields body, LlamaCpp.LlamaModel model)
@@ -93,7 +79,7 @@ internal static class CompletionsEndpoint
 
         if (completion!.Reason == FinishReason.Error)
         {
-            throw new OpenAiException(500, completion.Error ?? "The model failed.", "server_error", null, "generation_failed");
+            throw OpenAiException.GenerationFailed(completion.Error);
         }
 
         http.Response.ContentType = "application/json";
@@ -122,22 +108,14 @@ internal static class CompletionsEndpoint
                     await ServerSentEvents.WriteAsync(response, Chunk(id, created, parameters.Model, token.Text, null), cancel);
                     break;
                 case CompletionEvent { Reason: FinishReason.Error } failed:
-                    await ServerSentEvents.WriteAsync(response, new OpenAiException(500, failed.Error ?? "The model failed.", "server_error", null, "generation_failed").ToJson(), cancel);
+                    await ServerSentEvents.WriteAsync(response, OpenAiException.GenerationFailed(failed.Error).ToJson(), cancel);
                     await ServerSentEvents.DoneAsync(response, cancel);
                     return;
                 case CompletionEvent done:
                     await ServerSentEvents.WriteAsync(response, Chunk(id, created, parameters.Model, done.TrailingText, ResponseJson.FinishReason(done.Reason, false)), cancel);
                     if (parameters.IncludeUsage)
                     {
-                        await ServerSentEvents.WriteAsync(response, ResponseJson.Build(json =>
-                        {
-                            json.WriteStartObject();
-                            ResponseJson.Header(json, id, "text_completion", created, parameters.Model);
-                            json.WriteStartArray("choices");
-                            json.WriteEndArray();
-                            ResponseJson.Usage(json, done.Usage);
-                            json.WriteEndObject();
-                        }), cancel);
+                        await ServerSentEvents.WriteAsync(response, ResponseJson.UsageChunk(id, "text_completion", created, parameters.Model, done.Usage), cancel);
                     }
 
                     await ServerSentEvents.DoneAsync(response, cancel);
@@ -162,15 +140,7 @@ internal static class CompletionsEndpoint
         json.WriteNumber("index", 0);
         json.WriteString("text", text);
         json.WriteNull("logprobs");
-        if (finishReason is null)
-        {
-            json.WriteNull("finish_reason");
-        }
-        else
-        {
-            json.WriteString("finish_reason", finishReason);
-        }
-
+        ResponseJson.FinishReasonField(json, finishReason);
         json.WriteEndObject();
     }
 }

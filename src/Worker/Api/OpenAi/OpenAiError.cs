@@ -48,6 +48,10 @@ public sealed class OpenAiException : Exception
 
     public static OpenAiException BadRequest(string message, string? param = null, string? code = null) => new(400, message, "invalid_request_error", param, code);
 
+    /// <summary>The model failed while generating (a 500 before the first byte, an error event after it).</summary>
+    public static OpenAiException GenerationFailed(string? error) =>
+        new(500, error ?? "The model failed.", "server_error", null, "generation_failed");
+
     /// <summary>The JSON body of this error (also used as an SSE error event).</summary>
     public string ToJson()
     {

@@ -63,6 +63,30 @@ internal static class ResponseJson
         json.WriteEndArray();
     }
 
+    /// <summary><c>finish_reason</c>: null while a choice is still streaming.</summary>
+    public static void FinishReasonField(Utf8JsonWriter json, string? finishReason)
+    {
+        if (finishReason is null)
+        {
+            json.WriteNull("finish_reason");
+        }
+        else
+        {
+            json.WriteString("finish_reason", finishReason);
+        }
+    }
+
+    /// <summary>The last chunk of a stream with <c>stream_options.include_usage</c>: no choices, only usage.</summary>
+    public static string UsageChunk(string id, string type, long created, string model, GenerationUsage usage) => Build(json =>
+    {
+        json.WriteStartObject();
+        Header(json, id, type, created, model);
+        json.WriteStartArray("choices");
+        json.WriteEndArray();
+        Usage(json, usage);
+        json.WriteEndObject();
+    });
+
     public static string FinishReason(FinishReason reason, bool toolCalls) => reason switch
     {
         Engine.FinishReason.Length => "length",
