@@ -10,4 +10,20 @@ public static class TestTimeouts
     public static Task<T> WithTimeout<T>(this Task<T> task) => task.WaitAsync(Default);
 
     public static Task WithTimeout(this Task task) => task.WaitAsync(Default);
+
+    /// <summary>Polls <paramref name="condition"/> until it holds; throws <see cref="TimeoutException"/> (with <paramref name="describe"/>'s text) after the default timeout.</summary>
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, Func<string>? describe = null)
+    {
+        ArgumentNullException.ThrowIfNull(condition);
+        var deadline = DateTime.UtcNow + Default;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new TimeoutException(describe?.Invoke() ?? "The condition was not reached in time.");
+            }
+
+            await Task.Delay(20);
+        }
+    }
 }

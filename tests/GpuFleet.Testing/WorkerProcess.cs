@@ -67,35 +67,31 @@ public sealed class WorkerProcess : IAsyncDisposable
 
         var worker = new WorkerProcess(Process.Start(start)!, httpPort, grpcPort);
         using var http = new HttpClient { BaseAddress = worker.BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = DateTime.UtcNow + TestTimeouts.Default;
-        while (DateTime.UtcNow < deadline)
+        try
         {
-            if (worker._process.HasExited)
+            await TestTimeouts.WaitUntilAsync(async () =>
             {
-                throw new InvalidOperationException($"The worker exited with {worker._process.ExitCode}:\n{worker.Output}");
-            }
-
-            try
-            {
-                if ((await http.GetAsync(new Uri("/readyz", UriKind.Relative))).IsSuccessStatusCode)
+                if (worker._process.HasExited)
                 {
-                    return worker;
+                    throw new InvalidOperationException($"The worker exited with {worker._process.ExitCode}:\n{worker.Output}");
                 }
-            }
-            catch (HttpRequestException)
-            {
-                // Not listening yet.
-            }
-            catch (TaskCanceledException)
-            {
-                // Not answering yet.
-            }
 
-            await Task.Delay(100);
+                try
+                {
+                    return (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).IsSuccessStatusCode;
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+                {
+                    return false; // not listening or not answering yet
+                }
+            });
+            return worker;
         }
-
-        await worker.DisposeAsync();
-        throw new TimeoutException($"The worker did not become ready:\n{worker.Output}");
+        catch (TimeoutException)
+        {
+            await worker.DisposeAsync();
+            throw new TimeoutException($"The worker did not become ready:\n{worker.Output}");
+        }
     }
 
     /// <summary>Sends SIGTERM, as Kubernetes does to stop a pod.</summary>

@@ -36,23 +36,18 @@ public sealed class ForwardingTests : IAsyncLifetime
 
         _gateway = Process.Start(start)!;
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = DateTime.UtcNow + TestTimeouts.Default;
-        while (true)
+        await TestTimeouts.WaitUntilAsync(async () =>
         {
+            Assert.False(_gateway.HasExited, "the gateway exited");
             try
             {
-                if ((await http.GetAsync(new Uri($"http://127.0.0.1:{_gatewayPort}/healthz"))).IsSuccessStatusCode)
-                {
-                    return;
-                }
+                return (await http.GetAsync(new Uri($"http://127.0.0.1:{_gatewayPort}/healthz"))).IsSuccessStatusCode;
             }
-            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            catch (HttpRequestException)
             {
+                return false; // not listening yet
             }
-
-            Assert.False(_gateway.HasExited, "the gateway exited");
-            await Task.Delay(100);
-        }
+        });
     }
 
     [Fact]
@@ -109,13 +104,10 @@ public sealed class ForwardingTests : IAsyncLifetime
 
     private static async Task WaitForWorkersAsync(HttpClient http, Uri gateway, Func<string, bool> condition)
     {
-        var deadline = DateTime.UtcNow + TestTimeouts.Default;
-        string json;
-        while (!condition(json = await http.GetStringAsync(new Uri(gateway, "/workers"))))
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"the gateway's view never matched: {json}");
-            await Task.Delay(50);
-        }
+        var json = string.Empty;
+        await TestTimeouts.WaitUntilAsync(
+            async () => condition(json = await http.GetStringAsync(new Uri(gateway, "/workers"))),
+            () => $"the gateway's view never matched: {json}");
     }
 
     public async Task DisposeAsync()

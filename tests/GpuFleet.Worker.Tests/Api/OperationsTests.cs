@@ -20,7 +20,7 @@ public sealed class OperationsTests(WorkerFixture fixture) : IClassFixture<Worke
         Assert.StartsWith("data: ", await reader.ReadLineAsync(), StringComparison.Ordinal);
 
         worker.Terminate();
-        await WaitUntilAsync(async () => (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode == HttpStatusCode.ServiceUnavailable);
+        await TestTimeouts.WaitUntilAsync(async () => (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode == HttpStatusCode.ServiceUnavailable);
         using var refused = await http.PostAsync(new Uri("/v1/chat/completions", UriKind.Relative), Json(new { model = fixture.ModelId, messages = new[] { new { role = "user", content = "late" } } }));
         var rest = await reader.ReadToEndAsync();
 
@@ -68,7 +68,7 @@ public sealed class OperationsTests(WorkerFixture fixture) : IClassFixture<Worke
         }
 
         using var probe = new HttpClient { BaseAddress = worker.BaseAddress, Timeout = TestTimeouts.Default };
-        await WaitUntilAsync(async () => (await probe.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Contains("state=\"free\"} 1", StringComparison.Ordinal));
+        await TestTimeouts.WaitUntilAsync(async () => (await probe.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Contains("state=\"free\"} 1", StringComparison.Ordinal));
         using var next = await probe.PostAsync(new Uri("/v1/chat/completions", UriKind.Relative), Json(new { model = fixture.ModelId, max_tokens = 2, messages = new[] { new { role = "user", content = "next" } } }));
         Assert.Equal(HttpStatusCode.OK, next.StatusCode);
     }
@@ -79,14 +79,4 @@ public sealed class OperationsTests(WorkerFixture fixture) : IClassFixture<Worke
     };
 
     private static StringContent Json(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TestTimeouts.Default;
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not reached in time");
-            await Task.Delay(20);
-        }
-    }
 }
