@@ -10,9 +10,10 @@ namespace GpuFleet.Worker.Api;
 /// <summary>
 /// Graceful drain. On SIGTERM the host calls <see cref="StoppingAsync"/> before any service stops (so
 /// Kestrel still answers): readiness turns false and new requests get 503 at once, while in-flight ones
-/// finish within <see cref="WorkerOptions.DrainTimeoutSeconds"/>; then the host stops and the process exits 0.
+/// finish within <see cref="WorkerOptions.DrainTimeoutSeconds"/>; those still running then are interrupted
+/// (they end with an error the client can see); then the host stops and the process exits 0.
 /// </summary>
-public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvider time, GrpcHealthService health, ILogger<WorkerLifecycle> logger)
+public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvider time, GrpcHealthService health, EngineHost engine, ILogger<WorkerLifecycle> logger)
     : IHostedLifecycleService
 {
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -52,6 +53,12 @@ public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvide
         catch (OperationCanceledException)
         {
             WorkerLifecycleLog.DrainTimedOut(logger, InFlight);
+            // Stop the engine now, while Kestrel still serves: each cut stream ends with an error event
+            // (and a non-streamed request with 503) instead of a connection reset at server shutdown.
+            if (engine.Ready)
+            {
+                await engine.Engine.StopAsync(new CancellationToken(canceled: true));
+            }
         }
     }
 
@@ -103,6 +110,6 @@ internal static partial class WorkerLifecycleLog
     public static partial void Drained(ILogger logger);
 
     [LoggerMessage(EventId = 12, EventName = "DrainTimedOut", Level = LogLevel.Warning,
-        Message = "Drain grace ran out with {InFlight} request(s) still running; they are cancelled")]
+        Message = "Drain grace ran out with {InFlight} request(s) still running; they are interrupted")]
     public static partial void DrainTimedOut(ILogger logger, int inFlight);
 }

@@ -29,6 +29,8 @@ public enum FinishReason
     Cancelled,
     /// <summary>The engine failed this request (e.g. llama_decode failed for its batch).</summary>
     Error,
+    /// <summary>The engine stopped (worker shutdown) before the request finished; another worker can serve it.</summary>
+    Interrupted,
 }
 
 /// <summary>Token counts and timings of one finished generation.</summary>

@@ -20,6 +20,7 @@ internal sealed class Scheduler
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly List<ActiveGeneration> _active = [];
+    private const string StoppedMessage = "The worker stopped before this request finished; retry it.";
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -94,13 +95,14 @@ internal sealed class Scheduler
             var aborted = _active.Count;
             foreach (var active in _active.ToList())
             {
-                Finish(active, FinishReason.Cancelled, "The engine stopped.");
+                // Not the caller's doing: the stream must end with an error, never a clean-looking stop.
+                Finish(active, FinishReason.Interrupted, StoppedMessage);
             }
 
             while (_queue.TryDequeue() is { } pending)
             {
                 aborted++;
-                CompleteWithoutWork(pending, FinishReason.Cancelled, "The engine stopped.");
+                CompleteWithoutWork(pending, FinishReason.Interrupted, StoppedMessage);
             }
 
             _batch?.Dispose();

@@ -12,7 +12,8 @@ public sealed class OperationsTests(WorkerFixture fixture) : IClassFixture<Worke
     [Fact]
     public async Task Sigterm_during_a_stream_lets_it_finish_refuses_new_work_and_exits_zero()
     {
-        await using var worker = await WorkerProcess.StartAsync(fixture.ModelPath, "--slots", "2", "--ctx-size", "4096", "--drain-timeout", "30");
+        // A grace far longer than the stream on any machine: this test is about a drain that completes.
+        await using var worker = await WorkerProcess.StartAsync(fixture.ModelPath, "--slots", "2", "--ctx-size", "4096", "--drain-timeout", "600");
         using var http = new HttpClient { BaseAddress = worker.BaseAddress, Timeout = TestTimeouts.Default };
         using var request = StreamRequest(fixture.ModelId, maxTokens: 3000);
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
@@ -28,6 +29,25 @@ public sealed class OperationsTests(WorkerFixture fixture) : IClassFixture<Worke
         Assert.Contains("draining", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.NotNull(refused.Headers.RetryAfter);
         Assert.Contains("\"finish_reason\":\"length\"", rest, StringComparison.Ordinal);
+        Assert.EndsWith("data: [DONE]", rest.TrimEnd(), StringComparison.Ordinal);
+        Assert.Equal(0, await worker.WaitForExitAsync());
+    }
+
+    [Fact]
+    public async Task A_stream_still_running_when_the_drain_grace_ends_gets_an_error_event_and_the_worker_exits_zero()
+    {
+        await using var worker = await WorkerProcess.StartAsync(fixture.ModelPath, "--slots", "1", "--ctx-size", "16384", "--drain-timeout", "1");
+        using var http = new HttpClient { BaseAddress = worker.BaseAddress, Timeout = TestTimeouts.Default };
+        using var request = StreamRequest(fixture.ModelId, maxTokens: 16000);
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.StartsWith("data: ", await reader.ReadLineAsync(), StringComparison.Ordinal);
+
+        worker.Terminate();
+        var rest = await reader.ReadToEndAsync().WithTimeout();
+
+        Assert.Contains("\"code\":\"worker_stopped\"", rest, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"finish_reason\":\"", rest, StringComparison.Ordinal);
         Assert.EndsWith("data: [DONE]", rest.TrimEnd(), StringComparison.Ordinal);
         Assert.Equal(0, await worker.WaitForExitAsync());
     }

@@ -86,9 +86,12 @@ internal sealed class InferenceGrpcService(WorkerApi api)
                         await writer.WriteAsync(new GenerateResponse { Delta = tail }, context.CancellationToken);
                     }
 
-                    if (done.Reason == FinishReason.Error)
+                    switch (done.Reason)
                     {
-                        throw new GrpcException(GrpcStatusCode.Internal, done.Error ?? "The model failed.");
+                        case FinishReason.Error:
+                            throw new GrpcException(GrpcStatusCode.Internal, done.Error ?? "The model failed.");
+                        case FinishReason.Interrupted:
+                            throw new GrpcException(GrpcStatusCode.Unavailable, done.Error ?? "The worker stopped.");
                     }
 
                     await writer.WriteAsync(new GenerateResponse { Final = Final(done, toolCalls) }, context.CancellationToken);

@@ -73,9 +73,11 @@ internal static class ChatCompletionsEndpoint
             }
         }
 
-        if (completion!.Reason == FinishReason.Error)
+        // The engine always ends a stream with its completion event.
+        completion = completion ?? throw new InvalidOperationException("The generation stream ended without a completion.");
+        if (OpenAiException.IsFailure(completion))
         {
-            throw OpenAiException.GenerationFailed(completion.Error);
+            throw OpenAiException.Failed(completion);
         }
 
         var body = ResponseJson.Build(json =>
@@ -144,10 +146,10 @@ internal static class ChatCompletionsEndpoint
                 continue;
             }
 
-            if (completion.Reason == FinishReason.Error)
+            if (OpenAiException.IsFailure(completion))
             {
                 // After the first byte the status is sent: a failure becomes an error event, never a clean end.
-                await ServerSentEvents.WriteAsync(response, OpenAiException.GenerationFailed(completion.Error).ToJson(), cancel);
+                await ServerSentEvents.WriteAsync(response, OpenAiException.Failed(completion).ToJson(), cancel);
                 await ServerSentEvents.DoneAsync(response, cancel);
                 return;
             }

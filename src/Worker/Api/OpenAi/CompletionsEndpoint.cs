@@ -77,9 +77,11 @@ internal static class CompletionsEndpoint
             }
         }
 
-        if (completion!.Reason == FinishReason.Error)
+        // The engine always ends a stream with its completion event.
+        completion = completion ?? throw new InvalidOperationException("The generation stream ended without a completion.");
+        if (OpenAiException.IsFailure(completion))
         {
-            throw OpenAiException.GenerationFailed(completion.Error);
+            throw OpenAiException.Failed(completion);
         }
 
         http.Response.ContentType = "application/json";
@@ -107,8 +109,8 @@ internal static class CompletionsEndpoint
                 case TokenEvent { Text.Length: > 0 } token:
                     await ServerSentEvents.WriteAsync(response, Chunk(id, created, parameters.Model, token.Text, null), cancel);
                     break;
-                case CompletionEvent { Reason: FinishReason.Error } failed:
-                    await ServerSentEvents.WriteAsync(response, OpenAiException.GenerationFailed(failed.Error).ToJson(), cancel);
+                case CompletionEvent failed when OpenAiException.IsFailure(failed):
+                    await ServerSentEvents.WriteAsync(response, OpenAiException.Failed(failed).ToJson(), cancel);
                     await ServerSentEvents.DoneAsync(response, cancel);
                     return;
                 case CompletionEvent done:

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using GpuFleet.Worker.Engine;
 using Microsoft.AspNetCore.Http;
 
 namespace GpuFleet.Worker.Api.OpenAi;
@@ -47,6 +48,17 @@ public sealed class OpenAiException : Exception
     public int? RetryAfterSeconds { get; init; }
 
     public static OpenAiException BadRequest(string message, string? param = null, string? code = null) => new(400, message, "invalid_request_error", param, code);
+
+    /// <summary>True when <paramref name="completion"/> did not end normally and the client must see an error.</summary>
+    public static bool IsFailure(CompletionEvent completion) => completion.Reason is FinishReason.Error or FinishReason.Interrupted;
+
+    /// <summary>
+    /// The error for a failed completion: the worker stopping mid-request is a 503 with Retry-After (another
+    /// worker can serve it), a model failure a 500; after the first byte either becomes an error event.
+    /// </summary>
+    public static OpenAiException Failed(CompletionEvent completion) => completion.Reason == FinishReason.Interrupted
+        ? new OpenAiException(503, completion.Error ?? "The worker stopped.", "service_unavailable", null, "worker_stopped") { RetryAfterSeconds = 1 }
+        : GenerationFailed(completion.Error);
 
     /// <summary>The model failed while generating (a 500 before the first byte, an error event after it).</summary>
     public static OpenAiException GenerationFailed(string? error) =>
