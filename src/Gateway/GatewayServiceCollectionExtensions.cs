@@ -26,6 +26,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
         services.AddSingleton<IProxyConfigProvider, StaticWorkerProxyConfig>();
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<GpuFleet.Gateway.State.GatewayRedis>();
         services.TryAddSingleton<WorkerLoadBoard>();
         services.AddSingleton<Yarp.ReverseProxy.Health.IAvailableDestinationsPolicy, ReadyWorkersPolicy>();
         services.AddHostedService<WorkerStatusMonitor>();

@@ -6,7 +6,10 @@ internal static class GatewayCommandLine
     private static readonly Dictionary<string, string> Switches = new(StringComparer.Ordinal)
     {
         ["--http-port"] = "Gateway:HttpPort",
+        ["--grpc-port"] = "Gateway:GrpcPort",
         ["--host"] = "Gateway:Host",
+        ["--keys"] = "Gateway:KeysFile",
+        ["--redis"] = "Redis:Endpoint",
     };
 
     public static Dictionary<string, string?> Parse(string[] args)
@@ -30,7 +33,7 @@ internal static class GatewayCommandLine
             }
             else
             {
-                throw new ArgumentException($"Unknown option '{args[i]}'. Usage: --http-port N --worker URL [--worker URL ...] [--host ADDRESS]");
+                throw new ArgumentException($"Unknown option '{args[i]}'. Usage: --http-port N --grpc-port N --worker URL [--worker URL ...] [--redis HOST:PORT] [--keys FILE] [--host ADDRESS]");
             }
         }
 

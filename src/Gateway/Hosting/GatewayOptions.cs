@@ -11,6 +11,12 @@ public sealed class GatewayOptions
     /// <summary>Port of the OpenAI API (HTTP/1.1).</summary>
     public int HttpPort { get; set; } = 8000;
 
+    /// <summary>Port of the gRPC services (HTTP/2 without TLS), forwarded to the workers' gRPC ports; 0 turns it off.</summary>
+    public int GrpcPort { get; set; } = 8001;
+
+    /// <summary>The API keys file (hashes only; <c>keys add</c> writes it). Unset: the gateway runs open and says so.</summary>
+    public string? KeysFile { get; set; }
+
     /// <summary>Worker base URLs (their HTTP ports), e.g. <c>http://10.0.0.5:8080</c>; <c>--worker</c> on the command line.</summary>
     public List<string> Workers { get; set; } = [];
 
@@ -26,6 +32,11 @@ public sealed class GatewayOptions
         if (HttpPort is < 0 or > 65535)
         {
             errors.Add($"Gateway:HttpPort must be between 0 and 65535, not {HttpPort}.");
+        }
+
+        if (GrpcPort is < 0 or > 65535 || (GrpcPort != 0 && GrpcPort == HttpPort))
+        {
+            errors.Add($"Gateway:GrpcPort must be between 0 (off) and 65535 and differ from Gateway:HttpPort, not {GrpcPort}.");
         }
 
         if (Workers.Count == 0)

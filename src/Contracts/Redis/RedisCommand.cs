@@ -3,7 +3,7 @@ using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
 
-namespace GpuFleet.Gateway.Redis;
+namespace GpuFleet.Contracts.Redis;
 
 /// <summary>One argument of a command: text (sent as UTF-8), bytes, or an integer (sent as its decimal text).</summary>
 public readonly struct RedisArgument : IEquatable<RedisArgument>

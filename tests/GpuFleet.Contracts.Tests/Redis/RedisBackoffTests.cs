@@ -1,6 +1,6 @@
-using GpuFleet.Gateway.Redis;
+using GpuFleet.Contracts.Redis;
 
-namespace GpuFleet.Gateway.Tests.Redis;
+namespace GpuFleet.Contracts.Tests.Redis;
 
 /// <summary>Reconnect backoff bounds and determinism; the script hash.</summary>
 public sealed class RedisBackoffTests

@@ -1,6 +1,6 @@
 using System.Buffers;
 
-namespace GpuFleet.Gateway.Tests.Redis;
+namespace GpuFleet.Contracts.Tests.Redis;
 
 /// <summary>Builds multi-segment sequences, the shape a PipeReader hands over when a reply arrives in pieces.</summary>
 internal static class Segments

@@ -2,7 +2,7 @@ using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
 
-namespace GpuFleet.Gateway.Redis;
+namespace GpuFleet.Contracts.Redis;
 
 /// <summary>The RESP2 type of a reply.</summary>
 public enum RedisResultKind

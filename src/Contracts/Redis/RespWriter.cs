@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Text;
 
-namespace GpuFleet.Gateway.Redis;
+namespace GpuFleet.Contracts.Redis;
 
 /// <summary>Encodes commands the way every Redis server accepts them: a RESP2 array of bulk strings.</summary>
 public static class RespWriter

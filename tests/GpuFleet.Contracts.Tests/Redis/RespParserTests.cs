@@ -1,9 +1,9 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Text;
-using GpuFleet.Gateway.Redis;
+using GpuFleet.Contracts.Redis;
 
-namespace GpuFleet.Gateway.Tests.Redis;
+namespace GpuFleet.Contracts.Tests.Redis;
 
 /// <summary>RESP2 replies parsed from exact bytes: whole, cut short, split at every offset, nested, malformed.</summary>
 public sealed class RespParserTests

@@ -1,8 +1,8 @@
 using System.Buffers;
 using System.Text;
-using GpuFleet.Gateway.Redis;
+using GpuFleet.Contracts.Redis;
 
-namespace GpuFleet.Gateway.Tests.Redis;
+namespace GpuFleet.Contracts.Tests.Redis;
 
 /// <summary>Commands encoded to exact RESP2 bytes.</summary>
 public sealed class RespWriterTests

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace GpuFleet.Gateway.Redis;
+namespace GpuFleet.Contracts.Redis;
 
 // Endpoints and command names only: keys, values and the password never reach a log.
 internal static partial class RedisLog

@@ -4,10 +4,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using GpuFleet.Gateway.Redis;
+using GpuFleet.Contracts.Redis;
 using GpuFleet.Testing;
 
-namespace GpuFleet.Gateway.Tests.Redis;
+namespace GpuFleet.Contracts.Tests.Redis;
 
 /// <summary>The client against a real redis-server that each test starts (and kills, pauses or restarts) itself.</summary>
 public sealed class RedisConnectionTests

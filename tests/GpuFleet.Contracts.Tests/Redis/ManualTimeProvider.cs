@@ -1,4 +1,4 @@
-namespace GpuFleet.Gateway.Tests.Redis;
+namespace GpuFleet.Contracts.Tests.Redis;
 
 /// <summary>Virtual time for tests: timers fire only when <see cref="Advance"/> moves the clock past them.</summary>
 internal sealed class ManualTimeProvider : TimeProvider

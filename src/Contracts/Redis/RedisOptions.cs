@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace GpuFleet.Gateway.Redis;
+namespace GpuFleet.Contracts.Redis;
 
 /// <summary>Where and how the gateway reaches Redis, bound from configuration section <c>Redis</c>.</summary>
 public sealed class RedisOptions

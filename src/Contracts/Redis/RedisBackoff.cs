@@ -1,4 +1,4 @@
-namespace GpuFleet.Gateway.Redis;
+namespace GpuFleet.Contracts.Redis;
 
 /// <summary>Delays between reconnect attempts: exponential from 100 ms, capped, with jitter.</summary>
 public static class RedisBackoff

@@ -1,4 +1,4 @@
-namespace GpuFleet.Gateway.Redis;
+namespace GpuFleet.Contracts.Redis;
 
 /// <summary>Where a <see cref="RedisConnection"/> stands; it changes only on real transitions, so each change is worth one log line.</summary>
 public enum RedisConnectionState

@@ -1,4 +1,4 @@
-namespace GpuFleet.Gateway.Redis;
+namespace GpuFleet.Contracts.Redis;
 
 /// <summary>Base of every failure raised by the Redis client.</summary>
 public class RedisException : Exception

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace GpuFleet.Gateway.Redis;
+namespace GpuFleet.Contracts.Redis;
 
 // One command waiting for its reply. It stays in the connection's FIFO even after its caller gave up (timeout,
 // cancellation), because the server still answers it: the reader dequeues it, and TrySetResult is then a no-op

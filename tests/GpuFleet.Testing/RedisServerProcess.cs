@@ -3,12 +3,11 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using GpuFleet.Testing;
 
-namespace GpuFleet.Gateway.Tests.Redis;
+namespace GpuFleet.Testing;
 
 /// <summary>A real redis-server on 127.0.0.1 and a free port, in memory only, killed and restartable by tests.</summary>
-internal sealed class RedisServerProcess : IAsyncDisposable
+public sealed class RedisServerProcess : IAsyncDisposable
 {
     private readonly string[] _extraArgs;
     private readonly StringBuilder _output = new();

@@ -1,6 +1,6 @@
-using GpuFleet.Gateway.Redis;
+using GpuFleet.Contracts.Redis;
 
-namespace GpuFleet.Gateway.Tests.Redis;
+namespace GpuFleet.Contracts.Tests.Redis;
 
 /// <summary>Redis options validation: every problem named by its key.</summary>
 public sealed class RedisOptionsTests

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace GpuFleet.Gateway.Redis;
+namespace GpuFleet.Contracts.Redis;
 
 /// <summary>A Lua script and its SHA1, so it is sent by hash (EVALSHA) and its text only when the server lacks it.</summary>
 public sealed class RedisScript
