@@ -11,4 +11,10 @@ public static class GpuFleetHeaders
 
     /// <summary>Optional client header that keeps a conversation on one worker.</summary>
     public const string SessionId = "x-session-id";
+
+    /// <summary>Gateway to worker: the prompt's prefix blocks (<see cref="PrefixBlockHeader"/>); clients' copies are dropped.</summary>
+    public const string PrefixBlocks = "x-gpufleet-prefix-blocks";
+
+    /// <summary>Worker to gateway on non-streamed responses: <c>prompt=N;completion=N;cached=N</c> (streams carry it in an SSE comment).</summary>
+    public const string Usage = "x-gpufleet-usage";
 }

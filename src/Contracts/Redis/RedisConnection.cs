@@ -461,9 +461,19 @@ public sealed class RedisConnection : IAsyncDisposable
                 pending.Fail(error);
             }
 
-            await _input.CompleteAsync();
-            await _output.CompleteAsync();
-            await _stream.DisposeAsync();
+            // Completed with the error, the pipes do not flush leftovers into the disposed socket; a failure here must
+            // not end the supervisor's reconnect loop either.
+            try
+            {
+                await _input.CompleteAsync(error);
+                await _output.CompleteAsync(error);
+                await _stream.DisposeAsync();
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
+            {
+                // The socket is gone: nothing is left to release.
+            }
+
             _closing.Dispose();
             return failed;
         }

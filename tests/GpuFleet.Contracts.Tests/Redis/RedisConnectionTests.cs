@@ -215,6 +215,42 @@ public sealed class RedisConnectionTests
     }
 
     [Fact]
+    public async Task ServerKilled_WhileCommandsAreBeingWritten_StillReconnectsAndDisposesCleanly()
+    {
+        // Killing the server while a steady stream of writes is in the pipe used to end the supervisor (the writer
+        // flushed into the disposed socket): the connection then never left Connected and Dispose threw.
+        await using var server = await RedisServerProcess.StartAsync();
+        var redis = await ConnectedAsync(server.Endpoint);
+        using var stop = new CancellationTokenSource();
+        var payload = new string('x', 64 * 1024);
+        var writers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await redis.ExecuteAsync("SET", "load", payload);
+                }
+                catch (RedisException)
+                {
+                    await Task.Delay(5);
+                }
+            }
+        })).ToArray();
+        await Task.Delay(200);
+
+        server.Kill();
+        await WaitForAsync(() => redis.State == RedisConnectionState.Disconnected);
+        await server.StartAgainAsync();
+        await WaitForAsync(() => redis.State == RedisConnectionState.Connected);
+        await stop.CancelAsync();
+        await Task.WhenAll(writers);
+
+        Assert.Equal("PONG", (await redis.ExecuteAsync("PING")).AsString());
+        await redis.DisposeAsync();
+    }
+
+    [Fact]
     public async Task PausedServer_TimesOut_AndConnectionStaysInStep()
     {
         await using var server = await RedisServerProcess.StartAsync();
