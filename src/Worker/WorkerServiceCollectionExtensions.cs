@@ -29,6 +29,7 @@ public static class WorkerServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<EngineHost>());
         services.TryAddSingleton<WorkerLifecycle>();
         services.AddHostedService(sp => sp.GetRequiredService<WorkerLifecycle>());
+        services.AddHostedService<RegistryHeartbeat>();
         services.TryAddSingleton<WorkerApi>();
         services.TryAddSingleton<GpuFleet.Worker.Api.Grpc.InferenceGrpcService>();
         services.TryAddSingleton<GpuFleet.Worker.Api.Grpc.WorkerStatusGrpcService>();

@@ -38,7 +38,7 @@ public static class GenerationCollector
     }
 
     /// <summary>Submits and collects; fails the test if the request is refused.</summary>
-    public static Task<CollectedGeneration> RunAsync(this InferenceEngine engine, GenerationRequest request, CancellationToken cancellationToken = default)
+    public static Task<CollectedGeneration> RunAsync(this IInferenceEngine engine, GenerationRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(engine);
         var admission = engine.Submit(request, cancellationToken);

@@ -2,7 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Text;
 
-namespace GpuFleet.Contracts.Tests.Interop;
+namespace GpuFleet.Testing;
 
 /// <summary>
 /// A Node.js script from tests/interop/node run as a real process: its stdout lines are collected and can be
@@ -64,8 +64,7 @@ public sealed class NodeProcess : IAsyncDisposable
         }
         catch (Win32Exception ex)
         {
-            Assert.Fail($"Node.js ('node') is not on PATH ({ex.Message}). Run ./test.sh, which installs Node.js and the interop packages.");
-            throw;
+            throw new InvalidOperationException($"Node.js ('node') is not on PATH ({ex.Message}). Run ./test.sh, which installs Node.js and the interop packages.", ex);
         }
 
         var node = new NodeProcess(process);
@@ -87,13 +86,13 @@ public sealed class NodeProcess : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            Assert.Fail($"node {script} {string.Join(' ', args)} did not finish within {TestTimeouts.Default}. stderr: {node.Stderr}");
+            throw new InvalidOperationException($"node {script} {string.Join(' ', args)} did not finish within {TestTimeouts.Default}. stderr: {node.Stderr}");
         }
 
         // WaitForExitAsync also waits for the redirected streams to reach their end, so every line is in.
         if (node._process.ExitCode != 0)
         {
-            Assert.Fail($"node {script} {string.Join(' ', args)} exited with {node._process.ExitCode}. stderr: {node.Stderr}");
+            throw new InvalidOperationException($"node {script} {string.Join(' ', args)} exited with {node._process.ExitCode}. stderr: {node.Stderr}");
         }
 
         lock (node._lock)
@@ -123,7 +122,7 @@ public sealed class NodeProcess : IAsyncDisposable
             var left = deadline - DateTime.UtcNow;
             if (left <= TimeSpan.Zero || _process.HasExited)
             {
-                Assert.Fail($"node never printed {description} (exited: {_process.HasExited}). stderr: {Stderr}");
+                throw new InvalidOperationException($"node never printed {description} (exited: {_process.HasExited}). stderr: {Stderr}");
             }
 
             await Task.WhenAny(signal, Task.Delay(left < TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1)));
@@ -158,7 +157,7 @@ public sealed class NodeProcess : IAsyncDisposable
         {
             if (!File.Exists(Path.Combine(ScriptDirectory, "node_modules", package, "package.json")))
             {
-                Assert.Fail(
+                throw new InvalidOperationException(
                     $"The gRPC interop tests need the npm package {package} in {Path.Combine(ScriptDirectory, "node_modules")}. " +
                     "Run ./test.sh (it runs 'npm ci' in tests/interop/node), or 'npm ci' in that folder yourself.");
             }

@@ -95,6 +95,9 @@ public sealed class WorkerProcess : IAsyncDisposable
     }
 
     /// <summary>Sends SIGTERM, as Kubernetes does to stop a pod.</summary>
+    /// <summary>SIGKILL: the worker dies at once, mid-request (failover tests).</summary>
+    public void Kill() => _process.Kill(entireProcessTree: true);
+
     public void Terminate()
     {
         using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;

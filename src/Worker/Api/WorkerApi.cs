@@ -12,7 +12,7 @@ public sealed class WorkerApi(EngineHost host, IOptions<WorkerOptions> options, 
 {
     private SpecialTokenGuard? _specialTokens;
 
-    public InferenceEngine Engine => host.Engine;
+    public IInferenceEngine Engine => host.Engine;
 
     /// <summary>Keeps request text from becoming special tokens (built on first use: the model loads at start).</summary>
     internal SpecialTokenGuard SpecialTokens => _specialTokens ??= new SpecialTokenGuard(host.Engine.Model);
@@ -26,6 +26,9 @@ public sealed class WorkerApi(EngineHost host, IOptions<WorkerOptions> options, 
     internal ILogger Logger => logger;
 
     public string ModelId => Options.EffectiveModelId;
+
+    /// <summary>The simulated engine answers (<c>--simulate</c>): every surface says so.</summary>
+    public bool Simulated => Options.Simulate;
 
     /// <summary>The engine status, or null while the model loads.</summary>
     internal EngineStatus? TryGetStatus() => host.Ready ? host.Engine.GetStatus() : null;

@@ -13,6 +13,9 @@ namespace Microsoft.AspNetCore.Builder;
 /// <summary>Maps the worker's HTTP API: OpenAI endpoints, health, readiness and metrics.</summary>
 public static class WorkerEndpointRouteBuilderExtensions
 {
+    /// <summary>Response header on the OpenAI API of a simulated worker (<c>--simulate</c>): the answers are not a model's.</summary>
+    public const string SimulatedHeader = "x-gpufleet-simulated";
+
     /// <summary>
     /// Maps the HTTP API (to the HTTP port) and the gRPC services (to the gRPC port); with a port of 0 the
     /// endpoints are not tied to a port, since the chosen one is known only after start.
@@ -22,10 +25,21 @@ public static class WorkerEndpointRouteBuilderExtensions
         ArgumentNullException.ThrowIfNull(endpoints);
         var options = endpoints.ServiceProvider.GetRequiredService<IOptions<WorkerOptions>>().Value;
         var http = options.HttpPort == 0 ? endpoints : endpoints.MapGroup(string.Empty).RequireHost($"*:{options.HttpPort}");
-        http.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
-        http.MapPost("/v1/completions", CompletionsEndpoint.HandleAsync);
-        http.MapGet("/v1/models", ModelsAsync);
-        http.MapGet("/v1/models/{id}", ModelAsync);
+        var openAi = http.MapGroup(string.Empty);
+        if (options.Simulate)
+        {
+            // Every OpenAI response of a simulated worker says so, errors included, whichever client reads it.
+            openAi.AddEndpointFilter(static (context, next) =>
+            {
+                context.HttpContext.Response.Headers[SimulatedHeader] = "true";
+                return next(context);
+            });
+        }
+
+        openAi.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
+        openAi.MapPost("/v1/completions", CompletionsEndpoint.HandleAsync);
+        openAi.MapGet("/v1/models", ModelsAsync);
+        openAi.MapGet("/v1/models/{id}", ModelAsync);
         http.MapGet("/healthz", () => Results.Text("ok"));
         http.MapGet("/readyz", Ready);
         http.MapGet("/metrics", WorkerMetrics.WriteAsync);
@@ -98,7 +112,7 @@ public static class WorkerEndpointRouteBuilderExtensions
         json.WriteString("id", api.ModelId);
         json.WriteString("object", "model");
         json.WriteNumber("created", new DateTimeOffset(File.GetLastWriteTimeUtc(api.Options.ModelPath!)).ToUnixTimeSeconds());
-        json.WriteString("owned_by", "gpufleet");
+        json.WriteString("owned_by", api.Simulated ? "gpufleet-simulated" : "gpufleet");
         json.WriteEndObject();
     }
 }

@@ -29,6 +29,7 @@ internal static class WorkerMetrics
         }
 
         Metric("gpufleet_worker_draining", "gauge", "1 while the worker drains before exit.", api.Lifecycle.Draining ? 1 : 0);
+        Metric("gpufleet_worker_simulated", "gauge", "1 when the simulated engine answers (--simulate): no model generates the text.", api.Simulated ? 1 : 0);
         Metric("gpufleet_worker_requests_in_flight", "gauge", "API requests being served.", api.Lifecycle.InFlight);
         if (api.TryGetStatus() is { } s)
         {

@@ -12,6 +12,7 @@ internal sealed class AdmissionQueue(int slots, int capacity) : IDisposable
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly Lock _gate = new();
     private int _accepted; // waiting + running
+    private long _waitingPromptTokens;
     private bool _closed;
 
     public int Capacity => capacity;
@@ -23,6 +24,18 @@ internal sealed class AdmissionQueue(int slots, int capacity) : IDisposable
             lock (_gate)
             {
                 return _waiting.Count;
+            }
+        }
+    }
+
+    /// <summary>Prompt tokens of the waiting requests (none of them is prefilled yet).</summary>
+    public long WaitingPromptTokens
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _waitingPromptTokens;
             }
         }
     }
@@ -57,6 +70,7 @@ internal sealed class AdmissionQueue(int slots, int capacity) : IDisposable
 
             _accepted++;
             _waiting.AddLast(request);
+            _waitingPromptTokens += request.Prompt.Length;
         }
 
         reason = default;
@@ -76,6 +90,7 @@ internal sealed class AdmissionQueue(int slots, int capacity) : IDisposable
             }
 
             _waiting.RemoveFirst();
+            _waitingPromptTokens -= first.Value.Prompt.Length;
             return first.Value;
         }
     }
@@ -92,6 +107,7 @@ internal sealed class AdmissionQueue(int slots, int capacity) : IDisposable
                 if (node.Value.Cancellation.IsCancellationRequested)
                 {
                     _waiting.Remove(node);
+                    _waitingPromptTokens -= node.Value.Prompt.Length;
                     removed.Add(node.Value);
                 }
 

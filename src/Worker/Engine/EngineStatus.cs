@@ -51,4 +51,13 @@ public sealed record EngineStatus
     public long RequestsRejected { get; init; }
 
     public bool Stopping { get; init; }
+
+    /// <summary>Prompt tokens admitted but not yet prefilled: waiting requests' prompts and running prefills.</summary>
+    public long PendingPrefillTokens { get; init; }
+
+    /// <summary>Distinct gateway prefix blocks held in slots or host snapshots (for the gateway's affinity index).</summary>
+    public IReadOnlyList<ulong> HeldPrefixBlocks { get; init; } = [];
+
+    /// <summary>Changes whenever <see cref="HeldPrefixBlocks"/> does.</summary>
+    public long HoldingsVersion { get; init; }
 }

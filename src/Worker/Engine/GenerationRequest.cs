@@ -17,7 +17,16 @@ public sealed record GenerationRequest
 
     /// <summary>Keep generating past end-of-generation tokens (benchmarks: every stream produces MaxTokens).</summary>
     public bool IgnoreEndOfGeneration { get; init; }
+
+    /// <summary>
+    /// The gateway's prefix blocks of this prompt (keyed hashes, in order) with the prompt token each ends at:
+    /// opaque to the engine, which reports the ones it still holds so the gateway's affinity index stays true.
+    /// </summary>
+    public IReadOnlyList<PrefixBlock> PrefixBlocks { get; init; } = [];
 }
+
+/// <summary>One gateway prefix block: its keyed hash and the (estimated) prompt token position where it ends.</summary>
+public readonly record struct PrefixBlock(ulong Hash, int TokenEnd);
 
 public enum FinishReason
 {

@@ -9,7 +9,7 @@ namespace GpuFleet.Worker.Engine;
 /// One model, one llama.cpp context with <see cref="EngineOptions.Slots"/> sequence slots, served by one
 /// scheduler thread with continuous batching and prefix-cache reuse. Thread-safe: any thread may submit.
 /// </summary>
-public sealed class InferenceEngine : IAsyncDisposable
+public sealed class InferenceEngine : IInferenceEngine
 {
     private readonly LlamaModel _model;
     private readonly EngineOptions _options;
@@ -65,7 +65,7 @@ public sealed class InferenceEngine : IAsyncDisposable
     public Admission Submit(GenerationRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var rejection = Validate(request);
+        var rejection = RequestValidation.Validate(request, _model.VocabularySize, _options);
         if (rejection is not null)
         {
             Interlocked.Increment(ref _rejected);
@@ -105,9 +105,7 @@ public sealed class InferenceEngine : IAsyncDisposable
             pending.WakeOnCancel.Dispose();
             sampler.Dispose();
             Interlocked.Increment(ref _rejected);
-            return new Admission(null, reason == RejectionReason.Overloaded
-                ? new Rejection(reason, $"The worker is at capacity ({_options.Slots} running, {_options.QueueCapacity} waiting); retry shortly.")
-                : new Rejection(reason, "The worker is shutting down."));
+            return new Admission(null, RequestValidation.Refusal(reason, _options));
         }
 
         return new Admission(new GenerationStream(output.Reader, completion), null);
@@ -117,9 +115,11 @@ public sealed class InferenceEngine : IAsyncDisposable
     public EngineStatus GetStatus()
     {
         var (prefill, decode) = _scheduler.Meter.Rates();
-        return _scheduler.Status with
+        var status = _scheduler.Status;
+        return status with
         {
             QueueDepth = _queue.Waiting,
+            PendingPrefillTokens = status.PendingPrefillTokens + _queue.WaitingPromptTokens,
             QueueCapacity = _options.QueueCapacity,
             HostCacheEntries = _scheduler.Snapshots.Count,
             HostCacheBytes = _scheduler.Snapshots.Bytes,
@@ -149,49 +149,5 @@ public sealed class InferenceEngine : IAsyncDisposable
         _scheduler.Abort();
         await StopAsync();
         _queue.Dispose();
-    }
-
-    private Rejection? Validate(GenerationRequest request)
-    {
-        var prompt = request.PromptTokens;
-        if (prompt is null || prompt.Count == 0)
-        {
-            return new Rejection(RejectionReason.InvalidRequest, "The prompt is empty.");
-        }
-
-        var errors = new List<string>(request.Sampling?.Validate() ?? ["sampling parameters are missing."]);
-        if (request.MaxTokens < 1)
-        {
-            errors.Add($"max_tokens must be at least 1, not {request.MaxTokens}.");
-        }
-
-        var vocabulary = _model.VocabularySize;
-        foreach (var token in prompt)
-        {
-            if (token < 0 || token >= vocabulary)
-            {
-                errors.Add($"prompt token {token} is outside the vocabulary (0..{vocabulary - 1}).");
-                break;
-            }
-        }
-
-        if (request.StopSequences is null || request.StopSequences.Any(string.IsNullOrEmpty))
-        {
-            errors.Add("stop sequences must be non-empty strings.");
-        }
-
-        if (errors.Count > 0)
-        {
-            return new Rejection(RejectionReason.InvalidRequest, string.Join(" ", errors));
-        }
-
-        // At least one generated token must fit after the prompt.
-        if (prompt.Count >= _options.ContextPerSlot)
-        {
-            return new Rejection(RejectionReason.PromptTooLong,
-                $"The prompt has {prompt.Count} tokens, but this worker's context holds {_options.ContextPerSlot} tokens per request (prompt and completion).");
-        }
-
-        return null;
     }
 }

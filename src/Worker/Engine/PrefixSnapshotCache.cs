@@ -39,8 +39,11 @@ internal sealed class PrefixSnapshotCache
         return false;
     }
 
+    /// <summary>The gateway prefix blocks each cached snapshot holds.</summary>
+    public IEnumerable<IReadOnlyList<PrefixBlock>> Blocks => _lru.Select(e => e.Blocks);
+
     /// <summary>Adds a snapshot; evicts the least recently used ones to stay within the byte budget.</summary>
-    public void Add(int[] tokens, byte[] state)
+    public void Add(int[] tokens, byte[] state, IReadOnlyList<PrefixBlock>? blocks = null)
     {
         if (!Enabled || state.Length > _capacityBytes || tokens.Length == 0 || Contains(tokens))
         {
@@ -52,7 +55,7 @@ internal sealed class PrefixSnapshotCache
             Remove(oldest);
         }
 
-        _lru.AddFirst(new Entry(tokens, state, Hash(tokens)));
+        _lru.AddFirst(new Entry(tokens, state, Hash(tokens), blocks ?? []));
         Volatile.Write(ref _bytes, _bytes + state.Length);
         Volatile.Write(ref _count, _count + 1);
     }
@@ -105,5 +108,5 @@ internal sealed class PrefixSnapshotCache
         return hash;
     }
 
-    private sealed record Entry(int[] Tokens, byte[] State, ulong Hash);
+    private sealed record Entry(int[] Tokens, byte[] State, ulong Hash, IReadOnlyList<PrefixBlock> Blocks);
 }

@@ -20,6 +20,9 @@ internal sealed class Scheduler
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly List<ActiveGeneration> _active = [];
+    private IReadOnlyList<ulong> _holdings = [];
+    private long _holdingsVersion;
+    private bool _holdingsChanged;
     private const string StoppedMessage = "The worker stopped before this request finished; retry it.";
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -231,6 +234,8 @@ internal sealed class Scheduler
             }
 
             var (slot, reused) = AssignSlot(pending.Prompt);
+            // The slot is about to hold this prompt: its gateway blocks replace whatever the slot held.
+            SetBlocks(slot, pending.Request.PrefixBlocks.Count > 0 ? pending.Request.PrefixBlocks : HeldWithin(slot.Blocks, reused));
             var active = new ActiveGeneration(pending, slot, reused, _time.GetTimestamp());
             slot.Active = active;
             slot.LastUsed = ++_clock;
@@ -532,7 +537,8 @@ internal sealed class Scheduler
         // A state larger than the whole budget would be copied (device to host) only to be dropped.
         if (!_snapshots.Contains(tokens) && _context!.GetSequenceStateSize(slot.Sequence) <= _snapshots.CapacityBytes)
         {
-            _snapshots.Add(tokens, _context.GetSequenceState(slot.Sequence));
+            _snapshots.Add(tokens, _context.GetSequenceState(slot.Sequence), HeldWithin(slot.Blocks, tokens.Length));
+            _holdingsChanged = true; // added, and possibly others evicted
         }
     }
 
@@ -540,6 +546,41 @@ internal sealed class Scheduler
     {
         _context!.ClearSequence(slot.Sequence);
         slot.Cached.Clear();
+        SetBlocks(slot, []);
+    }
+
+    private void SetBlocks(SequenceSlot slot, IReadOnlyList<PrefixBlock> blocks)
+    {
+        if (slot.Blocks.Count > 0 || blocks.Count > 0)
+        {
+            slot.Blocks = blocks;
+            _holdingsChanged = true;
+        }
+    }
+
+    private static IReadOnlyList<PrefixBlock> HeldWithin(IReadOnlyList<PrefixBlock> blocks, int tokens) =>
+        blocks.Count == 0 ? [] : [.. blocks.TakeWhile(b => b.TokenEnd <= tokens)];
+
+    /// <summary>The distinct gateway blocks held in slots and host snapshots, recomputed only after a change.</summary>
+    private (IReadOnlyList<ulong> Blocks, long Version) Holdings()
+    {
+        if (_holdingsChanged)
+        {
+            _holdingsChanged = false;
+            var held = new HashSet<ulong>();
+            foreach (var blocks in _slots.Select(s => s.Blocks).Concat(_snapshots.Blocks))
+            {
+                foreach (var block in blocks)
+                {
+                    held.Add(block.Hash);
+                }
+            }
+
+            _holdings = [.. held];
+            _holdingsVersion++;
+        }
+
+        return (_holdings, _holdingsVersion);
     }
 
     private void PublishStatus()
@@ -548,8 +589,12 @@ internal sealed class Scheduler
         var kvTokens = _slots.Sum(s => (long)s.Cached.Count);
         var sequencesInUse = _slots.Count(s => s.Cached.Count > 0);
         var contextSize = _context?.ContextSize ?? 0;
+        var (held, holdingsVersion) = Holdings();
         Volatile.Write(ref _status, new EngineStatus
         {
+            HeldPrefixBlocks = held,
+            HoldingsVersion = holdingsVersion,
+            PendingPrefillTokens = _active.Sum(a => a.Decoding ? 0L : a.Prompt.Length - a.PrefillPosition),
             RunningSlots = running,
             FreeSlots = _slots.Length - running,
             TotalSlots = _slots.Length,

@@ -14,6 +14,9 @@ internal sealed class SequenceSlot(int sequence)
 
     public ActiveGeneration? Active { get; set; }
 
+    /// <summary>The gateway prefix blocks whose tokens this slot holds (see <see cref="GenerationRequest.PrefixBlocks"/>).</summary>
+    public IReadOnlyList<PrefixBlock> Blocks { get; set; } = [];
+
     /// <summary>Logical clock of the last use, to pick the least valuable slot to overwrite.</summary>
     public long LastUsed { get; set; }
 }

@@ -1,4 +1,5 @@
 using GpuFleet.Worker.Engine;
+using GpuFleet.Worker.Engine.Simulated;
 using GpuFleet.Worker.LlamaCpp;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -7,8 +8,9 @@ using Microsoft.Extensions.Options;
 namespace GpuFleet.Worker.Hosting;
 
 /// <summary>
-/// Owns the worker's llama.cpp lifetime: loads the libraries and the model at start, runs the engine,
-/// and on shutdown lets accepted requests finish within the host's shutdown timeout.
+/// Owns the worker's llama.cpp lifetime: loads the libraries and the model at start, runs the engine (or,
+/// with <see cref="WorkerOptions.Simulate"/>, the simulated one on the model's vocabulary only), and on
+/// shutdown lets accepted requests finish within the host's shutdown timeout.
 /// </summary>
 public sealed class EngineHost : IHostedService, IAsyncDisposable
 {
@@ -20,7 +22,7 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
     private readonly ILogger<EngineHost> _logger;
     private readonly TimeProvider _time;
     private LlamaModel? _model;
-    private InferenceEngine? _engine;
+    private IInferenceEngine? _engine;
 
     public EngineHost(IOptions<WorkerOptions> worker, IOptions<EngineOptions> engine, ILoggerFactory loggerFactory, TimeProvider time)
     {
@@ -34,7 +36,7 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
     }
 
     /// <summary>The running engine; available once the host has started.</summary>
-    public InferenceEngine Engine => _engine ?? throw new InvalidOperationException("The engine has not started yet.");
+    public IInferenceEngine Engine => _engine ?? throw new InvalidOperationException("The engine has not started yet.");
 
     public LlamaBackendInfo? Backend { get; private set; }
 
@@ -47,6 +49,17 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
         Backend = LlamaBackend.Initialize(worker.NativeDirectory, _loggerFactory);
         WorkerLog.BackendLoaded(_logger, Backend.Directory, string.Join(", ", Backend.Backends),
             string.Join(", ", Backend.Devices.Select(d => $"{d.Name} ({d.Type}, {d.TotalBytes >> 20} MiB)")));
+        if (worker.Simulate)
+        {
+            // No weights are read and no context is created: only the tokenizer and metadata are needed.
+            _model = LlamaModel.Load(worker.ModelPath!, vocabularyOnly: true);
+            WorkerLog.ModelLoaded(_logger, _model.Name, _model.Architecture, _model.ParameterCount, _model.SizeBytes);
+            _engine = SimulatedEngine.Start(_model, _engineOptions.Value,
+                new SimulatedReply { Tokens = worker.SimulatedReplyTokens, TokenDelay = TimeSpan.FromMilliseconds(worker.SimulatedTokenDelayMilliseconds) },
+                _loggerFactory.CreateLogger<SimulatedEngine>(), _time);
+            return;
+        }
+
         if (worker.GpuLayers != 0 && !Backend.HasGpu)
         {
             WorkerLog.NoGpuForOffload(_logger, worker.GpuLayers);

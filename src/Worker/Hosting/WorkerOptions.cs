@@ -41,6 +41,40 @@ public sealed class WorkerOptions
     /// </summary>
     public bool? EnableThinking { get; set; }
 
+    /// <summary>
+    /// Serve with the zero-cost simulated engine instead of llama.cpp (<c>--simulate</c>; default false): the GGUF
+    /// is loaded for its vocabulary only, so tokenization, chat rendering, context checks, admission and usage
+    /// are real, but every answer is fixed text that no model generated. For measuring the gateway and the
+    /// API without model cost; labelled everywhere (status <c>simulated</c>, <c>/metrics</c>, <c>/v1/models</c>
+    /// <c>owned_by</c>, the <c>x-gpufleet-simulated</c> response header, a warning at start).
+    /// </summary>
+    public bool Simulate { get; set; }
+
+    /// <summary>
+    /// Simulated engine only (<c>--simulate-tokens</c>; default 16): tokens of each answer before its simulated
+    /// end of generation, so an answer has min(max_tokens, this) tokens, or max_tokens with <c>ignore_eos</c>.
+    /// </summary>
+    public int SimulatedReplyTokens { get; set; } = 16;
+
+    /// <summary>
+    /// Simulated engine only (<c>--simulate-token-ms</c>; default 0): a pause before each token, which holds the
+    /// request's slot like a real generation would (a timer, no CPU). 0 answers at once.
+    /// </summary>
+    public int SimulatedTokenDelayMilliseconds { get; set; }
+
+    /// <summary>
+    /// Redis <c>host:port</c> of the worker registry (<c>--redis</c>; default unset = no registry): every 2 s the worker
+    /// writes its entry there so that gateways find it, and removes it when it drains (docs/gateway.md, "Worker sources").
+    /// </summary>
+    public string? Redis { get; set; }
+
+    /// <summary>
+    /// The HTTP URL gateways reach this worker by, as written to the registry (<c>--advertise-url</c>); default
+    /// <c>http://{Host}:{HttpPort}</c> with a wildcard host (0.0.0.0, ::) replaced by the machine's host name. The
+    /// advertised gRPC URL is the same host with <see cref="GrpcPort"/>.
+    /// </summary>
+    public string? AdvertiseUrl { get; set; }
+
     /// <summary>The id served under <c>/v1/models</c>.</summary>
     public string EffectiveModelId => string.IsNullOrWhiteSpace(ModelId) ? Path.GetFileNameWithoutExtension(ModelPath ?? "model") : ModelId;
 
@@ -98,6 +132,31 @@ public sealed class WorkerOptions
         if (MaxRequestBodyBytes < 1024)
         {
             errors.Add($"Worker:MaxRequestBodyBytes must be at least 1024, not {MaxRequestBodyBytes}.");
+        }
+
+        if (SimulatedReplyTokens < 1)
+        {
+            errors.Add($"Worker:SimulatedReplyTokens must be at least 1, not {SimulatedReplyTokens}.");
+        }
+
+        if (SimulatedTokenDelayMilliseconds is < 0 or > 60_000)
+        {
+            errors.Add($"Worker:SimulatedTokenDelayMilliseconds must be between 0 and 60000, not {SimulatedTokenDelayMilliseconds}.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(Redis) && new GpuFleet.Contracts.Redis.RedisOptions { Endpoint = Redis }.Validate().Count > 0)
+        {
+            errors.Add($"Worker:Redis must be host:port (IPv6 as [::1]:6379) with a port from 1 to 65535, not '{Redis}'.");
+        }
+
+        if (AdvertiseUrl is not null && (!Uri.TryCreate(AdvertiseUrl, UriKind.Absolute, out var advertised) || advertised.Scheme is not ("http" or "https")))
+        {
+            errors.Add($"Worker:AdvertiseUrl must be an absolute http(s) URL, not '{AdvertiseUrl}'.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(Redis) && (GrpcPort == 0 || (AdvertiseUrl is null && HttpPort == 0)))
+        {
+            errors.Add("Worker:Redis is set but a port is 0 (any free port), which cannot be advertised: give Worker:HttpPort and Worker:GrpcPort (and/or Worker:AdvertiseUrl).");
         }
 
         return errors;

@@ -29,18 +29,23 @@ internal static class WorkerServer
         ["--native-dir"] = "Worker:NativeDirectory",
         ["--drain-timeout"] = "Worker:DrainTimeoutSeconds",
         ["--enable-thinking"] = "Worker:EnableThinking",
+        ["--redis"] = "Worker:Redis",
+        ["--advertise-url"] = "Worker:AdvertiseUrl",
         ["--slots"] = "Engine:Slots",
         ["--ctx-size"] = "Engine:ContextPerSlot",
         ["--batch-size"] = "Engine:BatchSize",
         ["--threads"] = "Engine:Threads",
         ["--queue"] = "Engine:QueueCapacity",
         ["--host-cache-bytes"] = "Engine:HostCacheBytes",
+        ["--simulate"] = "Worker:Simulate",
+        ["--simulate-tokens"] = "Worker:SimulatedReplyTokens",
+        ["--simulate-token-ms"] = "Worker:SimulatedTokenDelayMilliseconds",
     };
 
     public static async Task<int> RunAsync(string[] args)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
-        builder.Configuration.AddCommandLine(args, Switches);
+        builder.Configuration.AddCommandLine(WithFlagValues(args), Switches);
         builder.Logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
@@ -75,6 +80,25 @@ internal static class WorkerServer
 
         await app.WaitForShutdownAsync();
         return 0;
+    }
+
+    /// <summary>Switches that may stand alone (<c>--simulate</c> means <c>--simulate true</c>); <c>--simulate false</c> also works.</summary>
+    public static readonly IReadOnlySet<string> Flags = new HashSet<string>(StringComparer.Ordinal) { "--simulate" };
+
+    /// <summary>The arguments with <c>true</c> after each flag given without a value, as the configuration provider wants one.</summary>
+    internal static string[] WithFlagValues(string[] args)
+    {
+        var expanded = new List<string>(args.Length + 1);
+        for (var i = 0; i < args.Length; i++)
+        {
+            expanded.Add(args[i]);
+            if (Flags.Contains(args[i]) && (i + 1 == args.Length || !bool.TryParse(args[i + 1], out _)))
+            {
+                expanded.Add("true");
+            }
+        }
+
+        return [.. expanded];
     }
 
     /// <summary>Any unexpected failure becomes an OpenAI-shaped 500 without internals; the details go to the log.</summary>

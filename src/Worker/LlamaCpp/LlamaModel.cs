@@ -11,10 +11,11 @@ public sealed unsafe class LlamaModel : IDisposable
 {
     private readonly nint _vocab;
 
-    private LlamaModel(SafeLlamaModelHandle handle, string path)
+    private LlamaModel(SafeLlamaModelHandle handle, string path, bool vocabularyOnly)
     {
         Handle = handle;
         Path = path;
+        VocabularyOnly = vocabularyOnly;
         var model = handle.DangerousGetHandle();
         _vocab = LlamaNative.ModelGetVocab(model);
         VocabularySize = LlamaNative.VocabNTokens(_vocab);
@@ -61,14 +62,20 @@ public sealed unsafe class LlamaModel : IDisposable
 
     public long SizeBytes { get; }
 
+    /// <summary>Loaded with llama.cpp's <c>vocab_only</c>: tokenizer and metadata, no weights, so no context can decode with it.</summary>
+    public bool VocabularyOnly { get; }
+
     /// <summary>
     /// Tokens that tokenization with special parsing matches by their text: control tokens (e.g.
     /// <c>&lt;|im_start|&gt;</c>) and user-defined ones (e.g. <c>&lt;think&gt;</c>), longest text first.
     /// </summary>
     public IReadOnlyList<SpecialToken> SpecialTokens { get; }
 
-    /// <summary>Loads a GGUF file; <paramref name="gpuLayers"/> &lt; 0 offloads every layer when a GPU backend is present.</summary>
-    public static LlamaModel Load(string path, int gpuLayers = 0)
+    /// <summary>
+    /// Loads a GGUF file; <paramref name="gpuLayers"/> &lt; 0 offloads every layer when a GPU backend is present.
+    /// With <paramref name="vocabularyOnly"/> only the vocabulary and metadata are read (no tensor memory).
+    /// </summary>
+    public static LlamaModel Load(string path, int gpuLayers = 0, bool vocabularyOnly = false)
     {
         if (!File.Exists(path))
         {
@@ -77,13 +84,14 @@ public sealed unsafe class LlamaModel : IDisposable
 
         var parameters = LlamaNative.ModelDefaultParams();
         parameters.NGpuLayers = gpuLayers;
+        parameters.VocabOnly = vocabularyOnly ? (byte)1 : (byte)0;
         var handle = new SafeLlamaModelHandle(LlamaNative.ModelLoadFromFile(path, parameters));
         if (handle.IsInvalid)
         {
             throw new LlamaNativeException($"llama.cpp could not load '{path}' (not a GGUF of a supported architecture; see the log).");
         }
 
-        return new LlamaModel(handle, System.IO.Path.GetFullPath(path));
+        return new LlamaModel(handle, System.IO.Path.GetFullPath(path), vocabularyOnly);
     }
 
     /// <summary>A metadata value as a string, or null when the key is absent.</summary>

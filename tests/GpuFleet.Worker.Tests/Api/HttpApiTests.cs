@@ -149,10 +149,13 @@ public sealed class HttpApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
 
         var body = JsonSerializer.Serialize(new { model = fixture.ModelId, prompt = "Stream", max_tokens = 6, stream = true, stream_options = new { include_usage = true } });
         using var response = await Http.PostAsync(new Uri("/v1/completions", UriKind.Relative), new StringContent(body, Encoding.UTF8, "application/json"));
-        var events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        var all = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        // SSE clients skip comment lines; the one before [DONE] carries the usage report for the gateway.
+        var events = all.Where(e => !e.StartsWith(':')).ToArray();
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal("data: [DONE]", events[^1]);
         Assert.Contains("\"usage\"", events[^2], StringComparison.Ordinal);
+        Assert.Matches(@"^: x-gpufleet-usage prompt=\d+;completion=6;cached=0$", all[^2]);
     }
 
     [Fact]

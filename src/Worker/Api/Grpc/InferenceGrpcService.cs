@@ -1,3 +1,4 @@
+using GpuFleet.Contracts;
 using System.Text.Json;
 using GpuFleet.Contracts.Grpc;
 using GpuFleet.Contracts.V1;
@@ -60,6 +61,7 @@ internal sealed class InferenceGrpcService(WorkerApi api)
                 throw new GrpcException(GrpcStatusCode.InvalidArgument, "Set either 'prompt' (non-empty) or 'chat'.");
         }
 
+        generation = generation.WithPrefixBlocks(context.RequestHeaders[GpuFleetHeaders.PrefixBlocks]);
         var admission = api.Engine.Submit(generation, context.CancellationToken);
         if (!admission.Accepted)
         {

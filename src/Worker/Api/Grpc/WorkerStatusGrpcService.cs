@@ -48,6 +48,7 @@ internal sealed class WorkerStatusGrpcService(WorkerApi api)
             GrpcAddress = $"http://{options.Host}:{options.GrpcPort}",
             Draining = api.Lifecycle.Draining,
             Ready = engine is not null && !api.Lifecycle.Draining,
+            Simulated = api.Simulated,
         };
         if (engine is { } s)
         {
@@ -73,8 +74,11 @@ internal sealed class WorkerStatusGrpcService(WorkerApi api)
                 GeneratedTokensTotal = (ulong)s.GeneratedTokensTotal,
                 RequestsCompleted = (ulong)s.RequestsCompleted,
                 RequestsFailed = (ulong)s.RequestsFailed,
+                PendingPrefillTokens = (ulong)s.PendingPrefillTokens,
+                HoldingsVersion = (ulong)s.HoldingsVersion,
                 RequestsRejected = (ulong)s.RequestsRejected,
             };
+            status.Engine.HeldPrefixBlocks.AddRange(s.HeldPrefixBlocks);
         }
 
         return status;

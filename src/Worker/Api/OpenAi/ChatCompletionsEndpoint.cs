@@ -1,3 +1,4 @@
+using GpuFleet.Contracts;
 using System.Text;
 using System.Text.Json;
 using GpuFleet.Worker.Chat;
@@ -30,6 +31,7 @@ internal static class ChatCompletionsEndpoint
             throw OpenAiException.BadRequest(ex.Message, "messages", "invalid_value");
         }
 
+        generation = generation.WithPrefixBlocks(http.Request.Headers[GpuFleetHeaders.PrefixBlocks]);
         var admission = api.Engine.Submit(generation, http.RequestAborted);
         if (!admission.Accepted)
         {
@@ -117,6 +119,7 @@ internal static class ChatCompletionsEndpoint
             json.WriteEndObject();
         });
         http.Response.ContentType = "application/json";
+        ServerSentEvents.UsageHeader(http.Response, completion.Usage);
         await http.Response.WriteAsync(body, http.RequestAborted);
     }
 
@@ -124,11 +127,24 @@ internal static class ChatCompletionsEndpoint
     {
         var response = http.Response;
         var cancel = http.RequestAborted;
-        ServerSentEvents.Start(response);
-        await ServerSentEvents.WriteAsync(response, Chunk(reply, json => json.WriteString("role", "assistant"), null), cancel);
         var toolCalls = false;
+        var started = false;
         await foreach (var item in stream.ReadAllAsync(cancel))
         {
+            if (!started)
+            {
+                // Nothing is sent before the first token: a request that fails before it (the worker stopping)
+                // still gets a plain HTTP error that a gateway may retry elsewhere.
+                if (item is CompletionEvent early && OpenAiException.IsFailure(early))
+                {
+                    throw OpenAiException.Failed(early);
+                }
+
+                ServerSentEvents.Start(response);
+                await ServerSentEvents.WriteAsync(response, Chunk(reply, json => json.WriteString("role", "assistant"), null), cancel);
+                started = true;
+            }
+
             var events = item switch
             {
                 TokenEvent token => parser.Push(token.Text),
@@ -150,7 +166,7 @@ internal static class ChatCompletionsEndpoint
             {
                 // After the first byte the status is sent: a failure becomes an error event, never a clean end.
                 await ServerSentEvents.WriteAsync(response, OpenAiException.Failed(completion).ToJson(), cancel);
-                await ServerSentEvents.DoneAsync(response, cancel);
+                await ServerSentEvents.DoneAsync(response, completion.Usage, cancel);
                 return;
             }
 
@@ -160,7 +176,7 @@ internal static class ChatCompletionsEndpoint
                 await ServerSentEvents.WriteAsync(response, ResponseJson.UsageChunk(reply.Id, "chat.completion.chunk", reply.Created, reply.Model, completion.Usage), cancel);
             }
 
-            await ServerSentEvents.DoneAsync(response, cancel);
+            await ServerSentEvents.DoneAsync(response, completion.Usage, cancel);
         }
     }
 

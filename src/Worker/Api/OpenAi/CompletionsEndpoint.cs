@@ -1,3 +1,4 @@
+using GpuFleet.Contracts;
 using System.Text;
 using System.Text.Json;
 using GpuFleet.Worker.Engine;
@@ -20,7 +21,8 @@ internal static class CompletionsEndpoint
         }
 
         var prompt = ParsePrompt(body, api.Engine.Model);
-        var admission = api.Engine.Submit(api.BuildRequest(prompt, parameters, grammar: null), http.RequestAborted);
+        var generation = api.BuildRequest(prompt, parameters, grammar: null).WithPrefixBlocks(http.Request.Headers[GpuFleetHeaders.PrefixBlocks]);
+        var admission = api.Engine.Submit(generation, http.RequestAborted);
         if (!admission.Accepted)
         {
             throw api.ToError(admission.Rejection!);
@@ -85,6 +87,7 @@ internal static class CompletionsEndpoint
         }
 
         http.Response.ContentType = "application/json";
+        ServerSentEvents.UsageHeader(http.Response, completion.Usage);
         await http.Response.WriteAsync(ResponseJson.Build(json =>
         {
             json.WriteStartObject();
@@ -101,9 +104,21 @@ internal static class CompletionsEndpoint
     {
         var response = http.Response;
         var cancel = http.RequestAborted;
-        ServerSentEvents.Start(response);
+        var started = false;
         await foreach (var item in stream.ReadAllAsync(cancel))
         {
+            if (!started)
+            {
+                // As for chat: nothing is sent before the first token, so an early failure is a plain HTTP error.
+                if (item is CompletionEvent early && OpenAiException.IsFailure(early))
+                {
+                    throw OpenAiException.Failed(early);
+                }
+
+                ServerSentEvents.Start(response);
+                started = true;
+            }
+
             switch (item)
             {
                 case TokenEvent { Text.Length: > 0 } token:
@@ -111,7 +126,7 @@ internal static class CompletionsEndpoint
                     break;
                 case CompletionEvent failed when OpenAiException.IsFailure(failed):
                     await ServerSentEvents.WriteAsync(response, OpenAiException.Failed(failed).ToJson(), cancel);
-                    await ServerSentEvents.DoneAsync(response, cancel);
+                    await ServerSentEvents.DoneAsync(response, failed.Usage, cancel);
                     return;
                 case CompletionEvent done:
                     await ServerSentEvents.WriteAsync(response, Chunk(id, created, parameters.Model, done.TrailingText, ResponseJson.FinishReason(done.Reason, false)), cancel);
@@ -120,7 +135,7 @@ internal static class CompletionsEndpoint
                         await ServerSentEvents.WriteAsync(response, ResponseJson.UsageChunk(id, "text_completion", created, parameters.Model, done.Usage), cancel);
                     }
 
-                    await ServerSentEvents.DoneAsync(response, cancel);
+                    await ServerSentEvents.DoneAsync(response, done.Usage, cancel);
                     break;
             }
         }

@@ -1,3 +1,5 @@
+using GpuFleet.Worker.Engine;
+using GpuFleet.Contracts;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 
@@ -21,6 +23,15 @@ internal static class ServerSentEvents
         await response.Body.FlushAsync(cancellationToken);
     }
 
-    public static Task DoneAsync(HttpResponse response, CancellationToken cancellationToken) =>
-        WriteAsync(response, "[DONE]", cancellationToken);
+    /// <summary>Ends the stream: the usage comment for the gateway (clients ignore SSE comments), then <c>[DONE]</c>.</summary>
+    public static async Task DoneAsync(HttpResponse response, GenerationUsage usage, CancellationToken cancellationToken)
+    {
+        var report = new UsageReport(usage.PromptTokens, usage.CompletionTokens, usage.CachedPromptTokens);
+        await response.Body.WriteAsync(Encoding.UTF8.GetBytes(UsageReport.CommentPrefix + report + "\n\n"), cancellationToken);
+        await WriteAsync(response, "[DONE]", cancellationToken);
+    }
+
+    /// <summary>The usage header of a JSON (non-streamed) response, for the gateway.</summary>
+    public static void UsageHeader(HttpResponse response, GenerationUsage usage) =>
+        response.Headers[GpuFleetHeaders.Usage] = new UsageReport(usage.PromptTokens, usage.CompletionTokens, usage.CachedPromptTokens).ToString();
 }
