@@ -1,12 +1,15 @@
-using GpuFleet.Contracts;
 using GpuFleet.Gateway.Destinations;
 using GpuFleet.Gateway.Hosting;
 using GpuFleet.Gateway.Load;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
-using Yarp.ReverseProxy.Configuration;
-using Yarp.ReverseProxy.Model;
+using GpuFleet.Gateway.Forwarding;
+using GpuFleet.Gateway.Routing;
+using GpuFleet.Gateway.Routing.Affinity;
+using GpuFleet.Gateway.State;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Transforms;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -16,42 +19,78 @@ public static class GatewayServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the GpuFleet gateway: options from the <c>Gateway</c> section (validated at start, every problem
-    /// named), YARP forwarding the OpenAI API to the workers with <c>x-gpufleet-worker</c> on each response, and
-    /// the load view: every worker's status stream, keeping draining and unready workers out of rotation.
+    /// named), worker sources, the load view (every worker's status stream), the affinity index (Redis or in
+    /// process), the time-to-first-token policy, forwarding with failover and timeouts, and API keys and limits.
+    /// The app maps it with <c>MapGpuFleetGateway()</c>.
     /// </summary>
     public static IServiceCollection AddGpuFleetGateway(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        services.AddOptions<GatewayOptions>().Bind(configuration.GetSection(GatewayOptions.SectionName)).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
-        services.AddSingleton<IProxyConfigProvider, StaticWorkerProxyConfig>();
+        services.AddValidatedOptions<GatewayOptions>(configuration, GatewayOptions.SectionName, o => o.Validate());
+        services.AddGpuFleetDestinations();
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<GpuFleet.Gateway.State.GatewayRedis>();
+        services.TryAddSingleton<GatewayRedis>();
         services.TryAddSingleton<WorkerLoadBoard>();
         services.AddSingleton<Yarp.ReverseProxy.Health.IAvailableDestinationsPolicy, ReadyWorkersPolicy>();
         services.AddHostedService<WorkerStatusMonitor>();
-        services.AddReverseProxy().AddTransforms(context => context.AddResponseTransform(transform =>
-        {
-            // Which worker answered, by the name it reports (its address until its status arrived).
-            if (transform.HttpContext.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination)
-            {
-                var board = transform.HttpContext.RequestServices.GetRequiredService<WorkerLoadBoard>();
-                var name = board.Get(destination.DestinationId)?.Status?.Name;
-                transform.HttpContext.Response.Headers[GpuFleetHeaders.Worker] = string.IsNullOrEmpty(name) ? destination.DestinationId : name;
-            }
-
-            return ValueTask.CompletedTask;
-        }));
+        services.AddGpuFleetRouting(configuration);
+        services.AddReverseProxy().AddTransforms(context => context.AddResponseTransform(WorkerResponseTransform.ApplyAsync));
+        services.AddGpuFleetApiKeys();
         services.AddHealthChecks();
         return services;
     }
 
-    private sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
+    /// <summary>Routing (affinity index, time-to-first-token policy) and forwarding (failover, timeouts, overload).</summary>
+    private static void AddGpuFleetRouting(this IServiceCollection services, IConfiguration configuration)
     {
-        public ValidateOptionsResult Validate(string? name, GatewayOptions options)
+        services.AddValidatedOptions<RoutingOptions>(configuration, RoutingOptions.SectionName, o => o.Validate());
+        services.AddValidatedOptions<ForwardingOptions>(configuration, ForwardingOptions.SectionName, o => o.Validate());
+        services.TryAddSingleton(sp => new PrefixHasher(AffinitySecret(sp), sp.GetRequiredService<RoutingOptions>().BlockBytes));
+        services.TryAddSingleton<RequestInspector>();
+        services.TryAddSingleton<AffinityIndex>();
+        services.TryAddSingleton<WorkerTraffic>();
+        services.TryAddSingleton<BytesPerToken>();
+        services.TryAddSingleton<RetryBudget>();
+        services.AddSingleton<ILoadBalancingPolicy, TimeToFirstTokenPolicy>();
+        services.AddHostedService<HoldingsSync>();
+    }
+
+    private static byte[] AffinitySecret(IServiceProvider services)
+    {
+        if (services.GetRequiredService<RoutingOptions>().AffinityKey is { } key)
         {
-            var errors = options.Validate();
+            return Convert.FromBase64String(key);
+        }
+
+        var redis = services.GetRequiredService<GatewayRedis>();
+        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(PrefixHasher));
+        GatewayStartLog.RandomAffinityKey(logger, redis.Configured);
+        return System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+    }
+
+    /// <summary>Binds options from a section, validates them at start (every problem listed) and makes the value injectable.</summary>
+    private static void AddValidatedOptions<T>(this IServiceCollection services, IConfiguration configuration, string section, Func<T, IReadOnlyList<string>> validate)
+        where T : class
+    {
+        services.AddOptions<T>().Bind(configuration.GetSection(section)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<T>, ListValidator<T>>(_ => new ListValidator<T>(validate)));
+        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<T>>().Value);
+    }
+
+    private sealed class ListValidator<T>(Func<T, IReadOnlyList<string>> validate) : IValidateOptions<T>
+        where T : class
+    {
+        public ValidateOptionsResult Validate(string? name, T options)
+        {
+            var errors = validate(options);
             return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
         }
     }
+}
+
+internal static partial class GatewayStartLog
+{
+    [LoggerMessage(EventId = 200, EventName = "RandomAffinityKey", Level = LogLevel.Warning,
+        Message = "Gateway:Routing:AffinityKey is not set: prefix hashes use a random key of this process (Redis configured: {RedisConfigured}); gateway replicas sharing a Redis need the same key to share affinity")]
+    public static partial void RandomAffinityKey(ILogger logger, bool redisConfigured);
 }

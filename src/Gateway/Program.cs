@@ -1,7 +1,10 @@
 using System.Net;
 using GpuFleet.Gateway.Hosting;
 
-// gateway --http-port N --worker URL [--worker URL ...] [--host ADDRESS]; every option is also configuration (Gateway:*).
+if (args is ["keys", ..]) { return await GpuFleet.Gateway.Auth.KeysCommand.RunAsync(args[1..], Console.Out, Console.Error); }
+
+// gateway --http-port N --grpc-port N --worker URL ... [--workers-dns NAME:PORT ...] [--redis HOST:PORT] [--keys FILE] [--host ADDRESS];
+// every option is also configuration (Gateway:*, Redis:*); `gateway keys add NAME` manages API keys.
 Dictionary<string, string?> settings;
 try
 {
@@ -22,13 +25,16 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     if (IPAddress.TryParse(options.Host, out var address))
     {
         kestrel.Listen(address, options.HttpPort);
+        if (options.GrpcPort != 0)
+        {
+            // gRPC clients speak HTTP/2 without TLS (prior knowledge) here, as on the workers' gRPC ports.
+            kestrel.Listen(address, options.GrpcPort, listen => listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+        }
     }
 });
 
 var app = builder.Build();
-app.MapReverseProxy();
-app.MapGet("/healthz", () => Results.Text("ok"));
-app.MapGet("/workers", GpuFleet.Gateway.Load.WorkersEndpoint.WriteAsync);
+app.MapGpuFleetGateway();
 await app.StartAsync();
 foreach (var url in app.Urls)
 {

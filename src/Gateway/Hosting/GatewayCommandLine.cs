@@ -1,6 +1,6 @@
 namespace GpuFleet.Gateway.Hosting;
 
-/// <summary>Maps the gateway's switches to configuration keys; <c>--worker</c> may repeat.</summary>
+/// <summary>Maps the gateway's switches to configuration keys; <c>--worker</c> and <c>--workers-dns</c> may repeat.</summary>
 internal static class GatewayCommandLine
 {
     private static readonly Dictionary<string, string> Switches = new(StringComparer.Ordinal)
@@ -10,12 +10,17 @@ internal static class GatewayCommandLine
         ["--host"] = "Gateway:Host",
         ["--keys"] = "Gateway:KeysFile",
         ["--redis"] = "Redis:Endpoint",
+        // The prefix-hash key shared by replicas; in production prefer the environment (Gateway__Routing__AffinityKey, a Secret).
+        ["--affinity-key"] = "Gateway:Routing:AffinityKey",
+        ["--dns-refresh"] = "Gateway:DnsRefreshSeconds",
+        ["--dns-address-family"] = "Gateway:DnsAddressFamily",
     };
 
     public static Dictionary<string, string?> Parse(string[] args)
     {
         var settings = new Dictionary<string, string?>(StringComparer.Ordinal);
         var workers = 0;
+        var workersDns = 0;
         for (var i = 0; i < args.Length; i++)
         {
             if (i + 1 >= args.Length)
@@ -27,13 +32,17 @@ internal static class GatewayCommandLine
             {
                 settings[$"Gateway:Workers:{workers++}"] = args[++i];
             }
+            else if (args[i] == "--workers-dns")
+            {
+                settings[$"Gateway:WorkersDns:{workersDns++}"] = args[++i];
+            }
             else if (Switches.TryGetValue(args[i], out var key))
             {
                 settings[key] = args[++i];
             }
             else
             {
-                throw new ArgumentException($"Unknown option '{args[i]}'. Usage: --http-port N --grpc-port N --worker URL [--worker URL ...] [--redis HOST:PORT] [--keys FILE] [--host ADDRESS]");
+                throw new ArgumentException($"Unknown option '{args[i]}'. Usage: --http-port N --grpc-port N [--worker URL ...] [--workers-dns NAME:PORT ...] [--dns-refresh SECONDS] [--dns-address-family IPv4|IPv6|Any] [--redis HOST:PORT] [--keys FILE] [--host ADDRESS]");
             }
         }
 

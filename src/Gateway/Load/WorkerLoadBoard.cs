@@ -34,6 +34,16 @@ public sealed class WorkerLoadBoard(TimeProvider time)
         Set(destination, new WorkerLoad(destination, previous?.Status, Connected: false, previous?.ReceivedAt ?? 0));
     }
 
+    /// <summary>Forgets a worker that left the directory, raising the event when it was available.</summary>
+    public void Remove(string destination)
+    {
+        var before = IsAvailable(destination);
+        if (_loads.TryRemove(destination, out _) && before)
+        {
+            AvailabilityChanged?.Invoke();
+        }
+    }
+
     public bool IsStale(WorkerLoad load) => !load.Connected || time.GetElapsedTime(load.ReceivedAt) > StaleAfter;
 
     /// <summary>Ready, not draining, and heard from recently.</summary>

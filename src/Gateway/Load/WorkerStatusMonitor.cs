@@ -2,22 +2,22 @@ using GpuFleet.Contracts;
 using GpuFleet.Contracts.Grpc;
 using GpuFleet.Contracts.V1;
 using GpuFleet.Gateway.Destinations;
-using GpuFleet.Gateway.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Health;
 
 namespace GpuFleet.Gateway.Load;
 
 /// <summary>
-/// Watches every worker's status stream. A worker is known by its HTTP URL; its <c>/status</c> names the gRPC
-/// port, whose <c>WorkerStatusService/Watch</c> then pushes changes. Broken streams reconnect with backoff.
-/// Availability changes are applied to YARP at once, so draining workers stop getting new requests.
+/// Watches the status stream of every worker in the <see cref="WorkerDirectory"/>, following it as workers join and
+/// leave. A worker is known by its HTTP URL; its <c>/status</c> names the gRPC port, whose
+/// <c>WorkerStatusService/Watch</c> then pushes changes. Broken streams reconnect with backoff. Availability changes
+/// are applied to YARP at once, so draining workers stop getting new requests; a worker that leaves the directory
+/// has its watcher stopped and its entry removed from the <see cref="WorkerLoadBoard"/>.
 /// </summary>
 internal sealed class WorkerStatusMonitor(
-    IOptions<GatewayOptions> options,
+    WorkerDirectory directory,
     WorkerLoadBoard board,
     IProxyStateLookup proxy,
     IClusterDestinationsUpdater destinations,
@@ -30,23 +30,72 @@ internal sealed class WorkerStatusMonitor(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         board.AvailabilityChanged += ApplyAvailability;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var watchers = new Dictionary<string, Watcher>(StringComparer.Ordinal);
+        var staleness = CheckStalenessAsync(stoppingToken);
         try
         {
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-            var watchers = options.Value.Workers.Select(url => WatchAsync(http, url, stoppingToken)).ToList();
-            watchers.Add(CheckStalenessAsync(stoppingToken));
-            await Task.WhenAll(watchers);
+            var set = directory.Current;
+            while (true)
+            {
+                await ReconcileAsync(http, watchers, set, stoppingToken);
+                try
+                {
+                    await set.WaitForNextAsync(stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+
+                set = directory.Current;
+            }
         }
         finally
         {
             board.AvailabilityChanged -= ApplyAvailability;
+            foreach (var watcher in watchers.Values)
+            {
+                await watcher.StopAsync();
+            }
+
+            await staleness;
+        }
+    }
+
+    /// <summary>Stops the watchers of workers that left (forgetting them), then starts one per new worker.</summary>
+    private async Task ReconcileAsync(HttpClient http, Dictionary<string, Watcher> watchers, WorkerSet set, CancellationToken stoppingToken)
+    {
+        var wanted = set.Workers.ToDictionary(w => w.Destination, StringComparer.Ordinal);
+        foreach (var (destination, watcher) in watchers.ToList())
+        {
+            if (!wanted.TryGetValue(destination, out var worker) || worker.Url != watcher.Url)
+            {
+                // Awaited before the board forgets it, so a late update from this watcher cannot bring it back.
+                await watcher.StopAsync();
+                watchers.Remove(destination);
+                board.Remove(destination);
+                GatewayLoadLog.WatchStopped(logger, destination);
+            }
+        }
+
+        foreach (var (destination, worker) in wanted)
+        {
+            if (!watchers.ContainsKey(destination))
+            {
+                var stop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                watchers[destination] = new Watcher(worker.Url, stop, WatchAsync(http, worker.Url, stop.Token));
+                GatewayLoadLog.WatchStarted(logger, destination, worker.Source.ToString());
+            }
         }
     }
 
     private async Task WatchAsync(HttpClient http, string url, CancellationToken stoppingToken)
     {
+        // Start on a worker thread: the caller is reconciling and must not run the first request inline.
+        await Task.Yield();
         var worker = new Uri(url);
-        var destination = StaticWorkerProxyConfig.DestinationId(url);
+        var destination = WorkerProxyConfigProvider.DestinationId(url);
         var retry = FirstRetry;
         var connected = false;
         while (!stoppingToken.IsCancellationRequested)
@@ -69,7 +118,7 @@ internal sealed class WorkerStatusMonitor(
 
                 throw new GrpcException(GrpcStatusCode.Unavailable, "The status stream ended.");
             }
-            catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is HttpRequestException or GrpcException or TaskCanceledException or Google.Protobuf.InvalidProtocolBufferException or InvalidOperationException)
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is HttpRequestException or GrpcException or TaskCanceledException or Google.Protobuf.InvalidProtocolBufferException or Google.Protobuf.InvalidJsonException or InvalidOperationException)
             {
                 board.MarkDisconnected(destination);
                 if (connected)
@@ -77,6 +126,10 @@ internal sealed class WorkerStatusMonitor(
                     connected = false;
                     GatewayLoadLog.StatusLost(logger, destination, ex.Message);
                 }
+            }
+            catch (Exception ex) when (stoppingToken.IsCancellationRequested && ex is OperationCanceledException or GrpcException or HttpRequestException)
+            {
+                return;
             }
 
             try
@@ -116,9 +169,23 @@ internal sealed class WorkerStatusMonitor(
 
     private void ApplyAvailability()
     {
-        if (proxy.TryGetCluster(StaticWorkerProxyConfig.ClusterId, out var cluster))
+        foreach (var id in (string[])[WorkerProxyConfigProvider.ClusterId, WorkerProxyConfigProvider.GrpcClusterId])
         {
-            destinations.UpdateAvailableDestinations(cluster);
+            if (proxy.TryGetCluster(id, out var cluster))
+            {
+                destinations.UpdateAvailableDestinations(cluster);
+            }
+        }
+    }
+
+    /// <summary>One worker's status watch: stopping it cancels the watch and waits until it has ended.</summary>
+    private sealed record Watcher(string Url, CancellationTokenSource Stop, Task Task)
+    {
+        public async Task StopAsync()
+        {
+            await Stop.CancelAsync();
+            await Task;
+            Stop.Dispose();
         }
     }
 }
@@ -130,4 +197,10 @@ internal static partial class GatewayLoadLog
 
     [LoggerMessage(EventId = 101, EventName = "StatusLost", Level = LogLevel.Warning, Message = "Lost the status stream of worker {Destination}: {Reason}; reconnecting")]
     public static partial void StatusLost(ILogger logger, string destination, string reason);
+
+    [LoggerMessage(EventId = 102, EventName = "WatchStarted", Level = LogLevel.Information, Message = "Worker {Destination} joined (from {Source}); watching its status")]
+    public static partial void WatchStarted(ILogger logger, string destination, string source);
+
+    [LoggerMessage(EventId = 103, EventName = "WatchStopped", Level = LogLevel.Information, Message = "Worker {Destination} left the worker set; stopped watching it")]
+    public static partial void WatchStopped(ILogger logger, string destination);
 }

@@ -88,7 +88,7 @@ const scenarios = {
       sampling: { temperature: 0.5, seed: '42' },
       max_tokens: 3,
       stop: ['\n'],
-      model: 'demo',
+      model: tag || 'demo',
     };
     return collect(inference.Generate(request, { deadline: longDeadline() }));
   },

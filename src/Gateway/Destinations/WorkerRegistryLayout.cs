@@ -1,0 +1,29 @@
+namespace GpuFleet.Gateway.Destinations;
+
+/// <summary>
+/// The worker registry's layout in Redis, shared with the worker's heartbeat (src/Worker/Hosting/RegistryHeartbeat.cs,
+/// which repeats these names: the worker does not reference the gateway) and described in docs/gateway.md.
+/// </summary>
+/// <remarks>
+/// <list type="bullet">
+/// <item><c>gpufleet:{workers}</c>: a sorted set, one member per worker (its advertised HTTP URL), scored by its last
+/// heartbeat in Redis server time (unix ms), so no worker's or gateway's clock matters.</item>
+/// <item><c>gpufleet:{workers}:&lt;http-url&gt;</c>: a hash per worker with <c>http_url</c>, <c>grpc_url</c>,
+/// <c>name</c>, <c>model</c>, <c>ready</c>, <c>draining</c> (1/0) and <c>heartbeat_ms</c>, expiring after
+/// <see cref="EntryTtl"/> so a dead worker's entry goes even when no gateway runs.</item>
+/// </list>
+/// The <c>{workers}</c> hash tag puts every key in one Redis Cluster slot, so the scripts may touch them together.
+/// </remarks>
+internal static class WorkerRegistryLayout
+{
+    public const string WorkersKey = "gpufleet:{workers}";
+
+    /// <summary>Prefix of a worker's hash; the member (its HTTP URL) follows.</summary>
+    public const string EntryKeyPrefix = "gpufleet:{workers}:";
+
+    /// <summary>Workers beat every 2 s; an entry not renewed for this long (5 beats) is ignored and pruned.</summary>
+    public static readonly TimeSpan EntryTtl = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often a gateway reads the registry.</summary>
+    public static readonly TimeSpan ReadInterval = TimeSpan.FromSeconds(2);
+}

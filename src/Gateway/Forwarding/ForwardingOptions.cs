@@ -1,0 +1,54 @@
+namespace GpuFleet.Gateway.Forwarding;
+
+/// <summary>Failover, overload and timeout settings, bound from <c>Gateway:Forwarding</c>.</summary>
+public sealed class ForwardingOptions
+{
+    public const string SectionName = "Gateway:Forwarding";
+
+    /// <summary>Attempts per request, the first included; a retry happens only before the first response byte.</summary>
+    public int MaxAttempts { get; set; } = 3;
+
+    /// <summary>Retries allowed as a share of recent requests (a retry budget, so failover never multiplies an overload).</summary>
+    public double RetryBudgetRatio { get; set; } = 0.2;
+
+    /// <summary>Retries always allowed per 10 s, whatever the traffic.</summary>
+    public int MinRetriesPer10Seconds { get; set; } = 10;
+
+    /// <summary>Longest wait for the first response byte (queueing and prefill of a long prompt included): then 504.</summary>
+    public TimeSpan FirstTokenTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Longest silence between two pieces of a response once it started: then the stream ends with an error event.</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>When every worker is full, how long a request waits for room before 429 (with Retry-After).</summary>
+    public TimeSpan QueueWait { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Largest request body accepted; larger is 413 from the gateway.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 16 * 1024 * 1024;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (MaxAttempts is < 1 or > 10)
+        {
+            errors.Add($"{SectionName}:MaxAttempts must be between 1 and 10, not {MaxAttempts}.");
+        }
+
+        if (RetryBudgetRatio is < 0 or > 1 || MinRetriesPer10Seconds < 0)
+        {
+            errors.Add($"{SectionName}:RetryBudgetRatio must be between 0 and 1 and MinRetriesPer10Seconds not negative.");
+        }
+
+        if (FirstTokenTimeout <= TimeSpan.Zero || IdleTimeout <= TimeSpan.Zero || QueueWait < TimeSpan.Zero)
+        {
+            errors.Add($"{SectionName}: FirstTokenTimeout and IdleTimeout must be positive, QueueWait not negative.");
+        }
+
+        if (MaxRequestBodyBytes < 1024)
+        {
+            errors.Add($"{SectionName}:MaxRequestBodyBytes must be at least 1024, not {MaxRequestBodyBytes}.");
+        }
+
+        return errors;
+    }
+}

@@ -1,0 +1,371 @@
+using System.Globalization;
+using GpuFleet.Contracts;
+using GpuFleet.Gateway.Load;
+using GpuFleet.Gateway.Routing;
+using GpuFleet.Gateway.Routing.Affinity;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+
+namespace GpuFleet.Gateway.Forwarding;
+
+/// <summary>
+/// The gateway's part of YARP's proxy pipeline, ahead of load balancing. For an OpenAI generation request: reads the
+/// body (bounded: 413), inspects it (bad input: 400 from the gateway, no worker sees it), looks up affinity (one
+/// round trip), waits a bounded time when every worker is full (then 429 with Retry-After), and forwards with
+/// failover: a connection failure or a worker's 429/503 moves the request to another worker while nothing has been
+/// sent to the client, within a retry budget. After the first byte, a broken or silent stream ends with an OpenAI
+/// error event and <c>[DONE]</c>, never a clean-looking end or a hang.
+/// </summary>
+public sealed partial class GatewayForwardingMiddleware(
+    RequestDelegate next,
+    RequestInspector inspector,
+    AffinityIndex affinity,
+    WorkerLoadBoard board,
+    WorkerTraffic traffic,
+    BytesPerToken calibration,
+    RetryBudget retryBudget,
+    ForwardingOptions options,
+    IEnumerable<IRequestAdmission> admissions,
+    TimeProvider time,
+    ILogger<GatewayForwardingMiddleware> logger)
+{
+    private readonly IRequestAdmission[] _admissions = [.. admissions];
+
+    private static readonly TimeSpan FullPoll = TimeSpan.FromMilliseconds(50);
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var proxy = context.Features.Get<IReverseProxyFeature>()!;
+        context.Request.Headers.Remove(GpuFleetHeaders.PrefixBlocks);
+        byte[]? body = null;
+        RoutingState routing;
+        try
+        {
+            var chat = IsPost(context, "/v1/chat/completions");
+            if (chat || IsPost(context, "/v1/completions"))
+            {
+                body = await ReadBodyAsync(context);
+                var request = inspector.Inspect(body, chat, context.Request.Headers[GpuFleetHeaders.SessionId]);
+                routing = new RoutingState { Request = request, PromptTokens = calibration.Tokens(request.Model, request.PromptBytes) };
+                if (request.Blocks.Count > 0)
+                {
+                    context.Request.Headers[GpuFleetHeaders.PrefixBlocks] = PrefixBlockHeader.Format(inspector.BlockBytes, request.PromptBytes, request.Blocks);
+                }
+
+                context.Features.Set(routing);
+                foreach (var admission in _admissions)
+                {
+                    if (!await admission.AdmitAsync(context, request, routing.PromptTokens + (request.MaxTokens ?? 0)))
+                    {
+                        return; // refused: the admission wrote the response
+                    }
+                }
+
+                var started = time.GetTimestamp();
+                routing.Affinity = await affinity.LookupAsync(request.Model, request.Blocks,
+                    [.. proxy.AvailableDestinations.Select(d => d.DestinationId)], request.SessionKey, context.RequestAborted);
+                GatewayMetrics.ObserveLookup(time.GetElapsedTime(started));
+            }
+            else
+            {
+                routing = new RoutingState();
+                context.Features.Set(routing);
+            }
+
+            await WaitForRoomAsync(context, proxy);
+        }
+        catch (GatewayError error) when (!context.Response.HasStarted)
+        {
+            await error.WriteAsync(context);
+            return;
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await ForwardAsync(context, proxy, routing, body);
+        if (routing.Request is { } inspected && routing.Usage is { } usage)
+        {
+            calibration.Observe(inspected.Model, inspected.PromptBytes, usage.PromptTokens);
+            GatewayMetrics.ObserveUsage(routing.Destination ?? "?", usage);
+        }
+
+        GatewayMetrics.ObserveRequest(routing.Destination ?? "none", routing.Reason ?? "none", context.Response.StatusCode);
+        foreach (var admission in _admissions)
+        {
+            await admission.CompleteAsync(context, routing.Usage);
+        }
+    }
+
+    private async Task ForwardAsync(HttpContext context, IReverseProxyFeature proxy, RoutingState routing, byte[]? body)
+    {
+        retryBudget.RecordRequest();
+        var candidates = proxy.AvailableDestinations;
+        for (var attempt = 1; ; attempt++)
+        {
+            proxy.AvailableDestinations = [.. candidates.Where(d => !routing.Tried.Contains(d.DestinationId))];
+            if (proxy.AvailableDestinations.Count == 0)
+            {
+                await Unavailable().WriteAsync(context);
+                return;
+            }
+
+            if (body is not null)
+            {
+                context.Request.Body = new MemoryStream(body, writable: false);
+            }
+
+            routing.RetryRequested = false;
+            // A body can be sent again only when the gateway holds it (OpenAI requests); gRPC calls stream theirs.
+            var replayable = body is not null || HttpMethods.IsGet(context.Request.Method);
+            routing.MayRetry = replayable && attempt < options.MaxAttempts && proxy.AvailableDestinations.Count > 1;
+            context.Features.Set<IForwarderErrorFeature>(null);
+            var outcome = await AttemptAsync(context, proxy, routing);
+            if (outcome is not Outcome.Retry)
+            {
+                return;
+            }
+
+            var destination = routing.Destination!;
+            routing.Tried.Add(destination);
+            if (!retryBudget.TryRetry())
+            {
+                ForwardingLog.RetryBudgetSpent(logger, destination);
+                await new GatewayError(503, "The worker failed and the retry budget is spent; retry shortly.", "service_unavailable", "retry_budget_exhausted") { RetryAfterSeconds = 1 }.WriteAsync(context);
+                return;
+            }
+
+            ForwardingLog.Retrying(logger, destination, attempt);
+            ResetResponse(context);
+        }
+    }
+
+    private async Task<Outcome> AttemptAsync(HttpContext context, IReverseProxyFeature proxy, RoutingState routing)
+    {
+        var clientBody = context.Response.Body;
+        var clientLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
+        using var watch = new ResponseWatch(context, options, time);
+        context.Response.Body = watch;
+        context.Features.Set<IHttpRequestLifetimeFeature>(watch);
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            context.Response.Body = clientBody;
+            context.Features.Set(clientLifetime);
+        }
+
+        routing.Usage = watch.Usage ?? routing.Usage;
+        var error = context.Features.Get<IForwarderErrorFeature>()?.Error ?? ForwarderError.None;
+        var destination = routing.Destination;
+        if (watch.ClientGone)
+        {
+            return Outcome.Done; // the client left: never counted against the worker
+        }
+
+        if (routing.RetryRequested)
+        {
+            return Outcome.Retry;
+        }
+
+        if (!watch.Started && !context.Response.HasStarted)
+        {
+            if (watch.TimedOut is not null)
+            {
+                ResetResponse(context);
+                await new GatewayError(504, $"The worker sent nothing within {options.FirstTokenTimeout.TotalSeconds:0} s.", "timeout", watch.TimedOut).WriteAsync(context);
+                return Outcome.Done;
+            }
+
+            if (error is ForwarderError.Request or ForwarderError.RequestTimedOut && destination is not null)
+            {
+                // The connection to the worker failed before it answered: passive health, then another worker.
+                traffic.MarkFailed(destination);
+                if (routing.MayRetry)
+                {
+                    return Outcome.Retry;
+                }
+            }
+
+            if (error is ForwarderError.NoAvailableDestinations)
+            {
+                ResetResponse(context);
+                await Unavailable().WriteAsync(context);
+                return Outcome.Done;
+            }
+
+            if (error != ForwarderError.None)
+            {
+                ResetResponse(context);
+                await new GatewayError(502, "The worker could not be reached or failed before answering.", "server_error", "worker_unreachable") { RetryAfterSeconds = 1 }.WriteAsync(context);
+                return Outcome.Done;
+            }
+
+            return Outcome.Done;
+        }
+
+        if (error != ForwarderError.None || watch.AbortRequested || watch.TimedOut is not null)
+        {
+            await EndBrokenResponseAsync(context, watch, clientBody, destination);
+        }
+
+        return Outcome.Done;
+    }
+
+    /// <summary>The response started and then broke (worker died, or went silent): end it as an error, never as a clean finish.</summary>
+    private async Task EndBrokenResponseAsync(HttpContext context, ResponseWatch watch, Stream clientBody, string? destination)
+    {
+        ForwardingLog.StreamBroken(logger, destination ?? "?", watch.TimedOut ?? "worker_disconnected");
+        if (destination is not null && watch.TimedOut is null)
+        {
+            traffic.MarkFailed(destination);
+        }
+
+        var isStream = context.Response.ContentType?.StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase) == true;
+        if (!isStream)
+        {
+            watch.AbortClient(); // a cut JSON body cannot be mended: the client must see a failure, not a short body
+            return;
+        }
+
+        var error = watch.TimedOut == "inter_token_timeout"
+            ? new GatewayError(504, $"The worker sent nothing for {options.IdleTimeout.TotalSeconds:0} s; the stream was ended.", "timeout", "inter_token_timeout")
+            : new GatewayError(502, "The worker serving this stream failed; the response is incomplete.", "server_error", "worker_disconnected");
+        try
+        {
+            var text = "data: " + error.ToJson() + "\n\ndata: [DONE]\n\n";
+            await clientBody.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), context.RequestAborted);
+            await clientBody.FlushAsync(context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The client is gone too.
+        }
+    }
+
+    /// <summary>When every worker is full, waits (bounded) for room; then 429 with a Retry-After from measured throughput.</summary>
+    private async Task WaitForRoomAsync(HttpContext context, IReverseProxyFeature proxy)
+    {
+        if (proxy.AvailableDestinations.Count == 0)
+        {
+            throw Unavailable();
+        }
+
+        var deadline = time.GetTimestamp() + (long)(options.QueueWait.TotalSeconds * time.TimestampFrequency);
+        while (proxy.AvailableDestinations.All(d => IsFull(d.DestinationId)))
+        {
+            if (time.GetTimestamp() >= deadline)
+            {
+                throw new GatewayError(429, "Every worker is at capacity; retry after the time given in Retry-After.", "rate_limit_exceeded", "fleet_overloaded")
+                {
+                    RetryAfterSeconds = RetryAfterSeconds(proxy.AvailableDestinations),
+                };
+            }
+
+            await Task.Delay(FullPoll, time, context.RequestAborted);
+        }
+    }
+
+    /// <summary>Full: its running and queued work (plus what this gateway sent since its report) fills slots and queue.</summary>
+    private bool IsFull(string destination)
+    {
+        if (board.Get(destination) is not { Status.Engine: { } engine } load || board.IsStale(load))
+        {
+            return false; // unknown: let the worker decide (it answers 429 itself when full)
+        }
+
+        var capacity = engine.TotalSlots + engine.QueueCapacity;
+        return engine.RunningSlots + engine.QueueDepth + traffic.SentSince(destination, load.ReceivedAt) >= capacity;
+    }
+
+    /// <summary>Seconds until a slot frees somewhere: queued work over the fleet's measured completion rate.</summary>
+    private int RetryAfterSeconds(IReadOnlyList<DestinationState> destinations)
+    {
+        double queued = 0, perSecond = 0;
+        foreach (var d in destinations)
+        {
+            if (board.Get(d.DestinationId)?.Status?.Engine is { } engine)
+            {
+                queued += engine.QueueDepth + 1;
+                var mean = traffic.MeanDuration(d.DestinationId) ?? TimeSpan.FromSeconds(10);
+                perSecond += Math.Max(1, engine.TotalSlots) / Math.Max(0.05, mean.TotalSeconds);
+            }
+        }
+
+        return perSecond <= 0 ? 5 : (int)Math.Clamp(Math.Ceiling(queued / perSecond), 1, 60);
+    }
+
+    private async Task<byte[]> ReadBodyAsync(HttpContext context)
+    {
+        var limit = options.MaxRequestBodyBytes;
+        if (context.Request.ContentLength > limit)
+        {
+            throw TooLarge(limit);
+        }
+
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
+        {
+            if (buffer.Length + read > limit)
+            {
+                throw TooLarge(limit);
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static GatewayError TooLarge(long limit) =>
+        new(413, string.Create(CultureInfo.InvariantCulture, $"The request body is larger than {limit} bytes."), "invalid_request_error", "request_too_large");
+
+    private static GatewayError Unavailable() =>
+        new(503, "No worker is available (all are down, draining or loading); retry shortly.", "service_unavailable", "no_worker_available") { RetryAfterSeconds = 2 };
+
+    private static bool IsPost(HttpContext context, string path) =>
+        HttpMethods.IsPost(context.Request.Method) && context.Request.Path.Equals(path, StringComparison.OrdinalIgnoreCase);
+
+    private static void ResetResponse(HttpContext context)
+    {
+        context.Response.Clear();
+        context.Response.StatusCode = StatusCodes.Status200OK;
+    }
+
+    private enum Outcome
+    {
+        Done,
+        Retry,
+    }
+}
+
+/// <summary>A check every generation request passes before routing (per-key limits), told the real usage at the end.</summary>
+public interface IRequestAdmission
+{
+    /// <summary>False when refused; the refusal response is then written.</summary>
+    Task<bool> AdmitAsync(HttpContext context, InspectedRequest request, int estimatedTokens);
+
+    /// <summary>The request ended; <paramref name="usage"/> is the worker's report when one came.</summary>
+    Task CompleteAsync(HttpContext context, GpuFleet.Contracts.UsageReport? usage);
+}
+
+internal static partial class ForwardingLog
+{
+    [LoggerMessage(EventId = 400, EventName = "Retrying", Level = LogLevel.Information, Message = "Worker {Destination} failed before answering (attempt {Attempt}); retrying on another worker")]
+    public static partial void Retrying(ILogger logger, string destination, int attempt);
+
+    [LoggerMessage(EventId = 401, EventName = "RetryBudgetSpent", Level = LogLevel.Warning, Message = "Worker {Destination} failed and the retry budget is spent; not retrying")]
+    public static partial void RetryBudgetSpent(ILogger logger, string destination);
+
+    [LoggerMessage(EventId = 402, EventName = "StreamBroken", Level = LogLevel.Warning, Message = "A response from worker {Destination} broke after it started ({Reason}); ended with an error")]
+    public static partial void StreamBroken(ILogger logger, string destination, string reason);
+}

@@ -1,0 +1,201 @@
+using System.Text;
+using GpuFleet.Contracts;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace GpuFleet.Gateway.Forwarding;
+
+/// <summary>
+/// Watches one forwarded response as it is written to the client: when the first byte went out and when the last
+/// did (the time-to-first-token and inter-token idle timeouts cancel the forwarding through <see cref="Cancelled"/>),
+/// and the usage report workers end their streams with. Also stands in for the request lifetime feature, so that
+/// when the worker side breaks after the response started, YARP's abort of the client connection is turned into a
+/// proper end of the stream (an error event) by the forwarding middleware.
+/// </summary>
+internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
+{
+    private static readonly byte[] UsageMarker = Encoding.ASCII.GetBytes(UsageReport.CommentPrefix);
+    private readonly Stream _inner;
+    private readonly IHttpRequestLifetimeFeature _clientLifetime;
+    private readonly CancellationTokenSource _timeout = new();
+    private readonly CancellationTokenSource _linked;
+    private readonly TimeProvider _time;
+    private readonly ForwardingOptions _options;
+    private readonly ITimer _watchdog;
+    private readonly long _startedAt;
+    private readonly List<byte> _line = [];
+    private long _firstByteAt;
+    private long _lastWriteAt;
+    private bool _inUsageLine;
+    private int _markerMatched;
+
+    public ResponseWatch(HttpContext context, ForwardingOptions options, TimeProvider time)
+    {
+        _inner = context.Response.Body;
+        _clientLifetime = context.Features.Get<IHttpRequestLifetimeFeature>()!;
+        _linked = CancellationTokenSource.CreateLinkedTokenSource(_clientLifetime.RequestAborted, _timeout.Token);
+        _time = time;
+        _options = options;
+        _startedAt = time.GetTimestamp();
+        _watchdog = time.CreateTimer(_ => Check(), null, options.FirstTokenTimeout, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>The gateway's own timeout fired (not the client).</summary>
+    public string? TimedOut { get; private set; }
+
+    /// <summary>YARP asked to abort the client connection (the worker side failed after the response started).</summary>
+    public bool AbortRequested { get; private set; }
+
+    public bool Started => _firstByteAt != 0;
+
+    public UsageReport? Usage { get; private set; }
+
+    public bool ClientGone => _clientLifetime.RequestAborted.IsCancellationRequested;
+
+    // IHttpRequestLifetimeFeature: YARP sees the client's cancellation or the gateway's timeouts.
+    public CancellationToken RequestAborted
+    {
+        get => _linked.Token;
+        set => throw new NotSupportedException();
+    }
+
+    public override bool CanRead => false;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public void Abort()
+    {
+        if (ClientGone)
+        {
+            _clientLifetime.Abort();
+            return;
+        }
+
+        // Not the client: the middleware ends the response properly instead of resetting the connection.
+        AbortRequested = true;
+    }
+
+    /// <summary>Aborts the client connection for real (a broken response that cannot be ended cleanly).</summary>
+    public void AbortClient() => _clientLifetime.Abort();
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        Observe(buffer.Span);
+        await _inner.WriteAsync(buffer, cancellationToken);
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Write(byte[] buffer, int offset, int count)
+    {
+        Observe(buffer.AsSpan(offset, count));
+        _inner.Write(buffer, offset, count);
+    }
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
+
+    public override void Flush() => _inner.Flush();
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _watchdog.Dispose();
+            _linked.Dispose();
+            _timeout.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private void Observe(ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty)
+        {
+            return;
+        }
+
+        var now = _time.GetTimestamp();
+        if (_firstByteAt == 0)
+        {
+            _firstByteAt = now;
+        }
+
+        Volatile.Write(ref _lastWriteAt, now);
+        ScanForUsage(data);
+    }
+
+    /// <summary>Finds the <c>: x-gpufleet-usage ...</c> comment line, which may be split across writes.</summary>
+    private void ScanForUsage(ReadOnlySpan<byte> data)
+    {
+        foreach (var b in data)
+        {
+            if (_inUsageLine)
+            {
+                if (b == (byte)'\n')
+                {
+                    _inUsageLine = false;
+                    if (UsageReport.TryParse(Encoding.ASCII.GetString([.. _line]), out var report))
+                    {
+                        Usage = report;
+                    }
+
+                    _line.Clear();
+                }
+                else if (_line.Count < 128)
+                {
+                    _line.Add(b);
+                }
+
+                continue;
+            }
+
+            _markerMatched = b == UsageMarker[_markerMatched] ? _markerMatched + 1 : (b == UsageMarker[0] ? 1 : 0);
+            if (_markerMatched == UsageMarker.Length)
+            {
+                _markerMatched = 0;
+                _inUsageLine = true;
+            }
+        }
+    }
+
+    private void Check()
+    {
+        var now = _time.GetTimestamp();
+        var last = Volatile.Read(ref _lastWriteAt);
+        var (deadline, reason) = last == 0
+            ? (_startedAt + Ticks(_options.FirstTokenTimeout), "time_to_first_token_timeout")
+            : (last + Ticks(_options.IdleTimeout), "inter_token_timeout");
+        if (now >= deadline)
+        {
+            TimedOut = reason;
+            _timeout.Cancel();
+            return;
+        }
+
+        var remaining = TimeSpan.FromSeconds((double)(deadline - now) / _time.TimestampFrequency);
+        try
+        {
+            _watchdog.Change(remaining, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The response finished.
+        }
+    }
+
+    private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+}

@@ -1,0 +1,51 @@
+using GpuFleet.Gateway.Auth;
+using GpuFleet.Gateway.Forwarding;
+using GpuFleet.Gateway.Load;
+using GpuFleet.Gateway.Routing;
+using GpuFleet.Gateway.Routing.Affinity;
+using GpuFleet.Gateway.State;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Yarp.ReverseProxy.Model;
+
+namespace Microsoft.AspNetCore.Builder;
+
+/// <summary>The gateway's request pipeline and endpoints.</summary>
+public static class GatewayEndpoints
+{
+    /// <summary>
+    /// API-key authentication for everything but the operations endpoints, then the OpenAI API proxied to the workers
+    /// through GpuFleet's forwarding (inspection, affinity, admission, failover, timeouts) and the time-to-first-token
+    /// policy; <c>/healthz</c>, <c>/readyz</c> (some worker available), <c>/metrics</c> and <c>/workers</c>.
+    /// </summary>
+    public static WebApplication MapGpuFleetGateway(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.UseMiddleware<ApiKeyAuthenticationMiddleware>();
+        app.MapReverseProxy(proxy =>
+        {
+            proxy.UseMiddleware<GatewayForwardingMiddleware>();
+            proxy.UseLoadBalancing();
+            proxy.Use(async (context, next) =>
+            {
+                // After load balancing exactly one destination is left: count the request against it while it runs.
+                var chosen = context.Features.Get<IReverseProxyFeature>()!.AvailableDestinations[0].DestinationId;
+                var routing = context.Features.Get<RoutingState>();
+                routing?.Destination = chosen;
+                using var sent = context.RequestServices.GetRequiredService<WorkerTraffic>().Begin(chosen);
+                await next();
+                if (context.Response.StatusCode is >= 200 and < 300)
+                {
+                    sent.Complete();
+                }
+            });
+        });
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/readyz", (WorkerLoadBoard board) => board.All.Any(l => board.IsAvailable(l.Destination))
+            ? Results.Text("ready") : Results.Text("no worker available", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapGet("/metrics", (HttpContext http, WorkerLoadBoard board, GatewayRedis redis, AffinityIndex affinity) => GatewayMetrics.WriteAsync(http, board, redis, affinity));
+        app.MapGet("/workers", WorkersEndpoint.WriteAsync);
+        return app;
+    }
+}

@@ -1,0 +1,137 @@
+using System.Globalization;
+using GpuFleet.Contracts.Redis;
+
+namespace GpuFleet.Gateway.Routing.Affinity;
+
+/// <summary>
+/// The affinity index in Redis, shared by every gateway replica. Layout (all keys expire):
+/// <c>gpufleet:aff:{model tag}:{block hex}</c> hash worker → last confirmed (unix ms);
+/// <c>gpufleet:held:{model tag}:{worker}</c> set of the block keys recorded for a worker (for corrections);
+/// <c>gpufleet:sess:{session tag}</c> the session's worker. Tags and block hashes are keyed hashes: nothing in
+/// Redis reveals a prompt. Every operation is one script call (one round trip). Scripts name block keys they derive
+/// from a prefix, so they suit a standalone or Sentinel Redis, not Redis Cluster.
+/// </summary>
+public sealed class RedisAffinityStore(RedisConnection redis, PrefixHasher hasher, RoutingOptions options, TimeProvider time) : IAffinityStore
+{
+    // Depth per worker by bisection over the chain (holdings are prefix-closed), then the session's worker.
+    private static readonly RedisScript Lookup = new("""
+        local n = tonumber(ARGV[1])
+        local out = {}
+        for w = 2, #ARGV do
+          local lo, hi = 0, n
+          while lo < hi do
+            local mid = math.floor((lo + hi + 1) / 2)
+            if redis.call('HEXISTS', KEYS[mid], ARGV[w]) == 1 then lo = mid else hi = mid - 1 end
+          end
+          out[#out + 1] = lo
+        end
+        if #KEYS > n then
+          out[#out + 1] = redis.call('GET', KEYS[n + 1])
+        end
+        return out
+        """);
+
+    // KEYS: block keys..., held-set key[, session key]. ARGV: worker, now ms, ttl ms, block count.
+    private static readonly RedisScript Record = new("""
+        local worker, now, ttl, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+        local held = KEYS[n + 1]
+        for i = 1, n do
+          redis.call('HSET', KEYS[i], worker, now)
+          redis.call('PEXPIRE', KEYS[i], ttl)
+          redis.call('SADD', held, KEYS[i])
+        end
+        redis.call('PEXPIRE', held, ttl)
+        if #KEYS > n + 1 then
+          redis.call('SET', KEYS[n + 2], worker, 'PX', ARGV[5])
+        end
+        return n
+        """);
+
+    // KEYS: held-set key. ARGV: worker, now ms, grace ms, ttl ms, block key prefix, block hex...
+    private static readonly RedisScript Correct = new("""
+        local worker, now, grace, ttl, prefix = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+        local keep = {}
+        for i = 6, #ARGV do keep[prefix .. ARGV[i]] = true end
+        local dropped = 0
+        for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+          if not keep[key] then
+            local at = tonumber(redis.call('HGET', key, worker) or '0') or 0
+            if now - at >= grace then
+              redis.call('HDEL', key, worker)
+              redis.call('SREM', KEYS[1], key)
+              dropped = dropped + 1
+            end
+          end
+        end
+        for key, _ in pairs(keep) do
+          redis.call('HSET', key, worker, now)
+          redis.call('PEXPIRE', key, ttl)
+          redis.call('SADD', KEYS[1], key)
+        end
+        redis.call('PEXPIRE', KEYS[1], ttl)
+        return dropped
+        """);
+
+    public async Task<AffinityLookup> LookupAsync(string model, IReadOnlyList<ulong> blocks, IReadOnlyList<string> workers, string? sessionKey, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(blocks);
+        ArgumentNullException.ThrowIfNull(workers);
+        var prefix = BlockPrefix(model);
+        var keys = new List<RedisArgument>(blocks.Count + 1);
+        keys.AddRange(blocks.Select(b => (RedisArgument)(prefix + Hex(b))));
+        if (sessionKey is not null)
+        {
+            keys.Add(SessionKey(sessionKey));
+        }
+
+        var args = new List<RedisArgument>(workers.Count + 1) { blocks.Count };
+        args.AddRange(workers.Select(w => (RedisArgument)w));
+        var reply = (await redis.EvaluateAsync(Lookup, keys, args, cancellationToken)).EnsureSuccess().AsArray() ?? [];
+        var held = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < workers.Count && i < reply.Count; i++)
+        {
+            held[workers[i]] = (int)reply[i].AsLong();
+        }
+
+        var session = sessionKey is not null && reply.Count > workers.Count ? reply[workers.Count].AsString() : null;
+        return new AffinityLookup(held, string.IsNullOrEmpty(session) ? null : session);
+    }
+
+    public async Task RecordAsync(string model, IReadOnlyList<ulong> blocks, string worker, string? sessionKey, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(blocks);
+        var prefix = BlockPrefix(model);
+        var keys = new List<RedisArgument>(blocks.Count + 2);
+        keys.AddRange(blocks.Select(b => (RedisArgument)(prefix + Hex(b))));
+        keys.Add(HeldKey(model, worker));
+        var args = new List<RedisArgument> { worker, Now(), (long)options.AffinityTtl.TotalMilliseconds, blocks.Count };
+        if (sessionKey is not null && options.SessionStickiness)
+        {
+            keys.Add(SessionKey(sessionKey));
+            args.Add((long)options.SessionTtl.TotalMilliseconds);
+        }
+
+        (await redis.EvaluateAsync(Record, keys, args, cancellationToken)).EnsureSuccess();
+    }
+
+    public async Task ApplyHoldingsAsync(string model, string worker, IReadOnlyList<ulong> held, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(held);
+        var args = new List<RedisArgument>(held.Count + 5)
+        {
+            worker, Now(), (long)options.HoldingsGrace.TotalMilliseconds, (long)options.AffinityTtl.TotalMilliseconds, BlockPrefix(model),
+        };
+        args.AddRange(held.Select(b => (RedisArgument)Hex(b)));
+        (await redis.EvaluateAsync(Correct, [HeldKey(model, worker)], args, cancellationToken)).EnsureSuccess();
+    }
+
+    private string BlockPrefix(string model) => "gpufleet:aff:" + hasher.Tag("model", model) + ":";
+
+    private string HeldKey(string model, string worker) => "gpufleet:held:" + hasher.Tag("model", model) + ":" + worker;
+
+    private static string SessionKey(string sessionKey) => "gpufleet:sess:" + sessionKey;
+
+    private static string Hex(ulong block) => block.ToString("x16", CultureInfo.InvariantCulture);
+
+    private long Now() => time.GetUtcNow().ToUnixTimeMilliseconds();
+}

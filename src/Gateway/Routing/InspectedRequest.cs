@@ -1,0 +1,24 @@
+namespace GpuFleet.Gateway.Routing;
+
+/// <summary>
+/// What the gateway learned from one OpenAI request body before routing it: the model, streaming, the
+/// keyed prefix-block chain of its canonical prompt and a token estimate. Never holds prompt text.
+/// </summary>
+public sealed class InspectedRequest
+{
+    public required string Model { get; init; }
+
+    public bool Stream { get; init; }
+
+    /// <summary>Bytes of the canonical prompt (its block chain covers the full blocks of it).</summary>
+    public long PromptBytes { get; init; }
+
+    /// <summary>Keyed chained hashes of the canonical prompt's full blocks, in order.</summary>
+    public IReadOnlyList<ulong> Blocks { get; init; } = [];
+
+    /// <summary>The requested completion budget, when given.</summary>
+    public int? MaxTokens { get; init; }
+
+    /// <summary>A keyed hash of the session (x-session-id header or the OpenAI <c>user</c> field), when given.</summary>
+    public string? SessionKey { get; init; }
+}

@@ -1,0 +1,179 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using GpuFleet.Gateway.Forwarding;
+
+namespace GpuFleet.Gateway.Routing;
+
+/// <summary>
+/// Reads the fields of an OpenAI request body the gateway routes by, and renders its prompt canonically (tools, then
+/// each message's role, content and tool calls, in order; JSON re-serialized compactly, so formatting does not
+/// matter) for the prefix-block chain. Only structure is checked here; the worker validates the rest. Problems in
+/// what the gateway reads are a 400 from the gateway, so such a request reaches no worker.
+/// </summary>
+public sealed class RequestInspector(PrefixHasher hasher)
+{
+    private const byte FieldSeparator = 0x1f;
+    private const byte MessageSeparator = 0x1e;
+
+    public int BlockBytes => hasher.BlockBytes;
+
+    public InspectedRequest Inspect(ReadOnlyMemory<byte> body, bool chat, string? sessionHeader)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException)
+        {
+            throw GatewayError.BadRequest("The request body is not valid JSON.", null, "invalid_json");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw GatewayError.BadRequest("The request body must be a JSON object.", null, "invalid_type");
+            }
+
+            var model = root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String && m.GetString() is { Length: > 0 } name
+                ? name
+                : throw GatewayError.BadRequest("'model' is required and must be a non-empty string.", "model", "missing_required_parameter");
+            var stream = root.TryGetProperty("stream", out var s) && s.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False or JsonValueKind.Null => false,
+                _ => throw GatewayError.BadRequest("'stream' must be a boolean.", "stream", "invalid_type"),
+            };
+            int? maxTokens = null;
+            foreach (var field in (string[])["max_tokens", "max_completion_tokens"])
+            {
+                if (root.TryGetProperty(field, out var value) && value.ValueKind != JsonValueKind.Null)
+                {
+                    maxTokens = value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var n) && n > 0
+                        ? n : throw GatewayError.BadRequest($"'{field}' must be a positive integer.", field, "invalid_type");
+                }
+            }
+
+            var user = root.TryGetProperty("user", out var u) ? u.ValueKind switch
+            {
+                JsonValueKind.String => u.GetString(),
+                JsonValueKind.Null => null,
+                _ => throw GatewayError.BadRequest("'user' must be a string.", "user", "invalid_type"),
+            } : null;
+            var session = !string.IsNullOrEmpty(sessionHeader) ? sessionHeader : user;
+
+            var canonical = new ArrayBufferWriter<byte>(Math.Max(256, body.Length));
+            if (chat)
+            {
+                WriteChat(root, canonical);
+            }
+            else
+            {
+                WritePrompt(root, canonical);
+            }
+
+            return new InspectedRequest
+            {
+                Model = model,
+                Stream = stream,
+                MaxTokens = maxTokens,
+                PromptBytes = canonical.WrittenCount,
+                Blocks = hasher.Hash(model, canonical.WrittenSpan, Contracts.PrefixBlockHeader.MaxBlocks),
+                SessionKey = string.IsNullOrEmpty(session) ? null : hasher.Tag("session", session),
+            };
+        }
+    }
+
+    private static void WriteChat(JsonElement root, ArrayBufferWriter<byte> output)
+    {
+        if (!root.TryGetProperty("messages", out var messages) || messages.ValueKind != JsonValueKind.Array)
+        {
+            throw GatewayError.BadRequest("'messages' is required and must be an array.", "messages", "missing_required_parameter");
+        }
+
+        if (messages.GetArrayLength() == 0)
+        {
+            throw GatewayError.BadRequest("'messages' must contain at least one message.", "messages", "invalid_value");
+        }
+
+        // Tools come first: the chat template renders them into the system prompt, ahead of every message.
+        if (root.TryGetProperty("tools", out var tools) && tools.ValueKind == JsonValueKind.Array)
+        {
+            WriteJson(tools, output);
+            output.Write([MessageSeparator]);
+        }
+
+        var index = 0;
+        foreach (var message in messages.EnumerateArray())
+        {
+            if (message.ValueKind != JsonValueKind.Object)
+            {
+                throw GatewayError.BadRequest($"messages[{index}] must be an object.", $"messages[{index}]", "invalid_type");
+            }
+
+            if (!message.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String)
+            {
+                throw GatewayError.BadRequest($"messages[{index}].role is required and must be a string.", $"messages[{index}].role", "missing_required_parameter");
+            }
+
+            WriteText(role.GetString()!, output);
+            output.Write([FieldSeparator]);
+            if (message.TryGetProperty("content", out var content))
+            {
+                if (content.ValueKind == JsonValueKind.String)
+                {
+                    WriteText(content.GetString()!, output);
+                }
+                else if (content.ValueKind != JsonValueKind.Null)
+                {
+                    WriteJson(content, output);
+                }
+            }
+
+            if (message.TryGetProperty("tool_calls", out var calls) && calls.ValueKind != JsonValueKind.Null)
+            {
+                output.Write([FieldSeparator]);
+                WriteJson(calls, output);
+            }
+
+            output.Write([MessageSeparator]);
+            index++;
+        }
+    }
+
+    private static void WritePrompt(JsonElement root, ArrayBufferWriter<byte> output)
+    {
+        if (!root.TryGetProperty("prompt", out var prompt) || prompt.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
+        {
+            throw GatewayError.BadRequest("'prompt' is required.", "prompt", "missing_required_parameter");
+        }
+
+        if (prompt.ValueKind == JsonValueKind.String)
+        {
+            WriteText(prompt.GetString()!, output);
+        }
+        else if (prompt.ValueKind == JsonValueKind.Array)
+        {
+            WriteJson(prompt, output);
+        }
+        else
+        {
+            throw GatewayError.BadRequest("'prompt' must be a string or an array.", "prompt", "invalid_type");
+        }
+    }
+
+    private static void WriteText(string text, ArrayBufferWriter<byte> output)
+    {
+        var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));
+        output.Advance(Encoding.UTF8.GetBytes(text, span));
+    }
+
+    private static void WriteJson(JsonElement element, ArrayBufferWriter<byte> output)
+    {
+        using var writer = new Utf8JsonWriter(output);
+        element.WriteTo(writer);
+    }
+}

@@ -1,0 +1,89 @@
+namespace GpuFleet.Gateway.Routing;
+
+/// <summary>How the gateway picks a worker, bound from <c>Gateway:Routing</c> (see docs/gateway.md, "Routing policy").</summary>
+public sealed class RoutingOptions
+{
+    public const string SectionName = "Gateway:Routing";
+
+    /// <summary>
+    /// Secret key of the prefix-block hashes (base64, at least 16 bytes), the same on every gateway replica that shares
+    /// a Redis. Unset: a random key per process (fine for one gateway; replicas would not share affinity).
+    /// </summary>
+    public string? AffinityKey { get; set; }
+
+    /// <summary>Canonical prompt bytes per prefix block (about 250 tokens at the default).</summary>
+    public int BlockBytes { get; set; } = 1024;
+
+    /// <summary>How long a block stays attributed to a worker without being confirmed again.</summary>
+    public TimeSpan AffinityTtl { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>A worker's report drops a block only when it was last recorded longer ago than this (the report may predate the request).</summary>
+    public TimeSpan HoldingsGrace { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Bound of the in-process index (blocks); the oldest go first.</summary>
+    public int MaxInProcessBlocks { get; set; } = 500_000;
+
+    /// <summary>Stick a conversation (x-session-id header, else the OpenAI <c>user</c> field) to the worker that served it.</summary>
+    public bool SessionStickiness { get; set; } = true;
+
+    public TimeSpan SessionTtl { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>
+    /// Hot-spot guard: a worker whose outstanding requests (running + queued + sent since its last report) reach this
+    /// many times its slots gets no affinity or session preference while a less loaded worker exists.
+    /// </summary>
+    public double HotSpotLoad { get; set; } = 1.5;
+
+    /// <summary>Prefill rate assumed until a worker has reported one (tokens/s).</summary>
+    public double DefaultPrefillTokensPerSecond { get; set; } = 1000;
+
+    /// <summary>Request duration assumed for queue waits until the gateway has measured the worker's.</summary>
+    public TimeSpan DefaultRequestDuration { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Canonical prompt bytes per token assumed until usage reports calibrate it.</summary>
+    public double DefaultBytesPerToken { get; set; } = 4.0;
+
+    /// <summary>Limit on the affinity lookup; past it the in-process index answers (Redis slow or down).</summary>
+    public TimeSpan LookupTimeout { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (AffinityKey is not null)
+        {
+            try
+            {
+                if (Convert.FromBase64String(AffinityKey).Length < 16)
+                {
+                    errors.Add($"{SectionName}:AffinityKey must decode to at least 16 bytes.");
+                }
+            }
+            catch (FormatException)
+            {
+                errors.Add($"{SectionName}:AffinityKey must be base64.");
+            }
+        }
+
+        if (BlockBytes is < 64 or > 1 << 20)
+        {
+            errors.Add($"{SectionName}:BlockBytes must be between 64 and 1048576, not {BlockBytes}.");
+        }
+
+        if (HotSpotLoad <= 0 || DefaultPrefillTokensPerSecond <= 0 || DefaultBytesPerToken <= 0)
+        {
+            errors.Add($"{SectionName}:HotSpotLoad, DefaultPrefillTokensPerSecond and DefaultBytesPerToken must be positive.");
+        }
+
+        if (AffinityTtl <= TimeSpan.Zero || SessionTtl <= TimeSpan.Zero || LookupTimeout <= TimeSpan.Zero || DefaultRequestDuration <= TimeSpan.Zero)
+        {
+            errors.Add($"{SectionName}: AffinityTtl, SessionTtl, LookupTimeout and DefaultRequestDuration must be positive.");
+        }
+
+        if (MaxInProcessBlocks < 1000)
+        {
+            errors.Add($"{SectionName}:MaxInProcessBlocks must be at least 1000, not {MaxInProcessBlocks}.");
+        }
+
+        return errors;
+    }
+}

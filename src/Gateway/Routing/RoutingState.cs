@@ -1,0 +1,53 @@
+using GpuFleet.Gateway.Routing.Affinity;
+
+namespace GpuFleet.Gateway.Routing;
+
+/// <summary>Why a worker was chosen (the <c>x-gpufleet-route</c> header).</summary>
+public static class RouteReasons
+{
+    /// <summary>It holds the longest useful part of the prompt and still gives the earliest first token.</summary>
+    public const string Affinity = "affinity";
+
+    /// <summary>Chosen by load: nothing cached anywhere made a difference, or the hot-spot guard overrode affinity.</summary>
+    public const string Load = "load";
+
+    /// <summary>The conversation's session sticks to it.</summary>
+    public const string Session = "session";
+
+    /// <summary>No live load report to score by (status streams reconnecting): the least busy by the gateway's own count.</summary>
+    public const string Fallback = "fallback";
+}
+
+/// <summary>Per-request routing state, from inspection through every attempt, on the HttpContext's features.</summary>
+public sealed class RoutingState
+{
+    public InspectedRequest? Request { get; init; }
+
+    public AffinityLookup Affinity { get; set; } = AffinityLookup.Empty;
+
+    /// <summary>Estimated prompt tokens (canonical bytes / calibrated bytes per token).</summary>
+    public int PromptTokens { get; init; }
+
+    /// <summary>Destinations already tried by this request (failover picks among the others).</summary>
+    public HashSet<string> Tried { get; } = new(StringComparer.Ordinal);
+
+    public string? Reason { get; set; }
+
+    /// <summary>The chosen worker's estimated time to first token.</summary>
+    public TimeSpan Estimate { get; set; }
+
+    /// <summary>Leading prompt blocks the chosen worker holds.</summary>
+    public int ChosenHeldBlocks { get; set; }
+
+    /// <summary>The destination of the current attempt.</summary>
+    public string? Destination { get; set; }
+
+    /// <summary>Another worker may still be tried if this attempt fails before the first byte.</summary>
+    public bool MayRetry { get; set; }
+
+    /// <summary>Set by the response transform: the worker refused (429/503) and the body was suppressed for a retry.</summary>
+    public bool RetryRequested { get; set; }
+
+    /// <summary>The worker's usage report, once seen.</summary>
+    public GpuFleet.Contracts.UsageReport? Usage { get; set; }
+}

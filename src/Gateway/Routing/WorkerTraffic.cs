@@ -1,0 +1,159 @@
+using System.Collections.Concurrent;
+
+namespace GpuFleet.Gateway.Routing;
+
+/// <summary>
+/// What this gateway itself knows about its traffic to each worker, between the workers' own reports: requests in
+/// flight and when each was sent (those sent after a worker's last report are not in it yet), measured request
+/// durations, and passive health (connection failures put a worker aside for a growing cool-down).
+/// </summary>
+public sealed class WorkerTraffic(TimeProvider time)
+{
+    private static readonly TimeSpan FirstCoolDown = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan MaxCoolDown = TimeSpan.FromSeconds(30);
+    private readonly ConcurrentDictionary<string, Counters> _workers = new(StringComparer.Ordinal);
+
+    /// <summary>Counts a request sent to <paramref name="destination"/>; dispose the result when its response ends.</summary>
+    public Sent Begin(string destination)
+    {
+        var counters = For(destination);
+        var at = time.GetTimestamp();
+        lock (counters)
+        {
+            counters.InFlightSentAt.Add(at);
+        }
+
+        return new Sent(this, counters, at);
+    }
+
+    /// <summary>Requests in flight to the worker that were sent after <paramref name="reportReceivedAt"/> (not counted in its report).</summary>
+    public int SentSince(string destination, long reportReceivedAt)
+    {
+        var counters = For(destination);
+        lock (counters)
+        {
+            return counters.InFlightSentAt.Count(t => t > reportReceivedAt);
+        }
+    }
+
+    public int InFlight(string destination)
+    {
+        var counters = For(destination);
+        lock (counters)
+        {
+            return counters.InFlightSentAt.Count;
+        }
+    }
+
+    /// <summary>Mean duration of this worker's recent requests (exponentially weighted), or null before the first.</summary>
+    public TimeSpan? MeanDuration(string destination) => For(destination).MeanSeconds is > 0 and var s ? TimeSpan.FromSeconds(s) : null;
+
+    /// <summary>When this gateway last saw a request to the worker end (timestamp), or 0.</summary>
+    public long LastEndedAt(string destination) => Volatile.Read(ref For(destination).EndedAt);
+
+    /// <summary>The worker's prefill rate as last measured by it (its recent rate drops to 0 when idle), or null.</summary>
+    public double? KnownPrefillRate(string destination, double reported)
+    {
+        var counters = For(destination);
+        if (reported > 1)
+        {
+            Volatile.Write(ref counters.PrefillRate, reported);
+        }
+
+        var known = Volatile.Read(ref counters.PrefillRate);
+        return known > 1 ? known : null;
+    }
+
+    /// <summary>A connection to the worker failed: leave it aside for a cool-down that doubles while failures repeat.</summary>
+    public void MarkFailed(string destination)
+    {
+        var counters = For(destination);
+        lock (counters)
+        {
+            counters.CoolDown = counters.CoolDown == TimeSpan.Zero ? FirstCoolDown : TimeSpan.FromTicks(Math.Min(counters.CoolDown.Ticks * 2, MaxCoolDown.Ticks));
+            counters.SuspectUntil = time.GetTimestamp() + (long)(counters.CoolDown.TotalSeconds * time.TimestampFrequency);
+        }
+    }
+
+    /// <summary>A response came back: the worker is healthy again.</summary>
+    public void MarkHealthy(string destination)
+    {
+        var counters = For(destination);
+        lock (counters)
+        {
+            counters.CoolDown = TimeSpan.Zero;
+            counters.SuspectUntil = 0;
+        }
+    }
+
+    public bool IsSuspect(string destination)
+    {
+        var counters = For(destination);
+        lock (counters)
+        {
+            return counters.SuspectUntil > time.GetTimestamp();
+        }
+    }
+
+    private Counters For(string destination) => _workers.GetOrAdd(destination, _ => new Counters());
+
+    private void End(Counters counters, long sentAt, bool measure)
+    {
+        var seconds = time.GetElapsedTime(sentAt).TotalSeconds;
+        Volatile.Write(ref counters.EndedAt, time.GetTimestamp());
+        lock (counters)
+        {
+            counters.InFlightSentAt.Remove(sentAt);
+            if (measure)
+            {
+                counters.MeanSeconds = counters.MeanSeconds == 0 ? seconds : (0.8 * counters.MeanSeconds) + (0.2 * seconds);
+            }
+        }
+    }
+
+    internal sealed class Counters
+    {
+        public List<long> InFlightSentAt { get; } = [];
+
+        public double MeanSeconds { get; set; }
+
+        public long SuspectUntil { get; set; }
+
+        public TimeSpan CoolDown { get; set; }
+
+#pragma warning disable CA1051 // Fields, for Volatile access from the routing path.
+        public long EndedAt;
+
+        public double PrefillRate;
+#pragma warning restore CA1051
+    }
+
+    /// <summary>One request in flight; <see cref="Complete"/> it to measure its duration, or just dispose it.</summary>
+    public sealed class Sent : IDisposable
+    {
+        private readonly WorkerTraffic _owner;
+        private readonly Counters _counters;
+        private readonly long _sentAt;
+        private int _ended;
+
+        internal Sent(WorkerTraffic owner, Counters counters, long sentAt)
+        {
+            _owner = owner;
+            _counters = counters;
+            _sentAt = sentAt;
+        }
+
+        /// <summary>The worker served the request: its duration feeds the queue-wait estimate.</summary>
+        public void Complete() => End(measure: true);
+
+        public void Dispose() => End(measure: false);
+
+        private void End(bool measure)
+        {
+            if (Interlocked.Exchange(ref _ended, 1) == 0)
+            {
+                _owner.End(_counters, _sentAt, measure);
+            }
+        }
+    }
+}

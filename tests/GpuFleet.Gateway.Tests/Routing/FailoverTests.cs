@@ -1,0 +1,121 @@
+using System.Net;
+using GpuFleet.Gateway.Tests.Destinations;
+using GpuFleet.Testing;
+using GpuFleet.Worker.LlamaCpp;
+using GpuFleet.Worker.Models;
+
+namespace GpuFleet.Gateway.Tests.Routing;
+
+/// <summary>Workers and Redis dying under a real gateway: retries before the first byte, error events after it, no client errors when Redis goes.</summary>
+public sealed class FailoverTests : IAsyncLifetime
+{
+    private const string Model = "tiny-qwen3";
+    private readonly string _directory = Directory.CreateTempSubdirectory("gpufleet-failover-").FullName;
+    private readonly List<WorkerProcess> _workers = [];
+    private string _model = string.Empty;
+
+    public Task InitializeAsync()
+    {
+        LlamaBackend.Initialize();
+        _model = Path.Combine(_directory, Model + ".gguf");
+        DemoModelBuilder.Build(new DemoModelOptions(_model, DemoArchitecture.Qwen3, DemoModelSize.Tiny));
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Killing_a_worker_moves_new_requests_elsewhere_and_ends_its_cut_stream_with_an_error_event()
+    {
+        await StartWorkersAsync(2);
+        await using var gateway = await GatewayProcess.StartAsync(WorkerArgs());
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        await gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 2);
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(gateway.BaseAddress, "/v1/chat/completions"))
+        {
+            Content = RoutingTests.Json(new { model = Model, stream = true, max_tokens = 6000, ignore_eos = true, messages = new[] { new { role = "user", content = "A long answer, please." } } }),
+        };
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var victim = _workers.Single(w => $"w{_workers.IndexOf(w)}" == response.Headers.GetValues("x-gpufleet-worker").Single());
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.StartsWith("data: ", await reader.ReadLineAsync(), StringComparison.Ordinal);
+
+        victim.Kill();
+        var rest = await reader.ReadToEndAsync().WithTimeout();
+        Assert.Contains("\"code\":\"worker_disconnected\"", rest, StringComparison.Ordinal);
+        Assert.EndsWith("data: [DONE]", rest.TrimEnd(), StringComparison.Ordinal);
+
+        // Until the gateway notices, requests may still be routed to the dead worker: they are retried, never failed.
+        for (var i = 0; i < 8; i++)
+        {
+            var result = await RoutingTests.ChatAsync(http, gateway.BaseAddress, RoutingTests.Conversation($"after-kill-{i}"));
+            Assert.NotEqual($"w{_workers.IndexOf(victim)}", result.Worker);
+        }
+    }
+
+    [Fact]
+    public async Task Killing_redis_mid_run_costs_no_client_errors_and_is_reported_as_degraded()
+    {
+        await StartWorkersAsync(2);
+        await using var redis = await RedisServerProcess.StartAsync();
+        await using var gateway = await GatewayProcess.StartAsync([.. WorkerArgs(), "--redis", redis.Endpoint]);
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        await gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 2);
+
+        var conversation = RoutingTests.Conversation("redis-outage");
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 12; i++)
+        {
+            if (i == 4)
+            {
+                redis.Kill();
+            }
+
+            using var response = await http.PostAsync(new Uri(gateway.BaseAddress, "/v1/chat/completions"),
+                RoutingTests.Json(new { model = Model, max_tokens = 4, messages = conversation }));
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        Assert.Contains("gpufleet_gateway_redis_degraded 1", await http.GetStringAsync(new Uri(gateway.BaseAddress, "/metrics")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Two_gateways_sharing_one_redis_send_a_prefix_to_the_same_worker()
+    {
+        await StartWorkersAsync(3);
+        await using var redis = await RedisServerProcess.StartAsync();
+        var key = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        string[] shared = [.. WorkerArgs(), "--redis", redis.Endpoint, "--affinity-key", key];
+        await using var first = await GatewayProcess.StartAsync(shared);
+        await using var second = await GatewayProcess.StartAsync(shared);
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        await first.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 3);
+        await second.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 3);
+
+        for (var i = 0; i < 3; i++)
+        {
+            var conversation = RoutingTests.Conversation($"two-gateways-{i}");
+            var viaFirst = await RoutingTests.ChatAsync(http, first.BaseAddress, conversation);
+            var viaSecond = await RoutingTests.ChatAsync(http, second.BaseAddress, conversation);
+
+            Assert.Equal(viaFirst.Worker, viaSecond.Worker);
+            Assert.Equal("affinity", viaSecond.Route);
+        }
+    }
+
+    private async Task StartWorkersAsync(int count) =>
+        _workers.AddRange(await Task.WhenAll(Enumerable.Range(0, count).Select(i =>
+            WorkerProcess.StartAsync(_model, "--name", $"w{i}", "--slots", "2", "--ctx-size", "8192", "--enable-thinking", "false"))));
+
+    private string[] WorkerArgs() => [.. _workers.SelectMany(w => new[] { "--worker", w.BaseAddress.ToString().TrimEnd('/') })];
+
+    public async Task DisposeAsync()
+    {
+        foreach (var worker in _workers)
+        {
+            await worker.DisposeAsync();
+        }
+
+        Directory.Delete(_directory, recursive: true);
+    }
+}

@@ -1,0 +1,181 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using GpuFleet.Gateway.Tests.Destinations;
+using GpuFleet.Testing;
+using GpuFleet.Worker.LlamaCpp;
+using GpuFleet.Worker.Models;
+
+namespace GpuFleet.Gateway.Tests.Routing;
+
+/// <summary>Three real workers on the tiny model behind a real gateway: affinity, the hot-spot guard and bad input.</summary>
+public sealed class RoutingTests : IAsyncLifetime
+{
+    private const string Model = "tiny-qwen3";
+    private readonly string _directory = Directory.CreateTempSubdirectory("gpufleet-routing-").FullName;
+    private readonly List<WorkerProcess> _workers = [];
+    private GatewayProcess? _gateway;
+
+    public async Task InitializeAsync()
+    {
+        LlamaBackend.Initialize();
+        var model = Path.Combine(_directory, Model + ".gguf");
+        DemoModelBuilder.Build(new DemoModelOptions(model, DemoArchitecture.Qwen3, DemoModelSize.Tiny));
+        _workers.AddRange(await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
+            WorkerProcess.StartAsync(model, "--name", $"w{i}", "--slots", "2", "--ctx-size", "8192", "--enable-thinking", "false"))));
+        _gateway = await GatewayProcess.StartAsync([.. _workers.SelectMany(w => new[] { "--worker", w.BaseAddress.ToString().TrimEnd('/') })]);
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        await _gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 3);
+    }
+
+    [Fact]
+    public async Task The_next_turn_of_a_long_conversation_lands_on_the_worker_that_holds_it_and_reuses_its_cache()
+    {
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        var conversation = Conversation("turn-test");
+
+        var first = await ChatAsync(http, conversation);
+        conversation.Add(new { role = "assistant", content = first.Text });
+        conversation.Add(new { role = "user", content = "And the next step?" });
+        var second = await ChatAsync(http, conversation);
+
+        Assert.Equal(first.Worker, second.Worker);
+        Assert.Equal("affinity", second.Route);
+        Assert.True(second.CachedTokens > 200, $"cached {second.CachedTokens} of {second.PromptTokens}");
+    }
+
+    [Fact]
+    public async Task A_worker_kept_busy_is_avoided_even_when_it_holds_the_prefix()
+    {
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        var conversation = Conversation("busy-test");
+        var first = await ChatAsync(http, conversation);
+        var holder = _workers.Single(w => Name(w) == first.Worker);
+
+        // Two running and two queued long streams, sent straight to the holder: twice its slots. (A queued
+        // stream gets its headers only with its first token, so these are not awaited; cancelling ends them.)
+        using var stop = new CancellationTokenSource();
+        var busy = Enumerable.Range(0, 4).Select(i => http.PostAsync(new Uri(holder.BaseAddress, "/v1/chat/completions"),
+            Json(new { model = Model, stream = true, max_tokens = 6000, ignore_eos = true, messages = new[] { new { role = "user", content = $"busy {i}" } } }),
+            stop.Token)).ToList();
+        try
+        {
+            await TestTimeouts.WaitUntilAsync(async () => (await http.GetStringAsync(new Uri(_gateway!.BaseAddress, "/workers"))).Contains("\"queue_depth\":2", StringComparison.Ordinal));
+            conversation.Add(new { role = "assistant", content = first.Text });
+            conversation.Add(new { role = "user", content = "Continue." });
+            var second = await ChatAsync(http, conversation);
+
+            Assert.NotEqual(first.Worker, second.Worker);
+            Assert.Equal("load", second.Route);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            foreach (var task in busy)
+            {
+                try
+                {
+                    (await task).Dispose();
+                }
+                catch (OperationCanceledException)
+                {
+                    // Cancelled as intended.
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("{not json", "invalid_json")]
+    [InlineData("[1,2]", "invalid_type")]
+    [InlineData("""{"model":"tiny-qwen3","messages":[]}""", "invalid_value")]
+    [InlineData("""{"messages":[{"role":"user","content":"x"}]}""", "missing_required_parameter")]
+    [InlineData("""{"model":"tiny-qwen3","stream":"yes","messages":[{"role":"user","content":"x"}]}""", "invalid_type")]
+    public async Task Bad_input_is_answered_by_the_gateway_and_reaches_no_worker(string body, string code)
+    {
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        var before = await CompletedOnWorkersAsync(http);
+        using var response = await http.PostAsync(new Uri(_gateway!.BaseAddress, "/v1/chat/completions"), new StringContent(body, Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.False(response.Headers.Contains("x-gpufleet-worker"));
+        using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal(code, error.RootElement.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(before, await CompletedOnWorkersAsync(http));
+    }
+
+    [Fact]
+    public async Task A_body_over_the_limit_is_413_from_the_gateway()
+    {
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        var huge = new string('x', 17 * 1024 * 1024);
+        using var response = await http.PostAsync(new Uri(_gateway!.BaseAddress, "/v1/chat/completions"),
+            new StringContent($$"""{"model":"tiny-qwen3","messages":[{"role":"user","content":"{{huge}}"}]}""", Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Contains("request_too_large", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    private string Name(WorkerProcess worker) => $"w{_workers.IndexOf(worker)}";
+
+    private async Task<long> CompletedOnWorkersAsync(HttpClient http)
+    {
+        long total = 0;
+        foreach (var worker in _workers)
+        {
+            var metrics = await http.GetStringAsync(new Uri(worker.BaseAddress, "/metrics"));
+            total += metrics.Split('\n').Where(line => line.StartsWith("gpufleet_worker_requests_total", StringComparison.Ordinal))
+                .Sum(line => long.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        return total;
+    }
+
+    /// <summary>A conversation with a long system prompt (several prefix blocks), unique per test.</summary>
+    internal static List<object> Conversation(string tag)
+    {
+        var system = new StringBuilder($"You are the assistant of test {tag}. ");
+        for (var i = 0; system.Length < 4000; i++)
+        {
+            system.Append(System.Globalization.CultureInfo.InvariantCulture, $"Rule {i}: answer briefly and cite the file you read. ");
+        }
+
+        return [new { role = "system", content = system.ToString() }, new { role = "user", content = "Read the project and plan the change." }];
+    }
+
+    internal async Task<ChatResult> ChatAsync(HttpClient http, List<object> messages) => await ChatAsync(http, _gateway!.BaseAddress, messages);
+
+    internal static async Task<ChatResult> ChatAsync(HttpClient http, Uri gateway, List<object> messages)
+    {
+        using var response = await http.PostAsync(new Uri(gateway, "/v1/chat/completions"), Json(new { model = Model, max_tokens = 8, messages }));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, text);
+        using var json = JsonDocument.Parse(text);
+        var usage = json.RootElement.GetProperty("usage");
+        return new ChatResult(
+            response.Headers.GetValues("x-gpufleet-worker").Single(),
+            response.Headers.GetValues("x-gpufleet-route").Single(),
+            json.RootElement.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString() ?? string.Empty,
+            usage.GetProperty("prompt_tokens").GetInt32(),
+            usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
+    }
+
+    internal static StringContent Json(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
+
+    public async Task DisposeAsync()
+    {
+        if (_gateway is not null)
+        {
+            await _gateway.DisposeAsync();
+        }
+
+        foreach (var worker in _workers)
+        {
+            await worker.DisposeAsync();
+        }
+
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    internal sealed record ChatResult(string Worker, string Route, string Text, int PromptTokens, int CachedTokens);
+}
