@@ -1,14 +1,20 @@
 using GpuFleet.Bench;
+using GpuFleet.Bench.Gateway;
 
-return args.Length > 0 && args[0] == "engine"
-    ? await EngineBenchmark.RunAsync(args[1..])
-    : Usage();
+return args.Length == 0 ? Usage() : args[0] switch
+{
+    "engine" => await EngineBenchmark.RunAsync(args[1..]),
+    "gateway" => await GatewayBenchmark.RunAsync(args[1..]),
+    _ => Usage(),
+};
 
 static int Usage()
 {
-    Console.Error.WriteLine("""
+    Console.Error.WriteLine($"""
         Usage: dotnet run --project bench/GpuFleet.Bench -c Release -- engine --model <small.gguf>
                  [--threads N] [--tokens N] [--prompt-tokens N] [--runs N] [--peer auto|skip] [--gpu-layers N]
+               dotnet run --project bench/GpuFleet.Bench -c Release -- {GatewayBenchOptions.Usage}
+                 (a SIMULATED worker called directly, through the gateway and through nginx; bench/setup.sh installs nginx)
         Make the model first: dotnet run --project src/Worker -c Release -- demo-model artifacts/small-qwen35.gguf --arch qwen35 --size small
         """);
     return 2;
