@@ -51,6 +51,8 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<WorkerTraffic>();
         services.TryAddSingleton<BytesPerToken>();
         services.TryAddSingleton<RetryBudget>();
+        services.TryAddSingleton<ResponseWatchdog>();
+        services.AddHostedService(sp => sp.GetRequiredService<ResponseWatchdog>());
         services.AddSingleton<ILoadBalancingPolicy, TimeToFirstTokenPolicy>();
         services.AddHostedService<HoldingsSync>();
     }

@@ -3,12 +3,12 @@ using System.Globalization;
 namespace GpuFleet.Bench.Gateway;
 
 /// <summary>The gateway benchmark's command line; every value has a default.</summary>
-internal sealed record GatewayBenchOptions(string? Model, int Concurrency, int Requests, int Rounds, int Warmup, int MaxTokens, int NginxWorkers)
+internal sealed record GatewayBenchOptions(string? Model, int Concurrency, int Requests, int Rounds, int Warmup, int MaxTokens, int NginxWorkers, int Decisions)
 {
     public const string Usage =
-        "gateway [--model <file.gguf>] [--concurrency 16] [--requests 10000] [--rounds 20] [--warmup 2000] [--max-tokens 4] [--nginx-workers <cores>]";
+        "gateway [--model <file.gguf>] [--concurrency 16] [--requests 10000] [--rounds 20] [--warmup 2000] [--max-tokens 4] [--nginx-workers <cores>] [--decisions 20000]";
 
-    private static readonly string[] Known = ["model", "concurrency", "requests", "rounds", "warmup", "max-tokens", "nginx-workers"];
+    private static readonly string[] Known = ["model", "concurrency", "requests", "rounds", "warmup", "max-tokens", "nginx-workers", "decisions"];
 
     public static GatewayBenchOptions Parse(string[] args)
     {
@@ -52,7 +52,9 @@ internal sealed record GatewayBenchOptions(string? Model, int Concurrency, int R
             // Enough for the JIT's tiering (tier 0, instrumented, optimized) to settle in the worker and the gateway.
             Int("warmup", 2000, 0),
             Int("max-tokens", 4, 1),
-            Int("nginx-workers", Environment.ProcessorCount, 1));
+            Int("nginx-workers", Environment.ProcessorCount, 1),
+            // Routing decisions timed in process against a real redis-server (decision_p99_us).
+            Int("decisions", 20000, 100));
         if (options.Model is { } model && !File.Exists(model))
         {
             errors.Add($"--model '{model}' does not exist.");

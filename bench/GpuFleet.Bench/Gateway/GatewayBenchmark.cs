@@ -149,7 +149,8 @@ internal static class GatewayBenchmark
                     string.Create(CultureInfo.InvariantCulture, $"{t.Name} {Percentile(roundResults[t.Name], 50):F3}/{Percentile(roundResults[t.Name], 99):F3}"))));
             }
 
-            return Report(targets);
+            var decisionP99 = await DecisionBenchmark.MeasureP99MicrosecondsAsync(processes, options.Decisions, cancel);
+            return Report(targets, decisionP99);
         }
         finally
         {
@@ -160,7 +161,7 @@ internal static class GatewayBenchmark
         }
     }
 
-    private static int Report(ClosedLoopLoad[] targets)
+    private static int Report(ClosedLoopLoad[] targets, double decisionP99Microseconds)
     {
         Console.Error.WriteLine("target     requests  errors     req/s   mean ms    p50 ms    p90 ms    p99 ms");
         foreach (var t in targets)
@@ -176,7 +177,8 @@ internal static class GatewayBenchmark
             .Add("overhead_p50_ms", Percentile(gateway, 50) - Percentile(direct, 50), "F3")
             .Add("overhead_p99_ms", Percentile(gateway, 99) - Percentile(direct, 99), "F3")
             .Add("nginx_overhead_p50_ms", Percentile(nginx, 50) - Percentile(direct, 50), "F3")
-            .Add("ratio_p50", Percentile(gateway, 50) / Percentile(nginx, 50), "F2");
+            .Add("ratio_p50", Percentile(gateway, 50) / Percentile(nginx, 50), "F2")
+            .Add("decision_p99_us", decisionP99Microseconds, "F0");
         Console.WriteLine(summary);
 
         var errors = targets.Sum(t => t.Errors);

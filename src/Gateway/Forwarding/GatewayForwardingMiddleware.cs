@@ -19,7 +19,7 @@ namespace GpuFleet.Gateway.Forwarding;
 /// sent to the client, within a retry budget. After the first byte, a broken or silent stream ends with an OpenAI
 /// error event and <c>[DONE]</c>, never a clean-looking end or a hang.
 /// </summary>
-public sealed partial class GatewayForwardingMiddleware(
+internal sealed class GatewayForwardingMiddleware(
     RequestDelegate next,
     RequestInspector inspector,
     AffinityIndex affinity,
@@ -27,6 +27,7 @@ public sealed partial class GatewayForwardingMiddleware(
     WorkerTraffic traffic,
     BytesPerToken calibration,
     RetryBudget retryBudget,
+    ResponseWatchdog watchdog,
     ForwardingOptions options,
     IEnumerable<IRequestAdmission> admissions,
     TimeProvider time,
@@ -149,7 +150,7 @@ public sealed partial class GatewayForwardingMiddleware(
     {
         var clientBody = context.Response.Body;
         var clientLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
-        using var watch = new ResponseWatch(context, options, time);
+        using var watch = new ResponseWatch(context, options, time, watchdog);
         context.Response.Body = watch;
         context.Features.Set<IHttpRequestLifetimeFeature>(watch);
         try
@@ -310,17 +311,40 @@ public sealed partial class GatewayForwardingMiddleware(
             throw TooLarge(limit);
         }
 
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
+        if (context.Request.ContentLength is { } length)
         {
-            if (buffer.Length + read > limit)
+            // The usual case: one exact buffer, filled in place.
+            var exact = new byte[length];
+            try
             {
-                throw TooLarge(limit);
+                await context.Request.Body.ReadExactlyAsync(exact, context.RequestAborted);
+            }
+            catch (Exception ex) when (ex is EndOfStreamException or BadHttpRequestException)
+            {
+                throw GatewayError.BadRequest("The request body is shorter than its Content-Length.", null, "invalid_body");
             }
 
-            buffer.Write(chunk, 0, read);
+            return exact;
+        }
+
+        using var buffer = new MemoryStream();
+        var chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            int read;
+            while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
+            {
+                if (buffer.Length + read > limit)
+                {
+                    throw TooLarge(limit);
+                }
+
+                buffer.Write(chunk, 0, read);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
         }
 
         return buffer.ToArray();

@@ -21,7 +21,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private readonly CancellationTokenSource _linked;
     private readonly TimeProvider _time;
     private readonly ForwardingOptions _options;
-    private readonly ITimer _watchdog;
+    private readonly ResponseWatchdog _watchdog;
     private readonly long _startedAt;
     private readonly List<byte> _line = [];
     private long _firstByteAt;
@@ -29,7 +29,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private bool _inUsageLine;
     private int _markerMatched;
 
-    public ResponseWatch(HttpContext context, ForwardingOptions options, TimeProvider time)
+    public ResponseWatch(HttpContext context, ForwardingOptions options, TimeProvider time, ResponseWatchdog watchdog)
     {
         _inner = context.Response.Body;
         _clientLifetime = context.Features.Get<IHttpRequestLifetimeFeature>()!;
@@ -37,7 +37,8 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         _time = time;
         _options = options;
         _startedAt = time.GetTimestamp();
-        _watchdog = time.CreateTimer(_ => Check(), null, options.FirstTokenTimeout, Timeout.InfiniteTimeSpan);
+        _watchdog = watchdog;
+        watchdog.Add(this);
     }
 
     /// <summary>The gateway's own timeout fired (not the client).</summary>
@@ -113,7 +114,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     {
         if (disposing)
         {
-            _watchdog.Dispose();
+            _watchdog.Remove(this);
             _linked.Dispose();
             _timeout.Dispose();
         }
@@ -172,8 +173,14 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         }
     }
 
-    private void Check()
+    /// <summary>Called by the watchdog: cancels the forwarding once the current deadline has passed.</summary>
+    internal void Check()
     {
+        if (TimedOut is not null)
+        {
+            return;
+        }
+
         var now = _time.GetTimestamp();
         var last = Volatile.Read(ref _lastWriteAt);
         var (deadline, reason) = last == 0
@@ -182,18 +189,14 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         if (now >= deadline)
         {
             TimedOut = reason;
-            _timeout.Cancel();
-            return;
-        }
-
-        var remaining = TimeSpan.FromSeconds((double)(deadline - now) / _time.TimestampFrequency);
-        try
-        {
-            _watchdog.Change(remaining, Timeout.InfiniteTimeSpan);
-        }
-        catch (ObjectDisposedException)
-        {
-            // The response finished.
+            try
+            {
+                _timeout.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The response finished meanwhile.
+            }
         }
     }
 

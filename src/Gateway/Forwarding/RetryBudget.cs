@@ -1,50 +1,60 @@
 namespace GpuFleet.Gateway.Forwarding;
 
 /// <summary>
-/// Retries allowed over a sliding 10 s window: at least <see cref="ForwardingOptions.MinRetriesPer10Seconds"/>, else
-/// <see cref="ForwardingOptions.RetryBudgetRatio"/> of the requests seen, so that failover cannot multiply an overload.
+/// Retries allowed over a sliding 10 s window (ten one-second buckets): at least
+/// <see cref="ForwardingOptions.MinRetriesPer10Seconds"/>, else <see cref="ForwardingOptions.RetryBudgetRatio"/> of the
+/// requests seen, so that failover cannot multiply an overload. Counting a request is lock-free.
 /// </summary>
 public sealed class RetryBudget(ForwardingOptions options, TimeProvider time)
 {
-    private static readonly long Window = TimeSpan.FromSeconds(10).Ticks;
-    private readonly Queue<long> _requests = new();
-    private readonly Queue<long> _retries = new();
+    private const int Buckets = 10;
+    private readonly long[] _requests = new long[Buckets];
+    private readonly long[] _retries = new long[Buckets];
+    private readonly long[] _bucketSecond = new long[Buckets];
     private readonly Lock _gate = new();
 
-    public void RecordRequest()
-    {
-        lock (_gate)
-        {
-            _requests.Enqueue(Now());
-        }
-    }
+    public void RecordRequest() => Interlocked.Increment(ref _requests[Bucket(Second())]);
 
     /// <summary>Takes one retry from the budget; false when it is spent.</summary>
     public bool TryRetry()
     {
         lock (_gate)
         {
-            var now = Now();
-            Expire(_requests, now);
-            Expire(_retries, now);
-            var allowed = Math.Max(options.MinRetriesPer10Seconds, (int)(options.RetryBudgetRatio * _requests.Count));
-            if (_retries.Count >= allowed)
+            var now = Second();
+            Bucket(now);
+            long requests = 0, retries = 0;
+            for (var i = 0; i < Buckets; i++)
+            {
+                if (now - Volatile.Read(ref _bucketSecond[i]) < Buckets)
+                {
+                    requests += Interlocked.Read(ref _requests[i]);
+                    retries += Interlocked.Read(ref _retries[i]);
+                }
+            }
+
+            if (retries >= Math.Max(options.MinRetriesPer10Seconds, (long)(options.RetryBudgetRatio * requests)))
             {
                 return false;
             }
 
-            _retries.Enqueue(now);
+            Interlocked.Increment(ref _retries[now % Buckets]);
             return true;
         }
     }
 
-    private static void Expire(Queue<long> queue, long now)
+    /// <summary>The bucket of <paramref name="second"/>, cleared first when it still holds an older second.</summary>
+    private int Bucket(long second)
     {
-        while (queue.Count > 0 && now - queue.Peek() > Window)
+        var index = (int)(second % Buckets);
+        var held = Volatile.Read(ref _bucketSecond[index]);
+        if (held != second && Interlocked.CompareExchange(ref _bucketSecond[index], second, held) == held)
         {
-            queue.Dequeue();
+            Interlocked.Exchange(ref _requests[index], 0);
+            Interlocked.Exchange(ref _retries[index], 0);
         }
+
+        return index;
     }
 
-    private long Now() => time.GetUtcNow().UtcTicks;
+    private long Second() => time.GetUtcNow().ToUnixTimeSeconds();
 }

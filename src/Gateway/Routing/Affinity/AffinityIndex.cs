@@ -67,6 +67,16 @@ public sealed class AffinityIndex
         }
     }
 
+    /// <summary>Records and waits for the shared (Redis) write: for tools and benchmarks that need it in place.</summary>
+    public async Task RecordSharedAsync(string model, IReadOnlyList<ulong> blocks, string worker, string? sessionKey)
+    {
+        await _local.RecordAsync(model, blocks, worker, sessionKey, CancellationToken.None);
+        if (_shared is not null)
+        {
+            await _shared.RecordAsync(model, blocks, worker, sessionKey, CancellationToken.None);
+        }
+    }
+
     public async Task ApplyHoldingsAsync(string model, string worker, IReadOnlyList<ulong> held, CancellationToken cancellationToken)
     {
         await _local.ApplyHoldingsAsync(model, worker, held, cancellationToken);
