@@ -7,6 +7,7 @@ using GpuFleet.Gateway.State;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Model;
 
 namespace Microsoft.AspNetCore.Builder;
@@ -22,6 +23,7 @@ public static class GatewayEndpoints
     public static WebApplication MapGpuFleetGateway(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        app.Use(HandleUnexpectedErrorsAsync);
         app.UseMiddleware<ApiKeyAuthenticationMiddleware>();
         app.MapReverseProxy(proxy =>
         {
@@ -46,6 +48,29 @@ public static class GatewayEndpoints
             ? Results.Text("ready") : Results.Text("no worker available", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapGet("/metrics", (HttpContext http, WorkerLoadBoard board, GatewayRedis redis, AffinityIndex affinity) => GatewayMetrics.WriteAsync(http, board, redis, affinity));
         app.MapGet("/workers", WorkersEndpoint.WriteAsync);
+        app.MapFallback(context => new GatewayError(404, $"No endpoint {context.Request.Method} {context.Request.Path}.", "invalid_request_error", "not_found").WriteAsync(context));
         return app;
     }
+
+    /// <summary>Any unexpected failure becomes an OpenAI-shaped 500 without internals (a gRPC status for gRPC calls); details go to the log.</summary>
+    private static async Task HandleUnexpectedErrorsAsync(HttpContext context, RequestDelegate next)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && !context.Response.HasStarted)
+        {
+            var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("GpuFleet.Gateway");
+            GatewayEndpointsLog.UnexpectedError(logger, ex, context.Request.Path);
+            context.Response.Clear();
+            await new GatewayError(500, "Internal error; see the gateway log.", "server_error", "internal_error").WriteAsync(context);
+        }
+    }
+}
+
+internal static partial class GatewayEndpointsLog
+{
+    [LoggerMessage(EventId = 210, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected error serving {Path}")]
+    public static partial void UnexpectedError(ILogger logger, Exception exception, string path);
 }

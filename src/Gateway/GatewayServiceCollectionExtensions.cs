@@ -66,7 +66,15 @@ public static class GatewayServiceCollectionExtensions
 
         var redis = services.GetRequiredService<GatewayRedis>();
         var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(PrefixHasher));
-        GatewayStartLog.RandomAffinityKey(logger, redis.Configured);
+        if (redis.Configured)
+        {
+            GatewayStartLog.RandomAffinityKeyWithRedis(logger);
+        }
+        else
+        {
+            GatewayStartLog.RandomAffinityKey(logger);
+        }
+
         return System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
     }
 
@@ -92,7 +100,11 @@ public static class GatewayServiceCollectionExtensions
 
 internal static partial class GatewayStartLog
 {
-    [LoggerMessage(EventId = 200, EventName = "RandomAffinityKey", Level = LogLevel.Warning,
-        Message = "Gateway:Routing:AffinityKey is not set: prefix hashes use a random key of this process (Redis configured: {RedisConfigured}); gateway replicas sharing a Redis need the same key to share affinity")]
-    public static partial void RandomAffinityKey(ILogger logger, bool redisConfigured);
+    [LoggerMessage(EventId = 200, EventName = "RandomAffinityKeyWithRedis", Level = LogLevel.Warning,
+        Message = "Gateway:Routing:AffinityKey is not set: prefix hashes use a random key of this process, so gateway replicas sharing this Redis do not share affinity; set the same key on every replica")]
+    public static partial void RandomAffinityKeyWithRedis(ILogger logger);
+
+    [LoggerMessage(EventId = 201, EventName = "RandomAffinityKey", Level = LogLevel.Information,
+        Message = "Prefix hashes use a random key of this process (no Gateway:Routing:AffinityKey; fine for a single gateway)")]
+    public static partial void RandomAffinityKey(ILogger logger);
 }

@@ -17,6 +17,11 @@ catch (ArgumentException ex)
 }
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+// Quiet defaults (one line per request from ASP.NET Core and YARP is noise at this rate); configuration overrides them.
+builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+{
+    InitialData = new Dictionary<string, string?> { ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning", ["Logging:LogLevel:Yarp"] = "Warning" },
+});
 builder.Configuration.AddInMemoryCollection(settings);
 builder.Services.AddGpuFleetGateway(builder.Configuration);
 var options = builder.Configuration.GetSection(GatewayOptions.SectionName).Get<GatewayOptions>() ?? new GatewayOptions();
@@ -34,8 +39,23 @@ builder.WebHost.ConfigureKestrel(kestrel =>
 });
 
 var app = builder.Build();
-app.MapGpuFleetGateway();
-await app.StartAsync();
+try
+{
+    app.MapGpuFleetGateway();
+    await app.StartAsync();
+}
+catch (Microsoft.Extensions.Options.OptionsValidationException ex)
+{
+    await Console.Error.WriteLineAsync("gateway: invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
+    return 2;
+}
+catch (InvalidOperationException ex)
+{
+    // E.g. a keys file that is missing or invalid: the message names the problem; no stack trace.
+    await Console.Error.WriteLineAsync($"gateway: cannot start: {ex.Message}");
+    return 1;
+}
+
 foreach (var url in app.Urls)
 {
     Console.WriteLine($"listening on {url}");

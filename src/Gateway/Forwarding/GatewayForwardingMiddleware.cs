@@ -107,6 +107,8 @@ internal sealed class GatewayForwardingMiddleware(
     {
         retryBudget.RecordRequest();
         var candidates = proxy.AvailableDestinations;
+        // Headers set before forwarding (the key's rate-limit headers) survive a retry's reset.
+        var ownHeaders = context.Response.Headers.ToList();
         for (var attempt = 1; ; attempt++)
         {
             proxy.AvailableDestinations = [.. candidates.Where(d => !routing.Tried.Contains(d.DestinationId))];
@@ -143,6 +145,10 @@ internal sealed class GatewayForwardingMiddleware(
 
             ForwardingLog.Retrying(logger, destination, attempt);
             ResetResponse(context);
+            foreach (var (name, value) in ownHeaders)
+            {
+                context.Response.Headers[name] = value;
+            }
         }
     }
 

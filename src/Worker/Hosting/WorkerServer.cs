@@ -45,6 +45,11 @@ internal static class WorkerServer
     public static async Task<int> RunAsync(string[] args)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+        // Quiet defaults (a line per request from ASP.NET Core is noise); configuration overrides them.
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+        {
+            InitialData = new Dictionary<string, string?> { ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning" },
+        });
         builder.Configuration.AddCommandLine(WithFlagValues(args), Switches);
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -72,7 +77,16 @@ internal static class WorkerServer
         app.Use(HandleUnexpectedErrorsAsync);
         app.MapGpuFleetWorker();
         app.MapFallback(context => new OpenAiException(404, $"No endpoint {context.Request.Method} {context.Request.Path}.", "invalid_request_error", null, "not_found").WriteAsync(context));
-        await app.StartAsync();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (Microsoft.Extensions.Options.OptionsValidationException ex)
+        {
+            await Console.Error.WriteLineAsync("worker: invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
+            return 2;
+        }
+
         foreach (var url in app.Urls)
         {
             Console.WriteLine($"listening on {url}");

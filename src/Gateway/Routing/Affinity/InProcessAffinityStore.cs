@@ -147,6 +147,20 @@ public sealed class InProcessAffinityStore(RoutingOptions options, TimeProvider 
     /// <summary>Keeps the index within its bound: expired entries first, then the least recently confirmed.</summary>
     private void Trim(long now)
     {
+        if (_sessions.Count > options.MaxInProcessBlocks / 4)
+        {
+            var sessionTtl = (long)options.SessionTtl.TotalMilliseconds;
+            foreach (var old in _sessions.OrderBy(e => e.Value.At).Take(_sessions.Count / 4).Select(e => e.Key).ToList())
+            {
+                _sessions.Remove(old);
+            }
+
+            foreach (var stale in _sessions.Where(e => now - e.Value.At >= sessionTtl).Select(e => e.Key).ToList())
+            {
+                _sessions.Remove(stale);
+            }
+        }
+
         if (_blocks.Count <= options.MaxInProcessBlocks)
         {
             return;
@@ -165,10 +179,6 @@ public sealed class InProcessAffinityStore(RoutingOptions options, TimeProvider 
             Remove(e.Model, e.Block, e.Worker);
         }
 
-        foreach (var stale in _sessions.Where(s => now - s.Value.At >= (long)options.SessionTtl.TotalMilliseconds).Select(s => s.Key).ToList())
-        {
-            _sessions.Remove(stale);
-        }
     }
 
     private long Now() => time.GetUtcNow().ToUnixTimeMilliseconds();
