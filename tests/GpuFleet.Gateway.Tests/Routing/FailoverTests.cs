@@ -103,6 +103,39 @@ public sealed class FailoverTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task When_every_worker_is_full_a_request_waits_a_bounded_time_then_gets_429_with_retry_after()
+    {
+        _workers.Add(await WorkerProcess.StartAsync(_model, "--name", "w0", "--slots", "1", "--queue", "0", "--ctx-size", "8192", "--enable-thinking", "false"));
+        await using var gateway = await GatewayProcess.StartAsync(WorkerArgs());
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        await gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 1);
+
+        using var stop = new CancellationTokenSource();
+        var busy = http.PostAsync(new Uri(_workers[0].BaseAddress, "/v1/chat/completions"),
+            RoutingTests.Json(new { model = Model, stream = true, max_tokens = 7000, ignore_eos = true, messages = new[] { new { role = "user", content = "busy" } } }), stop.Token);
+        await TestTimeouts.WaitUntilAsync(async () => (await http.GetStringAsync(new Uri(gateway.BaseAddress, "/workers"))).Contains("\"running_slots\":1", StringComparison.Ordinal));
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var refused = await http.PostAsync(new Uri(gateway.BaseAddress, "/v1/chat/completions"),
+            RoutingTests.Json(new { model = Model, max_tokens = 2, messages = new[] { new { role = "user", content = "one more" } } }));
+        var waited = clock.Elapsed;
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Contains("fleet_overloaded", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.InRange(refused.Headers.RetryAfter?.Delta?.TotalSeconds ?? 0, 1, 60);
+        Assert.InRange(waited.TotalSeconds, 4, 30); // the default bounded wait is 5 s
+        await stop.CancelAsync();
+        try
+        {
+            (await busy).Dispose();
+        }
+        catch (OperationCanceledException)
+        {
+            // Cancelled as intended.
+        }
+    }
+
     private async Task StartWorkersAsync(int count) =>
         _workers.AddRange(await Task.WhenAll(Enumerable.Range(0, count).Select(i =>
             WorkerProcess.StartAsync(_model, "--name", $"w{i}", "--slots", "2", "--ctx-size", "8192", "--enable-thinking", "false"))));
