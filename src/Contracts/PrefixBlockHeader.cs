@@ -75,6 +75,10 @@ public static class PrefixBlockHeader
     }
 
     /// <summary>The prompt token at which block <paramref name="index"/> ends, for a prompt of <paramref name="promptTokens"/> tokens.</summary>
-    public static int TokenEnd(int index, int blockBytes, long totalBytes, int promptTokens) =>
-        (int)Math.Min(promptTokens, (long)Math.Ceiling((double)(index + 1) * blockBytes / totalBytes * promptTokens));
+    public static int TokenEnd(int index, int blockBytes, long totalBytes, int promptTokens)
+    {
+        // Integer ceiling of (index + 1) * blockBytes * promptTokens / totalBytes: exact, unlike floating point.
+        var scaled = (long)(index + 1) * blockBytes * promptTokens;
+        return (int)Math.Min(promptTokens, (scaled + totalBytes - 1) / totalBytes);
+    }
 }

@@ -35,8 +35,10 @@ internal sealed class KeyLimitAdmission(KeyRateLimiter limiter) : IRequestAdmiss
     {
         if (context.Features.Get<ApiKeyFeature>()?.Key is { HasLimits: true } key && context.Features.Get<Estimate>() is { } estimate)
         {
-            // No report (failed before any work): nothing was generated beyond what the worker refused.
-            await limiter.SettleAsync(key, estimate.Tokens, usage?.TotalTokens ?? 0, CancellationToken.None);
+            // No report: refused or failed before any work (an error status) costs nothing; a response that started and
+            // then lost its report (the client left mid-stream) keeps its estimate, so disconnecting is no way around tpm.
+            var actual = usage?.TotalTokens ?? (context.Response.StatusCode >= 400 ? 0 : estimate.Tokens);
+            await limiter.SettleAsync(key, estimate.Tokens, actual, CancellationToken.None);
         }
     }
 

@@ -28,6 +28,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private long _lastWriteAt;
     private bool _inUsageLine;
     private int _markerMatched;
+    private bool _atLineStart = true;
 
     public ResponseWatch(HttpContext context, ForwardingOptions options, TimeProvider time, ResponseWatchdog watchdog)
     {
@@ -149,22 +150,26 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
                 if (b == (byte)'\n')
                 {
                     _inUsageLine = false;
-                    if (UsageReport.TryParse(Encoding.ASCII.GetString([.. _line]), out var report))
+                    _atLineStart = true;
+                    if (_line.Count <= 128 && UsageReport.TryParse(Encoding.ASCII.GetString([.. _line]), out var report))
                     {
                         Usage = report;
                     }
 
                     _line.Clear();
                 }
-                else if (_line.Count < 128)
+                else if (_line.Count <= 128)
                 {
-                    _line.Add(b);
+                    _line.Add(b); // a 129th byte marks the line as too long to be a report
                 }
 
                 continue;
             }
 
-            _markerMatched = b == UsageMarker[_markerMatched] ? _markerMatched + 1 : (b == UsageMarker[0] ? 1 : 0);
+            // Only a line that starts with the marker is the report (an SSE comment); model text never starts a line with ':'.
+            _markerMatched = _markerMatched > 0 && b == UsageMarker[_markerMatched] ? _markerMatched + 1
+                : _atLineStart && b == UsageMarker[0] ? 1 : 0;
+            _atLineStart = b == (byte)'\n';
             if (_markerMatched == UsageMarker.Length)
             {
                 _markerMatched = 0;

@@ -55,7 +55,8 @@ public sealed class PrefixHasher
     public string Tag(string purpose, string value)
     {
         Span<byte> digest = stackalloc byte[32];
-        HMACSHA256.HashData(_secret, Encoding.UTF8.GetBytes(purpose + "\0" + value), digest);
+        // Domain-separated from the model keys ("tag" vs "model-key"), so no tag can reveal a hashing key.
+        HMACSHA256.HashData(_secret, Encoding.UTF8.GetBytes("tag\0" + purpose + "\0" + value), digest);
         return Convert.ToHexStringLower(digest[..12]);
     }
 
@@ -65,7 +66,7 @@ public sealed class PrefixHasher
         {
             if (!_modelKeys.TryGetValue(model, out var key))
             {
-                key = HMACSHA256.HashData(_secret, Encoding.UTF8.GetBytes("gpufleet-affinity\0" + model));
+                key = HMACSHA256.HashData(_secret, Encoding.UTF8.GetBytes("model-key\0" + model));
                 if (_modelKeys.Count < 1024)
                 {
                     _modelKeys[model] = key;

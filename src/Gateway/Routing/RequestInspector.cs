@@ -32,59 +32,71 @@ public sealed class RequestInspector(PrefixHasher hasher)
 
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            try
             {
-                throw GatewayError.BadRequest("The request body must be a JSON object.", null, "invalid_type");
+                return Inspect(document.RootElement, chat, sessionHeader);
             }
-
-            var model = root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String && m.GetString() is { Length: > 0 } name
-                ? name
-                : throw GatewayError.BadRequest("'model' is required and must be a non-empty string.", "model", "missing_required_parameter");
-            var stream = root.TryGetProperty("stream", out var s) && s.ValueKind switch
+            catch (InvalidOperationException)
             {
-                JsonValueKind.True => true,
-                JsonValueKind.False or JsonValueKind.Null => false,
-                _ => throw GatewayError.BadRequest("'stream' must be a boolean.", "stream", "invalid_type"),
-            };
-            int? maxTokens = null;
-            foreach (var field in (string[])["max_tokens", "max_completion_tokens"])
-            {
-                if (root.TryGetProperty(field, out var value) && value.ValueKind != JsonValueKind.Null)
-                {
-                    maxTokens = value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var n) && n > 0
-                        ? n : throw GatewayError.BadRequest($"'{field}' must be a positive integer.", field, "invalid_type");
-                }
+                // JsonDocument accepts invalid UTF-8 inside strings; reading such a string throws.
+                throw GatewayError.BadRequest("The request body contains a string that is not valid UTF-8.", null, "invalid_json");
             }
-
-            var user = root.TryGetProperty("user", out var u) ? u.ValueKind switch
-            {
-                JsonValueKind.String => u.GetString(),
-                JsonValueKind.Null => null,
-                _ => throw GatewayError.BadRequest("'user' must be a string.", "user", "invalid_type"),
-            } : null;
-            var session = !string.IsNullOrEmpty(sessionHeader) ? sessionHeader : user;
-
-            var canonical = new ArrayBufferWriter<byte>(Math.Max(256, body.Length));
-            if (chat)
-            {
-                WriteChat(root, canonical);
-            }
-            else
-            {
-                WritePrompt(root, canonical);
-            }
-
-            return new InspectedRequest
-            {
-                Model = model,
-                Stream = stream,
-                MaxTokens = maxTokens,
-                PromptBytes = canonical.WrittenCount,
-                Blocks = hasher.Hash(model, canonical.WrittenSpan, Contracts.PrefixBlockHeader.MaxBlocks),
-                SessionKey = string.IsNullOrEmpty(session) ? null : hasher.Tag("session", session),
-            };
         }
+    }
+
+    private InspectedRequest Inspect(JsonElement root, bool chat, string? sessionHeader)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw GatewayError.BadRequest("The request body must be a JSON object.", null, "invalid_type");
+        }
+
+        var model = root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String && m.GetString() is { Length: > 0 } name
+            ? name
+            : throw GatewayError.BadRequest("'model' is required and must be a non-empty string.", "model", "missing_required_parameter");
+        var stream = root.TryGetProperty("stream", out var s) && s.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False or JsonValueKind.Null => false,
+            _ => throw GatewayError.BadRequest("'stream' must be a boolean.", "stream", "invalid_type"),
+        };
+        int? maxTokens = null;
+        foreach (var field in (string[])["max_tokens", "max_completion_tokens"])
+        {
+            if (root.TryGetProperty(field, out var value) && value.ValueKind != JsonValueKind.Null)
+            {
+                maxTokens = value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var n) && n > 0
+                    ? n : throw GatewayError.BadRequest($"'{field}' must be a positive integer.", field, "invalid_type");
+            }
+        }
+
+        var user = root.TryGetProperty("user", out var u) ? u.ValueKind switch
+        {
+            JsonValueKind.String => u.GetString(),
+            JsonValueKind.Null => null,
+            _ => throw GatewayError.BadRequest("'user' must be a string.", "user", "invalid_type"),
+        } : null;
+        var session = !string.IsNullOrEmpty(sessionHeader) ? sessionHeader : user;
+
+        var canonical = new ArrayBufferWriter<byte>(1024);
+        if (chat)
+        {
+            WriteChat(root, canonical);
+        }
+        else
+        {
+            WritePrompt(root, canonical);
+        }
+
+        return new InspectedRequest
+        {
+            Model = model,
+            Stream = stream,
+            MaxTokens = maxTokens,
+            PromptBytes = canonical.WrittenCount,
+            Blocks = hasher.Hash(model, canonical.WrittenSpan, Contracts.PrefixBlockHeader.MaxBlocks),
+            SessionKey = string.IsNullOrEmpty(session) ? null : hasher.Tag("session", session),
+        };
     }
 
     private static void WriteChat(JsonElement root, ArrayBufferWriter<byte> output)

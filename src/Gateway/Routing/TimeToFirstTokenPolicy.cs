@@ -53,7 +53,8 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
         if (routing is not null)
         {
             routing.Reason = choice.Reason;
-            routing.Estimate = TimeSpan.FromSeconds(choice.Candidate.Seconds);
+            // No live report (fallback): no estimate either.
+            routing.Estimate = choice.Candidate.Live ? TimeSpan.FromSeconds(choice.Candidate.Seconds) : TimeSpan.Zero;
             routing.ChosenHeldBlocks = choice.Candidate.HeldBlocks;
         }
 

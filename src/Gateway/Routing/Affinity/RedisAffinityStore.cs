@@ -13,15 +13,19 @@ namespace GpuFleet.Gateway.Routing.Affinity;
 /// </summary>
 public sealed class RedisAffinityStore(RedisConnection redis, PrefixHasher hasher, RoutingOptions options, TimeProvider time) : IAffinityStore
 {
-    // Depth per worker by bisection over the chain (holdings are prefix-closed), then the session's worker.
+    // Depth per worker by bisection over the chain (holdings are prefix-closed), then the session's worker. A worker's
+    // entry counts only while confirmed within the TTL (the key itself lives on while other workers confirm it).
+    // ARGV: block count, oldest valid confirmation (unix ms), workers...
     private static readonly RedisScript Lookup = new("""
         local n = tonumber(ARGV[1])
+        local oldest = tonumber(ARGV[2])
         local out = {}
-        for w = 2, #ARGV do
+        for w = 3, #ARGV do
           local lo, hi = 0, n
           while lo < hi do
             local mid = math.floor((lo + hi + 1) / 2)
-            if redis.call('HEXISTS', KEYS[mid], ARGV[w]) == 1 then lo = mid else hi = mid - 1 end
+            local at = tonumber(redis.call('HGET', KEYS[mid], ARGV[w]) or '0') or 0
+            if at >= oldest then lo = mid else hi = mid - 1 end
           end
           out[#out + 1] = lo
         end
@@ -84,7 +88,7 @@ public sealed class RedisAffinityStore(RedisConnection redis, PrefixHasher hashe
             keys.Add(SessionKey(sessionKey));
         }
 
-        var args = new List<RedisArgument>(workers.Count + 1) { blocks.Count };
+        var args = new List<RedisArgument>(workers.Count + 2) { blocks.Count, Now() - (long)options.AffinityTtl.TotalMilliseconds + 1 };
         args.AddRange(workers.Select(w => (RedisArgument)w));
         var reply = (await redis.EvaluateAsync(Lookup, keys, args, cancellationToken)).EnsureSuccess().AsArray() ?? [];
         var held = new Dictionary<string, int>(StringComparer.Ordinal);

@@ -1,0 +1,365 @@
+using GpuFleet.Contracts.V1;
+using GpuFleet.Gateway.Load;
+using GpuFleet.Gateway.Routing;
+using GpuFleet.Gateway.Routing.Affinity;
+using GpuFleet.Testing;
+using Microsoft.AspNetCore.Http;
+using System.Collections;
+using System.Reflection;
+
+namespace GpuFleet.Gateway.Tests.Routing.Unit;
+
+/// <summary>The YARP policy that picks the worker with the earliest expected first token, on virtual time.</summary>
+public sealed class TimeToFirstTokenPolicyTests
+{
+    private const string Model = "m";
+    private readonly ManualTimeProvider _clock = new();
+    private readonly RoutingOptions _options = new();
+    private readonly WorkerLoadBoard _board;
+    private readonly WorkerTraffic _traffic;
+    private readonly TimeToFirstTokenPolicy _policy;
+    private readonly object _cluster = Activator.CreateInstance(ClusterStateType, "workers")!;
+    private readonly object[] _destinations = [Destination("w1"), Destination("w2"), Destination("w3")];
+
+    // YARP's assembly is referenced by the gateway project directly (not as a package), so it does not flow to this
+    // project at compile time: its DestinationState and ClusterState are reached through the policy's signature.
+    private static readonly MethodInfo PickMethod = typeof(TimeToFirstTokenPolicy).GetMethod(nameof(TimeToFirstTokenPolicy.PickDestination))!;
+    private static readonly Type DestinationStateType = PickMethod.ReturnType;
+    private static readonly Type ClusterStateType = PickMethod.GetParameters()[1].ParameterType;
+    private static readonly PropertyInfo DestinationIdProperty = DestinationStateType.GetProperty("DestinationId")!;
+
+    private static object Destination(string id) => Activator.CreateInstance(DestinationStateType, id)!;
+
+    private string? PickId(HttpContext context, IEnumerable<object> destinations)
+    {
+        var list = (IList)Activator.CreateInstance(typeof(List<>).MakeGenericType(DestinationStateType))!;
+        foreach (var destination in destinations)
+        {
+            list.Add(destination);
+        }
+
+        try
+        {
+            var chosen = PickMethod.Invoke(_policy, [context, _cluster, list]);
+            return chosen is null ? null : (string?)DestinationIdProperty.GetValue(chosen);
+        }
+        catch (TargetInvocationException e) when (e.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
+            throw;
+        }
+    }
+
+    public TimeToFirstTokenPolicyTests()
+    {
+        _board = new WorkerLoadBoard(_clock);
+        _traffic = new WorkerTraffic(_clock);
+        _policy = new TimeToFirstTokenPolicy(_board, _traffic, _options, new BytesPerToken(_options));
+    }
+
+    private void Report(string worker, uint running = 0, uint queued = 0, uint slots = 4, double prefillRate = 1000, ulong pendingPrefill = 0) =>
+        _board.Update(worker, new WorkerStatus
+        {
+            Name = worker,
+            Model = Model,
+            Ready = true,
+            Engine = new EngineStatus
+            {
+                TotalSlots = slots,
+                RunningSlots = running,
+                FreeSlots = slots - Math.Min(slots, running),
+                QueueDepth = queued,
+                QueueCapacity = 16,
+                PrefillTokensPerSecond = prefillRate,
+                PendingPrefillTokens = pendingPrefill,
+            },
+        });
+
+    private void ReportIdle()
+    {
+        foreach (var destination in _destinations)
+        {
+            Report((string)DestinationIdProperty.GetValue(destination)!);
+        }
+    }
+
+    /// <summary>A prompt of <paramref name="promptTokens"/> tokens (4 bytes each, 256 per 1 KiB block) held as given.</summary>
+    private static RoutingState Routing(int promptTokens, Dictionary<string, int>? held = null, string? session = null)
+    {
+        var blocks = promptTokens * 4 / 1024;
+        return new RoutingState
+        {
+            Request = new InspectedRequest
+            {
+                Model = Model,
+                PromptBytes = promptTokens * 4L,
+                Blocks = [.. Enumerable.Range(1, blocks).Select(i => (ulong)i)],
+                SessionKey = session is null ? null : "tag-" + session,
+            },
+            PromptTokens = promptTokens,
+            Affinity = new AffinityLookup(held ?? [], session),
+        };
+    }
+
+    private (string? Worker, RoutingState Routing) Pick(RoutingState routing, IEnumerable<object>? destinations = null)
+    {
+        var context = new DefaultHttpContext();
+        context.Features.Set(routing);
+        return (PickId(context, destinations ?? _destinations), routing);
+    }
+
+    [Fact]
+    public void Among_idle_workers_the_one_holding_the_prefix_wins_by_affinity()
+    {
+        ReportIdle();
+        var (worker, routing) = Pick(Routing(2000, new() { ["w2"] = 7 }));
+        Assert.Equal("w2", worker);
+        Assert.Equal(RouteReasons.Affinity, routing.Reason);
+        Assert.Equal(7, routing.ChosenHeldBlocks);
+        Assert.Equal(TimeSpan.FromSeconds((2000 - (7 * 256)) / 1000.0), routing.Estimate);
+
+        // Holding part of it is still worth the most; holding more beats holding less.
+        Assert.Equal("w3", Pick(Routing(2000, new() { ["w3"] = 1 })).Worker);
+        Assert.Equal("w1", Pick(Routing(2000, new() { ["w1"] = 5, ["w3"] = 2 })).Worker);
+        Assert.Equal(RouteReasons.Affinity, Pick(Routing(2000, new() { ["w3"] = 1 })).Routing.Reason);
+    }
+
+    [Fact]
+    public void Without_any_prefix_held_the_least_loaded_worker_wins_by_load()
+    {
+        Report("w1", running: 2);
+        Report("w2", running: 1);
+        Report("w3", running: 3);
+        var (worker, routing) = Pick(Routing(2000));
+        Assert.Equal("w2", worker);
+        Assert.Equal(RouteReasons.Load, routing.Reason);
+        Assert.Equal(0, routing.ChosenHeldBlocks);
+        Assert.Equal(TimeSpan.FromSeconds(2), routing.Estimate);
+
+        // Full workers: the next request waits for a slot, a quarter of the (default 10 s) mean duration per request ahead on 4 slots.
+        Report("w1", running: 4, queued: 1);
+        Report("w2", running: 4, queued: 0);
+        Report("w3", running: 4, queued: 2);
+        var busy = Pick(Routing(400));
+        Assert.Equal("w2", busy.Worker);
+        Assert.Equal(TimeSpan.FromSeconds((1.0 / 4 * 10) + 0.4), busy.Routing.Estimate);
+    }
+
+    [Fact]
+    public void A_hot_holder_loses_to_the_least_loaded_worker_even_when_its_estimate_is_best()
+    {
+        // A 100k-token prompt: re-prefilling it elsewhere takes 100 s, so the loaded holder still has the best estimate.
+        Report("w1", running: 4, queued: 2); // 6 outstanding on 4 slots: load 1.5, a hot spot
+        Report("w2", running: 1);
+        Report("w3");
+        var (worker, routing) = Pick(Routing(100_000, new() { ["w1"] = 390 }));
+        Assert.Equal("w3", worker);
+        Assert.Equal(RouteReasons.Load, routing.Reason);
+        Assert.Equal(0, routing.ChosenHeldBlocks);
+
+        // Just below the threshold the holder keeps it.
+        Report("w1", running: 4, queued: 1);
+        var (kept, keptRouting) = Pick(Routing(100_000, new() { ["w1"] = 390 }));
+        Assert.Equal("w1", kept);
+        Assert.Equal(RouteReasons.Affinity, keptRouting.Reason);
+        Assert.Equal(390, keptRouting.ChosenHeldBlocks);
+
+        // When every worker is hot there is nowhere better to go: the holder keeps it.
+        Report("w1", running: 4, queued: 4);
+        Report("w2", running: 4, queued: 3);
+        Report("w3", running: 4, queued: 2);
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(100_000, new() { ["w1"] = 390 }))));
+    }
+
+    [Fact]
+    public void The_session_worker_wins_unless_it_is_a_hot_spot()
+    {
+        ReportIdle();
+        var held = new Dictionary<string, int> { ["w1"] = 7 };
+        Assert.Equal(("w3", RouteReasons.Session), Reasoned(Pick(Routing(2000, held, session: "w3"))));
+
+        Report("w3", running: 4, queued: 2);
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(2000, held, session: "w3"))));
+
+        // A session worker that is not a candidate (gone, or tried already) is ignored.
+        Report("w3");
+        var tried = Routing(2000, held, session: "w3");
+        tried.Tried.Add("w3");
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(tried)));
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(2000, held, session: "w9"))));
+    }
+
+    [Fact]
+    public void Without_session_stickiness_the_session_is_ignored()
+    {
+        _options.SessionStickiness = false;
+        ReportIdle();
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(2000, new() { ["w1"] = 7 }, session: "w3"))));
+    }
+
+    [Fact]
+    public void Workers_already_tried_are_never_picked()
+    {
+        ReportIdle();
+        var routing = Routing(2000, new() { ["w1"] = 7, ["w2"] = 6 });
+        routing.Tried.Add("w1");
+        Assert.Equal("w2", Pick(routing).Worker);
+        routing.Tried.Add("w2");
+        Assert.Equal("w3", Pick(routing).Worker);
+        routing.Tried.Add("w3");
+        Assert.Null(Pick(routing).Worker);
+        Assert.Null(Pick(Routing(10), []).Worker);
+    }
+
+    [Fact]
+    public void A_worker_with_a_recent_connection_failure_is_avoided_while_others_exist()
+    {
+        ReportIdle();
+        var held = new Dictionary<string, int> { ["w1"] = 7 };
+        _traffic.MarkFailed("w1");
+        Assert.NotEqual("w1", Pick(Routing(2000, held)).Worker);
+
+        // Only suspects left: one of them is still used.
+        _traffic.MarkFailed("w2");
+        _traffic.MarkFailed("w3");
+        Assert.Equal("w1", Pick(Routing(2000, held)).Worker);
+
+        // The first cool-down is 2 s.
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        ReportIdle();
+        _traffic.MarkFailed("w1");
+        Assert.Equal("w2", Pick(Routing(2000, held)).Worker);
+        _traffic.MarkHealthy("w1");
+        Assert.Equal("w1", Pick(Routing(2000, held)).Worker);
+    }
+
+    [Fact]
+    public void Repeated_connection_failures_double_the_cool_down_up_to_30_seconds()
+    {
+        var expected = new[] { 2, 4, 8, 16, 30, 30 };
+        foreach (var seconds in expected)
+        {
+            _traffic.MarkFailed("w1");
+            _clock.Advance(TimeSpan.FromSeconds(seconds) - TimeSpan.FromTicks(1));
+            Assert.True(_traffic.IsSuspect("w1"), $"{seconds} s");
+            _clock.Advance(TimeSpan.FromTicks(1));
+            Assert.False(_traffic.IsSuspect("w1"), $"{seconds} s");
+        }
+
+        _traffic.MarkHealthy("w1");
+        _traffic.MarkFailed("w1");
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.False(_traffic.IsSuspect("w1"));
+    }
+
+    [Fact]
+    public void A_burst_of_unreported_sends_moves_the_choice_off_the_holder_until_they_end()
+    {
+        ReportIdle();
+        _clock.Advance(TimeSpan.FromMilliseconds(1)); // sends after the reports
+        var held = new Dictionary<string, int> { ["w1"] = 7 };
+        Assert.Equal("w1", Pick(Routing(2000, held)).Worker);
+
+        var sent = new List<WorkerTraffic.Sent>();
+        for (var i = 0; i < 3; i++)
+        {
+            sent.Add(_traffic.Begin("w1"));
+        }
+
+        Assert.Equal(3, _traffic.SentSince("w1", _board.Get("w1")!.ReceivedAt));
+        var (worker, routing) = Pick(Routing(2000, held));
+        Assert.NotEqual("w1", worker);
+        Assert.Equal(RouteReasons.Load, routing.Reason);
+
+        // They end (this gateway saw it after the last report): the holder is first again.
+        _clock.Advance(TimeSpan.FromMilliseconds(500));
+        sent.ForEach(s => s.Complete());
+        Assert.Equal(0, _traffic.InFlight("w1"));
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(2000, held))));
+        Assert.Equal(TimeSpan.FromMilliseconds(500), _traffic.MeanDuration("w1"));
+    }
+
+    [Fact]
+    public void A_report_older_than_the_last_completed_request_counts_no_running_work()
+    {
+        var request = _traffic.Begin("w1");
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        Report("w1", running: 4, pendingPrefill: 5000); // taken while our request (and others) ran
+        Report("w2");
+        Report("w3");
+        var held = new Dictionary<string, int> { ["w1"] = 7 };
+        Assert.Equal(("w2", RouteReasons.Load), Reasoned(Pick(Routing(2000, held))));
+
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        request.Dispose();
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(2000, held))));
+    }
+
+    [Fact]
+    public void Stale_reports_are_not_scored_and_a_fresh_worker_is_preferred_to_them()
+    {
+        ReportIdle();
+        _clock.Advance(WorkerLoadBoard.StaleAfter);
+        Report("w3", running: 4, queued: 3);
+        _clock.Advance(TimeSpan.FromTicks(1)); // w1 and w2 are now just past StaleAfter
+        Assert.True(_board.IsStale(_board.Get("w1")!));
+        Assert.False(_board.IsStale(_board.Get("w3")!));
+        Assert.Equal("w3", Pick(Routing(2000, new() { ["w1"] = 7 })).Worker);
+
+        _board.MarkDisconnected("w3");
+        Report("w1");
+        Assert.Equal("w1", Pick(Routing(2000, new() { ["w3"] = 7 })).Worker);
+    }
+
+    [Fact]
+    public void With_no_fresh_report_the_worker_with_the_fewest_requests_in_flight_is_chosen_without_routing_state()
+    {
+        ReportIdle();
+        _clock.Advance(WorkerLoadBoard.StaleAfter + TimeSpan.FromTicks(1));
+        using var a = _traffic.Begin("w1");
+        using var b = _traffic.Begin("w1");
+        using var c = _traffic.Begin("w3");
+
+        // Plain traffic (gRPC and other paths) has no routing state.
+        var context = new DefaultHttpContext();
+        Assert.Equal("w2", PickId(context, _destinations));
+        using var d = _traffic.Begin("w2");
+        using var e = _traffic.Begin("w2");
+        Assert.Equal("w3", PickId(context, _destinations));
+    }
+
+    [Fact]
+    public void With_no_fresh_report_the_worker_with_the_fewest_requests_in_flight_is_chosen_by_fallback()
+    {
+        ReportIdle();
+        _clock.Advance(WorkerLoadBoard.StaleAfter + TimeSpan.FromTicks(1));
+        using var a = _traffic.Begin("w1");
+        using var b = _traffic.Begin("w1");
+        using var c = _traffic.Begin("w3");
+
+        var (worker, routing) = Pick(Routing(2000, new() { ["w1"] = 7 }));
+        Assert.Equal("w2", worker);
+        Assert.Equal(RouteReasons.Fallback, routing.Reason);
+    }
+
+    [Fact]
+    public void An_unmeasured_worker_is_assumed_as_fast_as_the_fastest_known_one()
+    {
+        // w2 has not measured its prefill rate yet (reports 0): it is not favoured over the holder because of that.
+        Report("w1", prefillRate: 2000);
+        Report("w2", prefillRate: 0);
+        Report("w3", prefillRate: 500);
+        var (worker, routing) = Pick(Routing(4000, new() { ["w1"] = 8 }));
+        Assert.Equal("w1", worker);
+        Assert.Equal(RouteReasons.Affinity, routing.Reason);
+        Assert.Equal(TimeSpan.FromSeconds((4000 - (8 * 256)) / 2000.0), routing.Estimate);
+
+        // Nothing held: the unmeasured one is estimated at the fleet's best rate (2 s, not 4 s at the default rate), so it
+        // ties with w1 and, listed first, wins.
+        var (cold, coldRouting) = Pick(Routing(4000), [_destinations[2], _destinations[1], _destinations[0]]);
+        Assert.Equal("w2", cold);
+        Assert.Equal(TimeSpan.FromSeconds(2), coldRouting.Estimate);
+    }
+
+    private static (string?, string?) Reasoned((string? Worker, RoutingState Routing) pick) => (pick.Worker, pick.Routing.Reason);
+}
