@@ -1,3 +1,5 @@
+using GpuFleet.Contracts;
+using GpuFleet.Contracts.Grpc;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -18,10 +20,9 @@ public sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKeyS
 {
     /// <summary>The one error body of every refusal.</summary>
     public static ReadOnlyMemory<byte> UnauthorizedBody { get; } =
-        """{"error":{"message":"Invalid or missing API key.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"""u8.ToArray();
+        System.Text.Encoding.UTF8.GetBytes(OpenAiErrorJson.Format(Message, "invalid_request_error", null, "invalid_api_key"));
 
-    private const string GrpcUnauthenticated = "16";
-    private const string GrpcMessage = "Invalid or missing API key.";
+    private const string Message = "Invalid or missing API key.";
 
     public Task InvokeAsync(HttpContext context)
     {
@@ -84,13 +85,9 @@ public sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKeyS
     private static Task RefuseAsync(HttpContext context)
     {
         var response = context.Response;
-        if (context.Request.ContentType is { } contentType && contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase))
+        if (GrpcStatusResponse.IsGrpc(context.Request))
         {
-            // A trailers-only response: Kestrel sends these headers with END_STREAM when nothing follows.
-            response.StatusCode = StatusCodes.Status200OK;
-            response.ContentType = "application/grpc";
-            response.Headers["grpc-status"] = GrpcUnauthenticated;
-            response.Headers["grpc-message"] = GrpcMessage;
+            GrpcStatusResponse.Write(context, GrpcStatusCode.Unauthenticated, Message);
             return Task.CompletedTask;
         }
 

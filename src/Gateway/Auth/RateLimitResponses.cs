@@ -1,6 +1,5 @@
-using System.Buffers;
 using System.Globalization;
-using System.Text.Json;
+using GpuFleet.Gateway.Forwarding;
 using Microsoft.AspNetCore.Http;
 
 namespace GpuFleet.Gateway.Auth;
@@ -53,41 +52,12 @@ public static class RateLimitResponses
             throw new ArgumentException("The decision allowed the request; there is nothing to refuse.", nameof(decision));
         }
 
-        var response = context.Response;
-        WriteHeaders(response, decision);
-        if (!decision.RequestTooLarge)
+        WriteHeaders(context.Response, decision);
+        return new GatewayError(StatusCodes.Status429TooManyRequests, Message(decision), "rate_limit_exceeded", "rate_limit_exceeded")
         {
-            response.Headers.RetryAfter = RetryAfterSeconds(decision.RetryAfter).ToString(CultureInfo.InvariantCulture);
-        }
-
-        var message = Message(decision);
-        if (context.Request.ContentType is { } contentType && contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase))
-        {
-            response.StatusCode = StatusCodes.Status200OK;
-            response.ContentType = "application/grpc";
-            response.Headers["grpc-status"] = "8";
-            // Printable ASCII without '%' travels as is in grpc-message; the message is built from such text only.
-            response.Headers["grpc-message"] = message;
-            return Task.CompletedTask;
-        }
-
-        var body = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(body))
-        {
-            writer.WriteStartObject();
-            writer.WriteStartObject("error");
-            writer.WriteString("message", message);
-            writer.WriteString("type", "rate_limit_exceeded");
-            writer.WriteNull("param");
-            writer.WriteString("code", "rate_limit_exceeded");
-            writer.WriteEndObject();
-            writer.WriteEndObject();
-        }
-
-        response.StatusCode = StatusCodes.Status429TooManyRequests;
-        response.ContentType = "application/json";
-        response.ContentLength = body.WrittenCount;
-        return response.Body.WriteAsync(body.WrittenMemory, context.RequestAborted).AsTask();
+            // A request too large to ever fit gets no Retry-After: waiting would not help.
+            RetryAfterSeconds = decision.RequestTooLarge ? null : (int)Math.Min(int.MaxValue, RetryAfterSeconds(decision.RetryAfter)),
+        }.WriteAsync(context);
     }
 
     /// <summary>Whole seconds to wait, rounded up, at least 1 (<c>Retry-After</c> cannot say less).</summary>

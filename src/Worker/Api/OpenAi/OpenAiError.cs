@@ -1,4 +1,4 @@
-using System.Text.Json;
+using GpuFleet.Contracts;
 using GpuFleet.Worker.Engine;
 using Microsoft.AspNetCore.Http;
 
@@ -65,23 +65,7 @@ public sealed class OpenAiException : Exception
         new(500, error ?? "The model failed.", "server_error", null, "generation_failed");
 
     /// <summary>The JSON body of this error (also used as an SSE error event).</summary>
-    public string ToJson()
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            json.WriteStartObject("error");
-            json.WriteString("message", Message);
-            json.WriteString("type", Type);
-            WriteNullable(json, "param", Param);
-            WriteNullable(json, "code", Code);
-            json.WriteEndObject();
-            json.WriteEndObject();
-        }
-
-        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
-    }
+    public string ToJson() => OpenAiErrorJson.Format(Message, Type, Param, Code);
 
     public async Task WriteAsync(HttpContext context)
     {
@@ -95,17 +79,5 @@ public sealed class OpenAiException : Exception
         }
 
         await response.WriteAsync(ToJson(), context.RequestAborted);
-    }
-
-    private static void WriteNullable(Utf8JsonWriter json, string name, string? value)
-    {
-        if (value is null)
-        {
-            json.WriteNull(name);
-        }
-        else
-        {
-            json.WriteString(name, value);
-        }
     }
 }
