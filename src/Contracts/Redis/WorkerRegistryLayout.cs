@@ -1,8 +1,8 @@
-namespace GpuFleet.Gateway.Destinations;
+namespace GpuFleet.Contracts.Redis;
 
 /// <summary>
-/// The worker registry's layout in Redis, shared with the worker's heartbeat (src/Worker/Hosting/RegistryHeartbeat.cs,
-/// which repeats these names: the worker does not reference the gateway) and described in docs/gateway.md.
+/// The worker registry's layout in Redis: written by the worker's heartbeat (src/Worker/Hosting/RegistryHeartbeat.cs),
+/// read by the gateway (src/Gateway/Destinations/RedisWorkerRegistry.cs); described in docs/gateway.md.
 /// </summary>
 /// <remarks>
 /// <list type="bullet">
@@ -14,7 +14,7 @@ namespace GpuFleet.Gateway.Destinations;
 /// </list>
 /// The <c>{workers}</c> hash tag puts every key in one Redis Cluster slot, so the scripts may touch them together.
 /// </remarks>
-internal static class WorkerRegistryLayout
+public static class WorkerRegistryLayout
 {
     public const string WorkersKey = "gpufleet:{workers}";
 
@@ -24,6 +24,6 @@ internal static class WorkerRegistryLayout
     /// <summary>Workers beat every 2 s; an entry not renewed for this long (5 beats) is ignored and pruned.</summary>
     public static readonly TimeSpan EntryTtl = TimeSpan.FromSeconds(10);
 
-    /// <summary>How often a gateway reads the registry.</summary>
-    public static readonly TimeSpan ReadInterval = TimeSpan.FromSeconds(2);
+    /// <summary>How often a worker beats and a gateway reads the registry.</summary>
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
 }

@@ -107,7 +107,7 @@ internal sealed class RedisWorkerRegistry(GatewayRedis redis, WorkerDirectory di
                 }
 
                 // A connect during the read above returns at once; one used up is replaced for the next.
-                await Task.WhenAny(wake.Task, Task.Delay(connectsAtLastRead is null ? FirstReadRetry : WorkerRegistryLayout.ReadInterval, time, stoppingToken));
+                await Task.WhenAny(wake.Task, Task.Delay(connectsAtLastRead is null ? FirstReadRetry : WorkerRegistryLayout.Interval, time, stoppingToken));
                 if (wake.Task.IsCompleted)
                 {
                     Interlocked.CompareExchange(ref _connected, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), wake);

@@ -14,10 +14,7 @@ namespace GpuFleet.Worker.Hosting;
 /// is down the worker keeps serving and keeps trying (the connection reconnects by itself); each change is logged once.
 /// </summary>
 /// <remarks>
-/// The layout is the gateway's (src/Gateway/Destinations/WorkerRegistryLayout.cs, docs/gateway.md); the names are
-/// repeated here because the worker does not reference the gateway. <c>gpufleet:{workers}</c> is a sorted set of the
-/// workers' HTTP URLs scored by their last heartbeat in Redis server time (unix ms); <c>gpufleet:{workers}:URL</c> is
-/// each worker's hash, expiring after the TTL.
+/// The layout is <see cref="WorkerRegistryLayout"/> (src/Contracts/Redis, shared with the gateway; docs/gateway.md).
 /// </remarks>
 internal sealed class RegistryHeartbeat(
     IOptions<WorkerOptions> options,
@@ -27,14 +24,6 @@ internal sealed class RegistryHeartbeat(
     TimeProvider time,
     ILoggerFactory loggerFactory) : BackgroundService
 {
-    internal const string WorkersKey = "gpufleet:{workers}";
-    internal const string EntryKeyPrefix = "gpufleet:{workers}:";
-
-    /// <summary>Between beats; gateways read the registry as often.</summary>
-    internal static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
-
-    /// <summary>An entry not renewed for this long (5 beats) is ignored and pruned by gateways and expires by itself.</summary>
-    internal static readonly TimeSpan EntryTtl = TimeSpan.FromSeconds(10);
 
     // Redis server time (TIME) scores the heartbeat, so no worker's or gateway's clock matters. KEYS: the sorted set,
     // this worker's hash. ARGV: HTTP URL (the member), gRPC URL, name, model, ready, draining, TTL in ms.
@@ -119,7 +108,7 @@ internal sealed class RegistryHeartbeat(
                 {
                     // ZREM first: gateways stop listing the worker even if the DEL were lost.
                     await redis.ExecuteBatchAsync(
-                        [new RedisCommand("ZREM", WorkersKey, entry.HttpUrl), new RedisCommand("DEL", EntryKeyPrefix + entry.HttpUrl)],
+                        [new RedisCommand("ZREM", WorkerRegistryLayout.WorkersKey, entry.HttpUrl), new RedisCommand("DEL", WorkerRegistryLayout.EntryKeyPrefix + entry.HttpUrl)],
                         stoppingToken);
                     RegistryLog.Left(_logger, entry.HttpUrl, redis.Endpoint);
                     return;
@@ -127,8 +116,8 @@ internal sealed class RegistryHeartbeat(
 
                 (await redis.EvaluateAsync(
                     BeatScript,
-                    [WorkersKey, EntryKeyPrefix + entry.HttpUrl],
-                    [entry.HttpUrl, entry.GrpcUrl, entry.Name, entry.Model, engine.Ready ? "1" : "0", "0", (long)EntryTtl.TotalMilliseconds],
+                    [WorkerRegistryLayout.WorkersKey, WorkerRegistryLayout.EntryKeyPrefix + entry.HttpUrl],
+                    [entry.HttpUrl, entry.GrpcUrl, entry.Name, entry.Model, engine.Ready ? "1" : "0", "0", (long)WorkerRegistryLayout.EntryTtl.TotalMilliseconds],
                     stoppingToken)).EnsureSuccess();
                 if (healthy != true)
                 {
@@ -151,7 +140,7 @@ internal sealed class RegistryHeartbeat(
             }
 
             // A wake-up during the beat above returns at once; one used up is replaced for the next.
-            await Task.WhenAny(wake.Task, Task.Delay(Interval, time, stoppingToken));
+            await Task.WhenAny(wake.Task, Task.Delay(WorkerRegistryLayout.Interval, time, stoppingToken));
             if (wake.Task.IsCompleted)
             {
                 Interlocked.CompareExchange(ref _wake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), wake);
