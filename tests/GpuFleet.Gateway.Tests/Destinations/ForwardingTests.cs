@@ -1,5 +1,4 @@
 using System.ClientModel;
-using System.Diagnostics;
 using GpuFleet.Testing;
 using GpuFleet.Worker.LlamaCpp;
 using GpuFleet.Worker.Models;
@@ -13,8 +12,7 @@ public sealed class ForwardingTests : IAsyncLifetime
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("gpufleet-gateway-").FullName;
     private readonly List<WorkerProcess> _workers = [];
-    private Process? _gateway;
-    private int _gatewayPort;
+    private GatewayProcess? _gateway;
 
     public async Task InitializeAsync()
     {
@@ -26,36 +24,15 @@ public sealed class ForwardingTests : IAsyncLifetime
             _workers.Add(await WorkerProcess.StartAsync(model, "--name", $"w{i}", "--ctx-size", "2048", "--enable-thinking", "false"));
         }
 
-        _gatewayPort = FreePort.Next();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "GpuFleet.Gateway.dll"), "--http-port", _gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture) }
-                     .Concat(_workers.SelectMany(w => new[] { "--worker", w.BaseAddress.ToString().TrimEnd('/') })))
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        _gateway = Process.Start(start)!;
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        await TestTimeouts.WaitUntilAsync(async () =>
-        {
-            Assert.False(_gateway.HasExited, "the gateway exited");
-            try
-            {
-                return (await http.GetAsync(new Uri($"http://127.0.0.1:{_gatewayPort}/healthz"))).IsSuccessStatusCode;
-            }
-            catch (HttpRequestException)
-            {
-                return false; // not listening yet
-            }
-        });
+        _gateway = await GatewayProcess.StartAsync([.. _workers.SelectMany(w => new[] { "--worker", w.BaseAddress.ToString().TrimEnd('/') })]);
     }
 
     [Fact]
     public async Task Chat_through_the_gateway_is_served_by_a_worker_and_says_which()
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
-        await WaitForWorkersAsync(http, new Uri($"http://127.0.0.1:{_gatewayPort}"), json => json.Split("\"available\":true").Length == 3);
-        var client = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri($"http://127.0.0.1:{_gatewayPort}/v1") });
+        await WaitForWorkersAsync(http, _gateway!.BaseAddress, json => json.Split("\"available\":true").Length == 3);
+        var client = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(_gateway!.BaseAddress, "/v1") });
         var chat = client.GetChatClient("tiny-qwen35");
 
         var result = await chat.CompleteChatAsync([new UserChatMessage("Hello through the gateway")], new ChatCompletionOptions { MaxOutputTokenCount = 5 });
@@ -78,7 +55,7 @@ public sealed class ForwardingTests : IAsyncLifetime
     public async Task A_draining_worker_gets_no_new_requests_through_the_gateway()
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
-        var gateway = new Uri($"http://127.0.0.1:{_gatewayPort}");
+        var gateway = _gateway!.BaseAddress;
         await WaitForWorkersAsync(http, gateway, json => json.Contains("\"available\":true", StringComparison.Ordinal)
             && json.Split("\"available\":true").Length == 3);
 
@@ -112,13 +89,10 @@ public sealed class ForwardingTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        if (_gateway is { HasExited: false })
+        if (_gateway is not null)
         {
-            _gateway.Kill(entireProcessTree: true);
-            await _gateway.WaitForExitAsync();
+            await _gateway.DisposeAsync();
         }
-
-        _gateway?.Dispose();
         foreach (var worker in _workers)
         {
             await worker.DisposeAsync();

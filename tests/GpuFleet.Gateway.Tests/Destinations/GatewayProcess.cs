@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -12,18 +11,13 @@ namespace GpuFleet.Gateway.Tests.Destinations;
 /// </summary>
 internal sealed class GatewayProcess : IAsyncDisposable
 {
-    private readonly Process _process;
-    private readonly StringBuilder _output = new();
+    private readonly DotnetServerProcess _server;
 
-    private GatewayProcess(Process process, int port, int grpcPort)
+    private GatewayProcess(DotnetServerProcess server, int port, int grpcPort)
     {
-        _process = process;
-        GrpcPort = grpcPort;
+        _server = server;
         BaseAddress = new Uri($"http://127.0.0.1:{port}");
-        process.OutputDataReceived += (_, e) => Append(e.Data);
-        process.ErrorDataReceived += (_, e) => Append(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        GrpcPort = grpcPort;
     }
 
     public Uri BaseAddress { get; }
@@ -31,59 +25,16 @@ internal sealed class GatewayProcess : IAsyncDisposable
     /// <summary>The gateway's gRPC (HTTP/2 without TLS) port.</summary>
     public int GrpcPort { get; }
 
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _server.Output;
 
-    /// <summary>Starts <c>GpuFleet.Gateway --http-port N --grpc-port N</c> plus <paramref name="args"/>.</summary>
+    /// <summary>Starts <c>GpuFleet.Gateway --http-port N --grpc-port N</c> plus <paramref name="args"/>, waited for until <c>/healthz</c> answers.</summary>
     public static async Task<GatewayProcess> StartAsync(params string[] args)
     {
         var port = FreePort.Next();
         var grpcPort = FreePort.Next();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
-        foreach (var arg in new[]
-                 {
-                     Path.Combine(AppContext.BaseDirectory, "GpuFleet.Gateway.dll"),
-                     "--http-port", port.ToString(CultureInfo.InvariantCulture), "--grpc-port", grpcPort.ToString(CultureInfo.InvariantCulture),
-                 }.Concat(args))
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        var gateway = new GatewayProcess(Process.Start(start)!, port, grpcPort);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        try
-        {
-            await TestTimeouts.WaitUntilAsync(async () =>
-            {
-                if (gateway._process.HasExited)
-                {
-                    throw new InvalidOperationException($"The gateway exited with {gateway._process.ExitCode}:\n{gateway.Output}");
-                }
-
-                try
-                {
-                    return (await http.GetAsync(new Uri(gateway.BaseAddress, "/healthz"))).IsSuccessStatusCode;
-                }
-                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-                {
-                    return false; // not listening yet
-                }
-            });
-            return gateway;
-        }
-        catch (TimeoutException)
-        {
-            await gateway.DisposeAsync();
-            throw new TimeoutException($"The gateway did not start:\n{gateway.Output}");
-        }
+        string[] all = ["--http-port", port.ToString(CultureInfo.InvariantCulture), "--grpc-port", grpcPort.ToString(CultureInfo.InvariantCulture), .. args];
+        var server = await DotnetServerProcess.StartAsync("gateway", "GpuFleet.Gateway.dll", all, new Uri($"http://127.0.0.1:{port}/healthz"));
+        return new GatewayProcess(server, port, grpcPort);
     }
 
     /// <summary>The gateway's <c>GET /workers</c> view, one entry per worker.</summary>
@@ -118,30 +69,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
         return response.Headers.GetValues("x-gpufleet-worker").Single();
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-        }
-
-        _process.Dispose();
-    }
-
-    private void Append(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_output)
-        {
-            _output.AppendLine(line);
-        }
-    }
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
 }
 
-/// <summary>One entry of the gateway's <c>GET /workers</c>.</summary>
 internal sealed record WorkerView(string Destination, string? Name, bool Available);
