@@ -36,9 +36,12 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
             candidates = healthy;
         }
 
-        var fleetPrefillRate = candidates.Select(d => traffic.KnownPrefillRate(d.DestinationId, board.Get(d.DestinationId)?.Status?.Engine?.PrefillTokensPerSecond ?? 0))
-            .Max() ?? options.DefaultPrefillTokensPerSecond;
-        var scored = candidates.Select(d => Score(d, routing, fleetPrefillRate)).ToList();
+        // Each worker's measured prefill rate, read once per decision (it also remembers the last one a worker reported).
+        var rates = candidates.Select(d => traffic.KnownPrefillRate(d.DestinationId, board.Get(d.DestinationId)?.Status?.Engine?.PrefillTokensPerSecond ?? 0)).ToList();
+        var fleetPrefillRate = rates.Max() ?? options.DefaultPrefillTokensPerSecond;
+        // A worker that has not measured its rate yet is assumed as fast as the fastest known one (same model), so an
+        // unmeasured idle worker is not favoured over the one holding the prefix just because its rate is unknown.
+        var scored = candidates.Select((d, i) => Score(d, routing, rates[i] ?? fleetPrefillRate)).ToList();
         var live = scored.Where(s => s.Live).ToList();
         Choice choice;
         if (live.Count == 0)
@@ -86,7 +89,7 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
     private bool IsHot(Candidate candidate, Candidate leastLoaded) =>
         candidate.Load >= options.HotSpotLoad && leastLoaded.Load < options.HotSpotLoad && !ReferenceEquals(candidate, leastLoaded);
 
-    private Candidate Score(DestinationState destination, RoutingState? routing, double fleetPrefillRate)
+    private Candidate Score(DestinationState destination, RoutingState? routing, double prefillRate)
     {
         var id = destination.DestinationId;
         var load = board.Get(id);
@@ -105,9 +108,6 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
         var running = outdated ? 0 : (int)status.RunningSlots;
         var pendingPrefill = outdated ? 0 : (double)status.PendingPrefillTokens;
         var outstanding = running + (int)status.QueueDepth + unreported;
-        // A worker that has not measured its rate yet is assumed as fast as the fastest known one (same model), so an
-        // unmeasured idle worker is not favoured over the one holding the prefix just because its rate is unknown.
-        var prefillRate = traffic.KnownPrefillRate(id, status.PrefillTokensPerSecond) ?? fleetPrefillRate;
         var promptTokens = routing?.PromptTokens ?? 0;
         var held = 0;
         if (routing?.Request is { } request && routing.Affinity.HeldBlocks.TryGetValue(id, out var blocks) && blocks > 0)
