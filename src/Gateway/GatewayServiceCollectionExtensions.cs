@@ -34,7 +34,11 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<Yarp.ReverseProxy.Health.IAvailableDestinationsPolicy, ReadyWorkersPolicy>();
         services.AddHostedService<WorkerStatusMonitor>();
         services.AddGpuFleetRouting(configuration);
-        services.AddReverseProxy().AddTransforms(context => context.AddResponseTransform(WorkerResponseTransform.ApplyAsync));
+        services.AddReverseProxy().AddTransforms(context =>
+        {
+            context.AddRequestTransform(BufferedBodyTransform.ApplyAsync);
+            context.AddResponseTransform(WorkerResponseTransform.ApplyAsync);
+        });
         services.AddGpuFleetApiKeys();
         services.AddHealthChecks();
         return services;

@@ -51,7 +51,7 @@ internal sealed class GatewayForwardingMiddleware(
             {
                 body = await ReadBodyAsync(context);
                 var request = inspector.Inspect(body, chat, context.Request.Headers[GpuFleetHeaders.SessionId]);
-                routing = new RoutingState { Request = request, PromptTokens = calibration.Tokens(request.Model, request.PromptBytes) };
+                routing = new RoutingState { Request = request, Body = body, PromptTokens = calibration.Tokens(request.Model, request.PromptBytes) };
                 if (request.Blocks.Count > 0)
                 {
                     context.Request.Headers[GpuFleetHeaders.PrefixBlocks] = PrefixBlockHeader.Format(inspector.BlockBytes, request.PromptBytes, request.Blocks);
@@ -89,7 +89,7 @@ internal sealed class GatewayForwardingMiddleware(
             return;
         }
 
-        await ForwardAsync(context, proxy, routing, body);
+        await ForwardAsync(context, proxy, routing);
         if (routing.Request is { } inspected && routing.Usage is { } usage)
         {
             calibration.Observe(inspected.Model, inspected.PromptBytes, usage.PromptTokens);
@@ -103,7 +103,7 @@ internal sealed class GatewayForwardingMiddleware(
         }
     }
 
-    private async Task ForwardAsync(HttpContext context, IReverseProxyFeature proxy, RoutingState routing, byte[]? body)
+    private async Task ForwardAsync(HttpContext context, IReverseProxyFeature proxy, RoutingState routing)
     {
         retryBudget.RecordRequest();
         var candidates = proxy.AvailableDestinations;
@@ -118,14 +118,9 @@ internal sealed class GatewayForwardingMiddleware(
                 return;
             }
 
-            if (body is not null)
-            {
-                context.Request.Body = new MemoryStream(body, writable: false);
-            }
-
             routing.RetryRequested = false;
-            // A body can be sent again only when the gateway holds it (OpenAI requests); gRPC calls stream theirs.
-            var replayable = body is not null || HttpMethods.IsGet(context.Request.Method);
+            // A body can be sent again only when the gateway holds it (OpenAI requests, see BufferedBodyTransform); gRPC calls stream theirs.
+            var replayable = routing.Body is not null || HttpMethods.IsGet(context.Request.Method);
             routing.MayRetry = replayable && attempt < options.MaxAttempts && proxy.AvailableDestinations.Count > 1;
             context.Features.Set<IForwarderErrorFeature>(null);
             var outcome = await AttemptAsync(context, proxy, routing);

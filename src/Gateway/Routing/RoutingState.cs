@@ -23,6 +23,9 @@ public sealed class RoutingState
 {
     public InspectedRequest? Request { get; init; }
 
+    /// <summary>The request body as the gateway read it (OpenAI generation requests), sent as is to every attempt.</summary>
+    public byte[]? Body { get; init; }
+
     public AffinityLookup Affinity { get; set; } = AffinityLookup.Empty;
 
     /// <summary>Estimated prompt tokens (canonical bytes / calibrated bytes per token).</summary>

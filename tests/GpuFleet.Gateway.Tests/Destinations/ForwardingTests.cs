@@ -79,6 +79,43 @@ public sealed class ForwardingTests : IAsyncLifetime
         Assert.All(servedBy, worker => Assert.Equal("w1", worker));
     }
 
+    [Fact]
+    public async Task A_body_with_or_without_content_length_reaches_the_worker_whole()
+    {
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        await WaitForWorkersAsync(http, _gateway!.BaseAddress, json => json.Split("\"available\":true").Length == 3);
+        var body = System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new
+        {
+            model = "tiny-qwen35",
+            max_tokens = 2,
+            messages = new[] { new { role = "user", content = string.Concat(Enumerable.Repeat("A prompt long enough to span a few prefix blocks. ", 25)) } },
+        }));
+
+        async Task<long> PromptTokensAsync(HttpContent content)
+        {
+            content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+            using var response = await http.PostAsync(new Uri(_gateway!.BaseAddress, "/v1/chat/completions"), content);
+            var json = await response.Content.ReadAsStringAsync();
+            Assert.True(response.IsSuccessStatusCode, json);
+            using var document = System.Text.Json.JsonDocument.Parse(json);
+            return document.RootElement.GetProperty("usage").GetProperty("prompt_tokens").GetInt64();
+        }
+
+        // With Content-Length, and chunked (a stream of unknown length): the gateway reads either whole and sends it on
+        // in one piece; the worker must see the same prompt both times.
+        var withLength = await PromptTokensAsync(new ByteArrayContent(body));
+        var chunked = new StreamContent(new UnseekableStream(body));
+        var withoutLength = await PromptTokensAsync(chunked);
+        Assert.True(withLength > 100, $"prompt tokens {withLength}");
+        Assert.Equal(withLength, withoutLength);
+    }
+
+    /// <summary>A read-only stream that hides its length, so that HttpClient sends it chunked.</summary>
+    private sealed class UnseekableStream(byte[] bytes) : MemoryStream(bytes, writable: false)
+    {
+        public override bool CanSeek => false;
+    }
+
     private static async Task WaitForWorkersAsync(HttpClient http, Uri gateway, Func<string, bool> condition)
     {
         var json = string.Empty;
