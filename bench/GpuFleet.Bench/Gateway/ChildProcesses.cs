@@ -149,6 +149,34 @@ internal sealed class ChildProcess
         }
     }
 
+    /// <summary>
+    /// CPU time (user + system) used so far by the process and its direct children (nginx's worker processes), read
+    /// from /proc; zero where /proc is missing. A per-request CPU figure is far steadier than latency on a shared machine.
+    /// </summary>
+    public TimeSpan CpuTime()
+    {
+        var total = TimeSpan.Zero;
+        foreach (var pid in Directory.Exists("/proc") ? Directory.EnumerateDirectories("/proc") : [])
+        {
+            if (!int.TryParse(Path.GetFileName(pid), out var id) || (id != Process.Id && ParentOf(pid) != Process.Id))
+            {
+                continue;
+            }
+
+            try
+            {
+                using var process = Process.GetProcessById(id);
+                total += process.TotalProcessorTime;
+            }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+            {
+                // Gone meanwhile.
+            }
+        }
+
+        return total;
+    }
+
     public void Kill()
     {
         try
@@ -161,6 +189,21 @@ internal sealed class ChildProcess
         catch (InvalidOperationException)
         {
             // Already gone.
+        }
+    }
+
+    /// <summary>The parent pid from /proc/PID/stat ("pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')').</summary>
+    private static int ParentOf(string procDirectory)
+    {
+        try
+        {
+            var stat = File.ReadAllText(Path.Combine(procDirectory, "stat"));
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ', 3);
+            return int.TryParse(fields[1], out var parent) ? parent : -1;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return -1;
         }
     }
 

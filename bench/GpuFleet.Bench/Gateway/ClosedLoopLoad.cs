@@ -55,18 +55,19 @@ internal sealed class ClosedLoopLoad : IDisposable
     }
 
     /// <summary>
-    /// Sends <paramref name="count"/> requests with <paramref name="concurrency"/> callers; records them unless warming up.
-    /// Returns this call's latencies (ms) of the requests answered 200.
+    /// Sends <paramref name="count"/> requests with <paramref name="concurrency"/> callers, or as many as fit before
+    /// <paramref name="until"/> (a timestamp) when it is given; records them unless warming up. Returns this call's
+    /// latencies (ms) of the requests answered 200.
     /// </summary>
-    public async Task<List<double>> RunAsync(int count, int concurrency, bool record, CancellationToken cancellationToken)
+    public async Task<List<double>> RunAsync(int count, int concurrency, bool record, CancellationToken cancellationToken, long? until = null)
     {
         var remaining = count;
         var clock = Stopwatch.StartNew();
         var callers = Enumerable.Range(0, concurrency).Select(async _ =>
         {
-            var latencies = new List<double>(count / concurrency + 1);
+            var latencies = new List<double>(Math.Min(count, 1_000_000) / concurrency + 1);
             var errors = 0;
-            while (Interlocked.Decrement(ref remaining) >= 0)
+            while (Interlocked.Decrement(ref remaining) >= 0 && (until is null || Stopwatch.GetTimestamp() < until))
             {
                 using var request = new HttpRequestMessage(HttpMethod.Post, _url) { Content = Content() };
                 var start = Stopwatch.GetTimestamp();
@@ -100,6 +101,25 @@ internal sealed class ClosedLoopLoad : IDisposable
         }
 
         return all;
+    }
+
+    /// <summary>
+    /// Load for <paramref name="duration"/>, unrecorded, in one-second slices; returns the requests per second of the
+    /// first and of the last slice, which show whether the processes' JIT (tiered compilation) has settled.
+    /// </summary>
+    public async Task<(int First, int Last)> WarmUpAsync(TimeSpan duration, int concurrency, CancellationToken cancellationToken)
+    {
+        var end = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        int? first = null;
+        var last = 0;
+        while (Stopwatch.GetTimestamp() < end)
+        {
+            var slice = Stopwatch.GetTimestamp() + Stopwatch.Frequency;
+            last = (await RunAsync(int.MaxValue, concurrency, record: false, cancellationToken, until: Math.Min(slice, end))).Count;
+            first ??= last;
+        }
+
+        return (first ?? 0, last);
     }
 
     public void Dispose() => _client.Dispose();

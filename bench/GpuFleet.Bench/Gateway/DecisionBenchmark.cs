@@ -61,7 +61,8 @@ internal static class DecisionBenchmark
         }
 
         var samples = new double[iterations];
-        for (var i = -iterations / 10; i < iterations; i++)
+        // As many unrecorded decisions first, so that tiered compilation has settled before timing.
+        for (var i = -iterations; i < iterations; i++)
         {
             Report(board, ids, Math.Abs(i));
             var body = bodies[((i % bodies.Count) + bodies.Count) % bodies.Count];

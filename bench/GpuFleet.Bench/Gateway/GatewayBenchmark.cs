@@ -128,13 +128,17 @@ internal static class GatewayBenchmark
 
             Console.Error.WriteLine("gateway: SIMULATED worker (zero-cost engine): these figures are proxy overhead only");
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"gateway: model {modelId}, concurrency {options.Concurrency}, {options.Requests} requests per target in {options.Rounds} rounds after {options.Warmup} warm-up, max_tokens {options.MaxTokens}, nginx {options.NginxWorkers} worker process(es), {Environment.ProcessorCount} CPUs"));
+                $"gateway: model {modelId}, concurrency {options.Concurrency}, {options.Requests} requests per target in {options.Rounds} rounds after {options.WarmupSeconds} s of warm-up each, max_tokens {options.MaxTokens}, nginx {options.NginxWorkers} worker process(es), {Environment.ProcessorCount} CPUs"));
             foreach (var target in targets)
             {
-                await target.RunAsync(options.Warmup, options.Concurrency, record: false, cancel);
+                var (first, last) = await target.WarmUpAsync(TimeSpan.FromSeconds(options.WarmupSeconds), options.Concurrency, cancel);
+                Console.Error.WriteLine($"warm-up {target.Name}: {first} req/s in its first second, {last} req/s in its last");
             }
 
             var perRound = (options.Requests + options.Rounds - 1) / options.Rounds;
+            // CPU used by the proxy (gateway, nginx) and by the worker while each path is measured.
+            var proxies = new Dictionary<string, ChildProcess?>(StringComparer.Ordinal) { ["direct"] = null, ["gateway"] = gateway, ["nginx"] = proxy };
+            var cpu = targets.ToDictionary(t => t.Name, _ => (Proxy: TimeSpan.Zero, Worker: TimeSpan.Zero), StringComparer.Ordinal);
             for (var round = 0; round < options.Rounds; round++)
             {
                 // Rotate who goes first, so that no target always runs right after another's burst.
@@ -142,7 +146,10 @@ internal static class GatewayBenchmark
                 for (var i = 0; i < targets.Length; i++)
                 {
                     var target = targets[(i + round) % targets.Length];
+                    var (proxyBefore, workerBefore) = (proxies[target.Name]?.CpuTime() ?? TimeSpan.Zero, worker.CpuTime());
                     roundResults[target.Name] = await target.RunAsync(perRound, options.Concurrency, record: true, cancel);
+                    var used = cpu[target.Name];
+                    cpu[target.Name] = (used.Proxy + (proxies[target.Name]?.CpuTime() ?? TimeSpan.Zero) - proxyBefore, used.Worker + worker.CpuTime() - workerBefore);
                 }
 
                 Console.Error.WriteLine($"round {round + 1}/{options.Rounds} (p50/p99 ms): " + string.Join(", ", targets.Select(t =>
@@ -150,7 +157,7 @@ internal static class GatewayBenchmark
             }
 
             var decisionP99 = await DecisionBenchmark.MeasureP99MicrosecondsAsync(processes, options.Decisions, cancel);
-            return Report(targets, decisionP99);
+            return Report(targets, cpu, decisionP99);
         }
         finally
         {
@@ -161,8 +168,11 @@ internal static class GatewayBenchmark
         }
     }
 
-    private static int Report(ClosedLoopLoad[] targets, double decisionP99Microseconds)
+    private static int Report(ClosedLoopLoad[] targets, Dictionary<string, (TimeSpan Proxy, TimeSpan Worker)> cpu, double decisionP99Microseconds)
     {
+        double PerRequestMicroseconds(ClosedLoopLoad target, TimeSpan used) => used.TotalMicroseconds / Math.Max(1, target.LatenciesMs.Count + target.Errors);
+        Console.Error.WriteLine("cpu per request (us, user + system, from /proc): " + string.Join(", ", targets.Select(t => string.Create(CultureInfo.InvariantCulture,
+            $"{t.Name}: proxy {PerRequestMicroseconds(t, cpu[t.Name].Proxy):F0} worker {PerRequestMicroseconds(t, cpu[t.Name].Worker):F0}"))));
         Console.Error.WriteLine("target     requests  errors     req/s   mean ms    p50 ms    p90 ms    p99 ms");
         foreach (var t in targets)
         {
