@@ -275,7 +275,7 @@ internal sealed class GatewayForwardingMiddleware(
         }
     }
 
-    /// <summary>Full: its running and queued work (plus what this gateway sent since its report) fills slots and queue.</summary>
+    /// <summary>Full: its outstanding work (reported, plus what this gateway sent since) fills slots and queue.</summary>
     private bool IsFull(string destination)
     {
         if (board.Get(destination) is not { Status.Engine: { } engine } load || board.IsStale(load))
@@ -283,8 +283,7 @@ internal sealed class GatewayForwardingMiddleware(
             return false; // unknown: let the worker decide (it answers 429 itself when full)
         }
 
-        var capacity = engine.TotalSlots + engine.QueueCapacity;
-        return engine.RunningSlots + engine.QueueDepth + traffic.SentSince(destination, load.ReceivedAt) >= capacity;
+        return traffic.Outstanding(destination, engine, load.ReceivedAt).Requests >= engine.TotalSlots + engine.QueueCapacity;
     }
 
     /// <summary>Seconds until a slot frees somewhere: queued work over the fleet's measured completion rate.</summary>

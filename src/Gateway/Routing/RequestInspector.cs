@@ -13,8 +13,14 @@ namespace GpuFleet.Gateway.Routing;
 /// </summary>
 public sealed class RequestInspector(PrefixHasher hasher)
 {
+    // The rendering is unambiguous, so that no crafted text can render like another conversation: separators are
+    // control bytes that text carries only escaped (EscapeByte before them), and a JSON-valued field starts with
+    // JsonMarker (Utf8JsonWriter escapes every control character, so JSON never holds these bytes raw).
     private const byte FieldSeparator = 0x1f;
     private const byte MessageSeparator = 0x1e;
+    private const byte EscapeByte = 0x1d;
+    private const byte JsonMarker = 0x1c;
+    private static readonly SearchValues<byte> Reserved = SearchValues.Create([JsonMarker, EscapeByte, MessageSeparator, FieldSeparator]);
 
     public int BlockBytes => hasher.BlockBytes;
 
@@ -180,11 +186,30 @@ public sealed class RequestInspector(PrefixHasher hasher)
     private static void WriteText(string text, ArrayBufferWriter<byte> output)
     {
         var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));
-        output.Advance(Encoding.UTF8.GetBytes(text, span));
+        var written = Encoding.UTF8.GetBytes(text, span);
+        if (span[..written].IndexOfAny(Reserved) < 0)
+        {
+            output.Advance(written); // the usual case: no reserved byte in the text
+            return;
+        }
+
+        var raw = span[..written].ToArray();
+        foreach (var b in raw)
+        {
+            if (Reserved.Contains(b))
+            {
+                output.Write([EscapeByte, b]);
+            }
+            else
+            {
+                output.Write([b]);
+            }
+        }
     }
 
     private static void WriteJson(JsonElement element, ArrayBufferWriter<byte> output)
     {
+        output.Write([JsonMarker]);
         using var writer = new Utf8JsonWriter(output);
         element.WriteTo(writer);
     }

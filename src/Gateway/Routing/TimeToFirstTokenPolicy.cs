@@ -95,19 +95,14 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
         var load = board.Get(id);
         var status = load?.Status?.Engine;
         var fresh = load is not null && status is not null && !board.IsStale(load);
-        var unreported = fresh ? traffic.SentSince(id, load!.ReceivedAt) : traffic.InFlight(id);
         if (!fresh)
         {
-            return new Candidate(destination, Live: false, double.MaxValue, 0, unreported, unreported);
+            var inFlight = traffic.InFlight(id);
+            return new Candidate(destination, Live: false, double.MaxValue, 0, inFlight, inFlight);
         }
 
         var slots = Math.Max(1, (int)status!.TotalSlots);
-        // A report taken before this gateway saw its last request to the worker end, with nothing of ours still in
-        // flight there, describes work that has (at least partly) finished: count only its queue, not its running work.
-        var outdated = traffic.InFlight(id) == 0 && traffic.LastEndedAt(id) > load!.ReceivedAt;
-        var running = outdated ? 0 : (int)status.RunningSlots;
-        var pendingPrefill = outdated ? 0 : (double)status.PendingPrefillTokens;
-        var outstanding = running + (int)status.QueueDepth + unreported;
+        var (outstanding, unreported, pendingPrefill) = traffic.Outstanding(id, status, load!.ReceivedAt);
         var promptTokens = routing?.PromptTokens ?? 0;
         var held = 0;
         if (routing?.Request is { } request && routing.Affinity.HeldBlocks.TryGetValue(id, out var blocks) && blocks > 0)

@@ -36,6 +36,29 @@ public sealed class WorkerTraffic(TimeProvider time)
         }
     }
 
+    /// <summary>
+    /// The work at the worker now, from its report taken at <paramref name="reportReceivedAt"/> plus the requests this
+    /// gateway sent since then. A report taken before this gateway saw its last request to the worker end, with nothing
+    /// of ours still in flight there, describes work that has (at least partly) finished: only its queue counts then,
+    /// not its running requests or their pending prefill. The policy's estimate and the "every worker is full" check
+    /// both read this.
+    /// </summary>
+    public WorkEstimate Outstanding(string destination, GpuFleet.Contracts.V1.EngineStatus engine, long reportReceivedAt)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        var counters = For(destination);
+        int unreported, inFlight;
+        lock (counters)
+        {
+            unreported = counters.InFlightSentAt.Count(t => t > reportReceivedAt);
+            inFlight = counters.InFlightSentAt.Count;
+        }
+
+        var outdated = inFlight == 0 && Volatile.Read(ref counters.EndedAt) > reportReceivedAt;
+        var running = outdated ? 0 : (int)engine.RunningSlots;
+        return new WorkEstimate(running + (int)engine.QueueDepth + unreported, unreported, outdated ? 0 : engine.PendingPrefillTokens);
+    }
+
     public int InFlight(string destination)
     {
         var counters = For(destination);
@@ -47,9 +70,6 @@ public sealed class WorkerTraffic(TimeProvider time)
 
     /// <summary>Mean duration of this worker's recent requests (exponentially weighted), or null before the first.</summary>
     public TimeSpan? MeanDuration(string destination) => For(destination).MeanSeconds is > 0 and var s ? TimeSpan.FromSeconds(s) : null;
-
-    /// <summary>When this gateway last saw a request to the worker end (timestamp), or 0.</summary>
-    public long LastEndedAt(string destination) => Volatile.Read(ref For(destination).EndedAt);
 
     /// <summary>The worker's prefill rate as last measured by it (its recent rate drops to 0 when idle), or null.</summary>
     public double? KnownPrefillRate(string destination, double reported)
@@ -110,6 +130,9 @@ public sealed class WorkerTraffic(TimeProvider time)
             }
         }
     }
+
+    /// <summary>Requests at the worker (running, queued, sent since its report), those unreported, and its reported prefill backlog.</summary>
+    public readonly record struct WorkEstimate(int Requests, int Unreported, ulong PendingPrefillTokens);
 
     internal sealed class Counters
     {

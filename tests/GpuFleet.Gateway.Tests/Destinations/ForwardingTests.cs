@@ -35,9 +35,9 @@ public sealed class ForwardingTests : IAsyncLifetime
         var client = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(_gateway!.BaseAddress, "/v1") });
         var chat = client.GetChatClient("tiny-qwen35");
 
-        var result = await chat.CompleteChatAsync([new UserChatMessage("Hello through the gateway")], new ChatCompletionOptions { MaxOutputTokenCount = 5 });
+        var result = await chat.CompleteChatAsync([new UserChatMessage("Hello through the gateway")], new ChatCompletionOptions { MaxOutputTokenCount = 5, Temperature = 0 });
         var text = new System.Text.StringBuilder();
-        await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage("Stream through the gateway")], new ChatCompletionOptions { MaxOutputTokenCount = 5 }))
+        await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage("Stream through the gateway")], new ChatCompletionOptions { MaxOutputTokenCount = 5, Temperature = 0 }))
         {
             foreach (var part in update.ContentUpdate)
             {

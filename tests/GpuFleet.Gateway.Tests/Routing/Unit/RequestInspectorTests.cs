@@ -33,10 +33,10 @@ public sealed class RequestInspectorTests
                          {"role":"assistant","content":null,"tool_calls":[{"id":"c1"}]}]}
             """;
         var canonical = Encoding.UTF8.GetBytes(
-            """[{"type":"function","function":{"name":"f"}}]""" + "\u001e"
+            "\u001c" + """[{"type":"function","function":{"name":"f"}}]""" + "\u001e"
             + "system\u001fShort system prompt, long enough to fill a block.\u001e"
-            + "user\u001f" + """[{"type":"text","text":"T"}]""" + "\u001e"
-            + "assistant\u001f\u001f" + """[{"id":"c1"}]""" + "\u001e");
+            + "user\u001f\u001c" + """[{"type":"text","text":"T"}]""" + "\u001e"
+            + "assistant\u001f\u001f\u001c" + """[{"id":"c1"}]""" + "\u001e");
         Assert.True(canonical.Length > 2 * BlockBytes);
 
         var inspected = Chat(json);
@@ -169,7 +169,28 @@ public sealed class RequestInspectorTests
         Assert.Equal(5, request.MaxTokens);
 
         var tokens = Completion("""{"model":"m","prompt":[ 1, 2, 3 ]}""");
-        Assert.Equal("[1,2,3]".Length, tokens.PromptBytes);
+        Assert.Equal("\u001c[1,2,3]".Length, tokens.PromptBytes);
+    }
+
+    [Fact]
+    public void Text_holding_the_separator_bytes_cannot_render_like_another_conversation()
+    {
+        var padding = new string('x', 3 * BlockBytes);
+        var reply = "ok" + new string('y', 2 * BlockBytes); // so that the blocks after the separators are full and hashed
+        var two = Chat(Body(new { role = "user", content = padding }, new { role = "assistant", content = reply }));
+
+        // One message whose text spells the separators of the two-message form renders differently (escaped)...
+        var forged = Chat(Body(new { role = "user", content = padding + "\u001eassistant\u001f" + reply }));
+        Assert.NotEqual(two.Blocks, forged.Blocks);
+        Assert.Equal(two.PromptBytes + 2, forged.PromptBytes); // the two separators, each escaped by one byte
+
+        // ...and a string content cannot pass for the JSON of content parts.
+        var parts = Chat(Body(new { role = "user", content = new object[] { new { type = "text", text = padding } } }));
+        var spelled = Chat(Body(new { role = "user", content = JsonSerializer.Serialize(new object[] { new { type = "text", text = padding } }) }));
+        Assert.NotEqual(parts.Blocks[0], spelled.Blocks[0]);
+
+        // The blocks before the forged text are untouched: escaping changes nothing else.
+        Assert.Equal(two.Blocks[0], forged.Blocks[0]);
     }
 
     [Fact]

@@ -1,0 +1,54 @@
+using GpuFleet.Contracts.V1;
+using GpuFleet.Gateway.Routing;
+using GpuFleet.Testing;
+
+namespace GpuFleet.Gateway.Tests.Routing.Unit;
+
+/// <summary>The gateway's own view of each worker's outstanding work between the worker's reports, on virtual time.</summary>
+public sealed class WorkerTrafficTests
+{
+    private readonly ManualTimeProvider _clock = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+
+    private static EngineStatus Report(uint running, uint queued, ulong pendingPrefill) =>
+        new() { TotalSlots = 4, RunningSlots = running, QueueDepth = queued, QueueCapacity = 8, PendingPrefillTokens = pendingPrefill };
+
+    [Fact]
+    public void Requests_sent_after_a_report_are_added_to_it_until_they_end()
+    {
+        var traffic = new WorkerTraffic(_clock);
+        using var before = traffic.Begin("w1");
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        var reportAt = _clock.GetTimestamp();
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        var after1 = traffic.Begin("w1");
+        using var after2 = traffic.Begin("w1");
+
+        // The report already holds the first request; the two sent since are not in it yet.
+        Assert.Equal(new WorkerTraffic.WorkEstimate(2 + 1 + 2, 2, 300), traffic.Outstanding("w1", Report(2, 1, 300), reportAt));
+        after1.Complete();
+        Assert.Equal(new WorkerTraffic.WorkEstimate(2 + 1 + 1, 1, 300), traffic.Outstanding("w1", Report(2, 1, 300), reportAt));
+        Assert.Equal(0, traffic.Outstanding("w2", Report(0, 0, 0), reportAt).Requests);
+    }
+
+    [Fact]
+    public void A_report_older_than_the_last_request_to_end_counts_only_its_queue_when_nothing_is_in_flight()
+    {
+        var traffic = new WorkerTraffic(_clock);
+        var sent = traffic.Begin("w1");
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        var reportAt = _clock.GetTimestamp(); // the worker reports the request running
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        sent.Complete(); // then it ends, before the next report
+
+        // Its running work and prefill backlog are over; another replica's queued work may not be.
+        Assert.Equal(new WorkerTraffic.WorkEstimate(1, 0, 0), traffic.Outstanding("w1", Report(3, 1, 500), reportAt));
+
+        // A newer report is taken at its word again.
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        Assert.Equal(new WorkerTraffic.WorkEstimate(4, 0, 500), traffic.Outstanding("w1", Report(3, 1, 500), _clock.GetTimestamp()));
+
+        // And so is an older one while a request of ours is still in flight there.
+        using var again = traffic.Begin("w1");
+        Assert.Equal(new WorkerTraffic.WorkEstimate(3 + 1 + 1, 1, 500), traffic.Outstanding("w1", Report(3, 1, 500), reportAt));
+    }
+}
