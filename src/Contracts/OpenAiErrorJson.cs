@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text.Json;
+using Microsoft.AspNetCore.Http;
 
 namespace GpuFleet.Contracts;
 
@@ -21,6 +23,24 @@ public static class OpenAiErrorJson
         }
 
         return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>
+    /// Answers with the error: <paramref name="status"/>, a JSON body, and <c>Retry-After</c> when
+    /// <paramref name="retryAfterSeconds"/> is known (429/503). The response must not have started.
+    /// </summary>
+    public static Task WriteAsync(HttpContext context, int status, string json, int? retryAfterSeconds)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var response = context.Response;
+        response.StatusCode = status;
+        response.ContentType = "application/json";
+        if (retryAfterSeconds is { } seconds)
+        {
+            response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        }
+
+        return response.WriteAsync(json, context.RequestAborted);
     }
 
     private static void WriteNullable(Utf8JsonWriter json, string name, string? value)

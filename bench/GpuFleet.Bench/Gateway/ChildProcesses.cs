@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 
 namespace GpuFleet.Bench.Gateway;
 
@@ -222,16 +220,5 @@ internal sealed class ChildProcess
                 _lines.Dequeue();
             }
         }
-    }
-}
-
-/// <summary>Free TCP ports on 127.0.0.1 for the servers a benchmark starts.</summary>
-internal static class FreePort
-{
-    public static int Next()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

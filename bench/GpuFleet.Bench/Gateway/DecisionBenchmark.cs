@@ -6,6 +6,7 @@ using GpuFleet.Gateway.Load;
 using GpuFleet.Gateway.Routing;
 using GpuFleet.Gateway.Routing.Affinity;
 using GpuFleet.Gateway.State;
+using GpuFleet.Testing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;

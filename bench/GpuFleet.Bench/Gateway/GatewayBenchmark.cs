@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using GpuFleet.Testing;
 
 namespace GpuFleet.Bench.Gateway;
 

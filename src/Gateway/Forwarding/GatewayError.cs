@@ -1,4 +1,3 @@
-using System.Globalization;
 using GpuFleet.Contracts;
 using GpuFleet.Contracts.Grpc;
 using Microsoft.AspNetCore.Http;
@@ -34,15 +33,7 @@ public sealed class GatewayError(int status, string message, string type, string
             return Task.CompletedTask;
         }
 
-        var response = context.Response;
-        response.StatusCode = Status;
-        response.ContentType = "application/json";
-        if (RetryAfterSeconds is { } retryAfter)
-        {
-            response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-        }
-
-        return response.WriteAsync(ToJson(), context.RequestAborted);
+        return OpenAiErrorJson.WriteAsync(context, Status, ToJson(), RetryAfterSeconds);
     }
 
     /// <summary>The gRPC status code for this error's HTTP status.</summary>

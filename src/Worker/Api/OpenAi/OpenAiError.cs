@@ -67,17 +67,5 @@ public sealed class OpenAiException : Exception
     /// <summary>The JSON body of this error (also used as an SSE error event).</summary>
     public string ToJson() => OpenAiErrorJson.Format(Message, Type, Param, Code);
 
-    public async Task WriteAsync(HttpContext context)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        var response = context.Response;
-        response.StatusCode = Status;
-        response.ContentType = "application/json";
-        if (RetryAfterSeconds is { } seconds)
-        {
-            response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        await response.WriteAsync(ToJson(), context.RequestAborted);
-    }
+    public Task WriteAsync(HttpContext context) => OpenAiErrorJson.WriteAsync(context, Status, ToJson(), RetryAfterSeconds);
 }
