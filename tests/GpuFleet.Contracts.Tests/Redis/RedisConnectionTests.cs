@@ -72,13 +72,8 @@ public sealed class RedisConnectionTests
     {
         // A fake server that answers nothing until all three commands have arrived: the batch completes only if
         // every command went out without waiting for a reply, that is, in one round trip.
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        var fake = Task.Run(async () =>
+        using var fake = new FakeServer(async stream =>
         {
-            using var client = await listener.AcceptTcpClientAsync();
-            var stream = client.GetStream();
             var received = new List<byte>();
             var buffer = new byte[4096];
             while (CountCommands(received.ToArray()) < 3)
@@ -89,10 +84,9 @@ public sealed class RedisConnectionTests
             }
 
             await stream.WriteAsync("+OK\r\n:7\r\n$3\r\nabc\r\n"u8.ToArray());
-            await Task.Delay(Timeout.Infinite, TestTimeouts.Token()).ContinueWith(_ => { }, TaskScheduler.Default);
         });
 
-        await using var redis = await ConnectedAsync($"127.0.0.1:{port}");
+        await using var redis = await ConnectedAsync(fake.Endpoint);
         var replies = await redis.ExecuteBatchAsync([new("SET", "a", "abc"), new("INCR", "n"), new("GET", "a")]).WithTimeout();
         Assert.Equal([RedisResult.SimpleString("OK"), RedisResult.Integer(7), RedisResult.BulkString("abc"u8.ToArray())], replies);
     }
@@ -100,19 +94,13 @@ public sealed class RedisConnectionTests
     [Fact]
     public async Task MalformedReply_DropsTheConnection_CallerSeesProtocolError()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        var fake = Task.Run(async () =>
+        using var fake = new FakeServer(async stream =>
         {
-            using var client = await listener.AcceptTcpClientAsync();
-            var stream = client.GetStream();
             _ = await stream.ReadAsync(new byte[4096]);
             await stream.WriteAsync("!garbage\r\n"u8.ToArray());
-            await Task.Delay(Timeout.Infinite, TestTimeouts.Token()).ContinueWith(_ => { }, TaskScheduler.Default);
         });
 
-        await using var redis = await ConnectedAsync($"127.0.0.1:{port}");
+        await using var redis = await ConnectedAsync(fake.Endpoint);
         var error = await Assert.ThrowsAsync<RedisConnectionException>(() => redis.ExecuteAsync("PING").WithTimeout());
         Assert.IsType<RedisProtocolException>(error.InnerException);
         await WaitForAsync(() => redis.State == RedisConnectionState.Disconnected);
@@ -396,5 +384,30 @@ public sealed class RedisConnectionTests
         }
 
         return count;
+    }
+
+    /// <summary>
+    /// A fake server on 127.0.0.1 for one connection: <c>serve</c> runs on it, then the connection stays open (the
+    /// test decides what the client sees next) until the test's time is up.
+    /// </summary>
+    private sealed class FakeServer : IDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+
+        public FakeServer(Func<NetworkStream, Task> serve)
+        {
+            _listener.Start();
+            Endpoint = $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
+            _ = Task.Run(async () =>
+            {
+                using var client = await _listener.AcceptTcpClientAsync();
+                await serve(client.GetStream());
+                await Task.Delay(Timeout.Infinite, TestTimeouts.Token()).ContinueWith(_ => { }, TaskScheduler.Default);
+            });
+        }
+
+        public string Endpoint { get; }
+
+        public void Dispose() => _listener.Dispose();
     }
 }

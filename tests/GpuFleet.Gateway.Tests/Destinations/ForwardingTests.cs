@@ -31,7 +31,7 @@ public sealed class ForwardingTests : IAsyncLifetime
     public async Task Chat_through_the_gateway_is_served_by_a_worker_and_says_which()
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
-        await WaitForWorkersAsync(http, _gateway!.BaseAddress, json => json.Split("\"available\":true").Length == 3);
+        await _gateway!.WaitForWorkersAsync(http, view => view.Count(w => w.Available) == 2);
         var client = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(_gateway!.BaseAddress, "/v1") });
         var chat = client.GetChatClient("tiny-qwen35");
 
@@ -56,8 +56,7 @@ public sealed class ForwardingTests : IAsyncLifetime
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
         var gateway = _gateway!.BaseAddress;
-        await WaitForWorkersAsync(http, gateway, json => json.Contains("\"available\":true", StringComparison.Ordinal)
-            && json.Split("\"available\":true").Length == 3);
+        await _gateway.WaitForWorkersAsync(http, view => view.Count(w => w.Available) == 2);
 
         // Keep worker 0 busy with a long stream (straight to it), then SIGTERM it: it drains.
         var draining = _workers[0];
@@ -65,7 +64,7 @@ public sealed class ForwardingTests : IAsyncLifetime
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(draining.BaseAddress, "/v1/chat/completions")) { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
         using var stream = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         draining.Terminate();
-        await WaitForWorkersAsync(http, gateway, json => json.Contains("\"draining\":true", StringComparison.Ordinal));
+        await _gateway.WaitForWorkersAsync(http, view => view.Any(w => w.Draining));
 
         var servedBy = new List<string>();
         for (var i = 0; i < 6; i++)
@@ -83,7 +82,7 @@ public sealed class ForwardingTests : IAsyncLifetime
     public async Task A_body_with_or_without_content_length_reaches_the_worker_whole()
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
-        await WaitForWorkersAsync(http, _gateway!.BaseAddress, json => json.Split("\"available\":true").Length == 3);
+        await _gateway!.WaitForWorkersAsync(http, view => view.Count(w => w.Available) == 2);
         var body = System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new
         {
             model = "tiny-qwen35",
@@ -114,14 +113,6 @@ public sealed class ForwardingTests : IAsyncLifetime
     private sealed class UnseekableStream(byte[] bytes) : MemoryStream(bytes, writable: false)
     {
         public override bool CanSeek => false;
-    }
-
-    private static async Task WaitForWorkersAsync(HttpClient http, Uri gateway, Func<string, bool> condition)
-    {
-        var json = string.Empty;
-        await TestTimeouts.WaitUntilAsync(
-            async () => condition(json = await http.GetStringAsync(new Uri(gateway, "/workers"))),
-            () => $"the gateway's view never matched: {json}");
     }
 
     public async Task DisposeAsync()

@@ -45,7 +45,8 @@ internal sealed class GatewayProcess : IAsyncDisposable
         return [.. json.RootElement.EnumerateArray().Select(w => new WorkerView(
             w.GetProperty("destination").GetString()!,
             w.GetProperty("name").GetString(),
-            w.GetProperty("available").GetBoolean()))];
+            w.GetProperty("available").GetBoolean(),
+            w.GetProperty("draining").GetBoolean()))];
     }
 
     /// <summary>Polls <c>/workers</c> until <paramref name="condition"/> holds (default test timeout); the last view on failure.</summary>
@@ -72,4 +73,4 @@ internal sealed class GatewayProcess : IAsyncDisposable
     public ValueTask DisposeAsync() => _server.DisposeAsync();
 }
 
-internal sealed record WorkerView(string Destination, string? Name, bool Available);
+internal sealed record WorkerView(string Destination, string? Name, bool Available, bool Draining);
