@@ -26,7 +26,7 @@ public sealed record SamplingParameters
     /// <summary>OpenAI frequency penalty, -2..2.</summary>
     public float FrequencyPenalty { get; init; }
 
-    /// <summary>How many recent tokens the penalties look at.</summary>
+    /// <summary>How many recent tokens the penalties look at; 0 turns them off.</summary>
     public int PenaltyLastN { get; init; } = 64;
 
     /// <summary>Seed of the draw; null picks a random one.</summary>

@@ -45,6 +45,7 @@ public sealed unsafe class LlamaContext : IDisposable
     private readonly SafeLlamaContextHandle _handle;
     private readonly nint _context;
     private readonly nint _memory;
+    private LlamaTokenData[]? _samplingCandidates;
 
     public LlamaContext(LlamaModel model, LlamaContextSettings settings)
     {
@@ -87,8 +88,6 @@ public sealed unsafe class LlamaContext : IDisposable
 
     public int Sequences { get; }
 
-    internal nint NativeHandle => _context;
-
     public DecodeResult Decode(LlamaBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
@@ -114,6 +113,9 @@ public sealed unsafe class LlamaContext : IDisposable
 
         return new ReadOnlySpan<float>(p, Model.VocabularySize);
     }
+
+    /// <summary>One sampling candidate per vocabulary token, reused by every sample on the context's thread.</summary>
+    internal LlamaTokenData[] SamplingCandidates => _samplingCandidates ??= new LlamaTokenData[Model.VocabularySize];
 
     /// <summary>Removes positions [<paramref name="from"/>, end) of a sequence; false when the memory cannot (hybrid tails).</summary>
     public bool TryRemoveTail(int sequence, int from) => LlamaNative.MemorySeqRm(_memory, sequence, from, -1);

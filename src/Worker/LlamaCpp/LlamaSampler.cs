@@ -45,7 +45,7 @@ public sealed class LlamaSampler : IDisposable
 
         if (repetitionPenalty != 1.0f || presencePenalty != 0f || frequencyPenalty != 0f)
         {
-            LlamaNative.SamplerChainAdd(handle, LlamaNative.SamplerInitPenalties(penaltyLastN, repetitionPenalty, frequencyPenalty, presencePenalty));
+            LlamaNative.SamplerChainAdd(handle, LlamaNative.SamplerInitPenalties(vocabularySize, penaltyLastN, repetitionPenalty, frequencyPenalty, presencePenalty));
         }
 
         if (temperature <= 0f)
@@ -74,11 +74,46 @@ public sealed class LlamaSampler : IDisposable
         return new LlamaSampler(chain);
     }
 
-    /// <summary>Samples from the logits of batch index <paramref name="batchIndex"/> and accepts the token.</summary>
+    /// <summary>
+    /// Samples from the logits of batch index <paramref name="batchIndex"/> and accepts the token. Does what
+    /// llama_sampler_sample does, except that a chain which selects nothing throws here instead of
+    /// aborting the process (GGML_ASSERT), and that the same path serves fixed logits in tests.
+    /// </summary>
     public int Sample(LlamaContext context, int batchIndex)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return LlamaNative.SamplerSample(_chain.DangerousGetHandle(), context.NativeHandle, batchIndex);
+        return Sample(context.GetLogits(batchIndex), context.SamplingCandidates);
+    }
+
+    /// <summary>
+    /// Runs the chain over one logits row (llama_sampler_apply), accepts the chosen token into the chain's
+    /// history (penalties, grammar) and returns it; <paramref name="candidates"/> is scratch of at least
+    /// the row's length.
+    /// </summary>
+    internal unsafe int Sample(ReadOnlySpan<float> logits, LlamaTokenData[] candidates)
+    {
+        ArgumentNullException.ThrowIfNull(candidates);
+        ArgumentOutOfRangeException.ThrowIfLessThan(candidates.Length, logits.Length);
+        for (var token = 0; token < logits.Length; token++)
+        {
+            candidates[token] = new LlamaTokenData { Id = token, Logit = logits[token] };
+        }
+
+        fixed (LlamaTokenData* data = candidates)
+        {
+            var array = new LlamaTokenDataArray { Data = data, Size = (nuint)logits.Length, Selected = -1 };
+            var chain = _chain.DangerousGetHandle();
+            LlamaNative.SamplerApply(chain, &array);
+            if (array.Selected < 0 || (ulong)array.Selected >= array.Size)
+            {
+                throw new LlamaNativeException($"The sampler chain selected no candidate ({array.Selected} of {array.Size}).");
+            }
+
+            // Samplers may reorder and shrink the array in place, so the choice is read through it.
+            var chosen = array.Data[array.Selected].Id;
+            LlamaNative.SamplerAccept(chain, chosen);
+            return chosen;
+        }
     }
 
     public void Dispose() => _chain.Dispose();

@@ -24,6 +24,8 @@ public sealed class AbiTests(TestModels models)
         Assert.Equal(56, Unsafe.SizeOf<LlamaBatchNative>());
         Assert.Equal(64, Unsafe.SizeOf<LlamaModelQuantizeParams>());
         Assert.Equal(1, Unsafe.SizeOf<LlamaSamplerChainParams>());
+        Assert.Equal(12, Unsafe.SizeOf<LlamaTokenData>());
+        Assert.Equal(32, Unsafe.SizeOf<LlamaTokenDataArray>());
         Assert.Equal(16, Unsafe.SizeOf<LlamaChatMessage>());
         Assert.Equal(24, Unsafe.SizeOf<GgmlInitParams>());
         Assert.Equal(16, Unsafe.SizeOf<GgufInitParams>());
@@ -74,6 +76,14 @@ public sealed class AbiTests(TestModels models)
     [InlineData(nameof(LlamaBatchNative.Logits), 48)]
     public void Batch_field_offsets(string field, int offset) =>
         Assert.Equal(offset, (int)Marshal.OffsetOf<LlamaBatchNative>(field));
+
+    [Theory]
+    [InlineData(nameof(LlamaTokenDataArray.Data), 0)]
+    [InlineData(nameof(LlamaTokenDataArray.Size), 8)]
+    [InlineData(nameof(LlamaTokenDataArray.Selected), 16)]
+    [InlineData(nameof(LlamaTokenDataArray.Sorted), 24)]
+    public void Token_data_array_field_offsets(string field, int offset) =>
+        Assert.Equal(offset, (int)Marshal.OffsetOf<LlamaTokenDataArray>(field));
 
     [Theory]
     [InlineData(nameof(LlamaModelQuantizeParams.FType), 4)]

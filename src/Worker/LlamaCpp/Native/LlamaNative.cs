@@ -220,14 +220,19 @@ internal static unsafe partial class LlamaNative
     [LibraryImport(Library, EntryPoint = "llama_sampler_init_temp")]
     public static partial nint SamplerInitTemp(float temperature);
 
+    // The vocabulary size comes first in this release (backend sampling sizes its tensors with it); without
+    // it penalty_last_n was read from a stale register and the penalties came and went at random.
     [LibraryImport(Library, EntryPoint = "llama_sampler_init_penalties")]
-    public static partial nint SamplerInitPenalties(int lastN, float repeat, float frequency, float presence);
+    public static partial nint SamplerInitPenalties(int vocabularySize, int lastN, float repeat, float frequency, float presence);
 
     [LibraryImport(Library, EntryPoint = "llama_sampler_init_grammar", StringMarshalling = StringMarshalling.Utf8)]
     public static partial nint SamplerInitGrammar(nint vocab, string grammar, string root);
 
-    [LibraryImport(Library, EntryPoint = "llama_sampler_sample")]
-    public static partial int SamplerSample(nint sampler, nint context, int index);
+    [LibraryImport(Library, EntryPoint = "llama_sampler_apply")]
+    public static partial void SamplerApply(nint sampler, LlamaTokenDataArray* candidates);
+
+    [LibraryImport(Library, EntryPoint = "llama_sampler_accept")]
+    public static partial void SamplerAccept(nint sampler, int token);
 
     [LibraryImport(Library, EntryPoint = "llama_sampler_free")]
     public static partial void SamplerFree(nint sampler);

@@ -112,6 +112,25 @@ internal struct LlamaSamplerChainParams
     public byte NoPerf;
 }
 
+/// <summary>Mirror of <c>struct llama_token_data</c> (12 bytes): one sampling candidate.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct LlamaTokenData
+{
+    public int Id;
+    public float Logit;
+    public float P;
+}
+
+/// <summary>Mirror of <c>struct llama_token_data_array</c> (32 bytes); samplers reorder and shrink it in place.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct LlamaTokenDataArray
+{
+    public LlamaTokenData* Data;
+    public nuint Size;
+    public long Selected;
+    public byte Sorted;
+}
+
 /// <summary>Mirror of <c>struct llama_chat_message</c>: two UTF-8 C strings.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct LlamaChatMessage
