@@ -4,8 +4,7 @@ using GpuFleet.Gateway.Routing;
 using GpuFleet.Gateway.Routing.Affinity;
 using GpuFleet.Testing;
 using Microsoft.AspNetCore.Http;
-using System.Collections;
-using System.Reflection;
+using Yarp.ReverseProxy.Model;
 
 namespace GpuFleet.Gateway.Tests.Routing.Unit;
 
@@ -18,37 +17,11 @@ public sealed class TimeToFirstTokenPolicyTests
     private readonly WorkerLoadBoard _board;
     private readonly WorkerTraffic _traffic;
     private readonly TimeToFirstTokenPolicy _policy;
-    private readonly object _cluster = Activator.CreateInstance(ClusterStateType, "workers")!;
-    private readonly object[] _destinations = [Destination("w1"), Destination("w2"), Destination("w3")];
+    private readonly ClusterState _cluster = new("workers");
+    private readonly DestinationState[] _destinations = [new("w1"), new("w2"), new("w3")];
 
-    // YARP's assembly is referenced by the gateway project directly (not as a package), so it does not flow to this
-    // project at compile time: its DestinationState and ClusterState are reached through the policy's signature.
-    private static readonly MethodInfo PickMethod = typeof(TimeToFirstTokenPolicy).GetMethod(nameof(TimeToFirstTokenPolicy.PickDestination))!;
-    private static readonly Type DestinationStateType = PickMethod.ReturnType;
-    private static readonly Type ClusterStateType = PickMethod.GetParameters()[1].ParameterType;
-    private static readonly PropertyInfo DestinationIdProperty = DestinationStateType.GetProperty("DestinationId")!;
-
-    private static object Destination(string id) => Activator.CreateInstance(DestinationStateType, id)!;
-
-    private string? PickId(HttpContext context, IEnumerable<object> destinations)
-    {
-        var list = (IList)Activator.CreateInstance(typeof(List<>).MakeGenericType(DestinationStateType))!;
-        foreach (var destination in destinations)
-        {
-            list.Add(destination);
-        }
-
-        try
-        {
-            var chosen = PickMethod.Invoke(_policy, [context, _cluster, list]);
-            return chosen is null ? null : (string?)DestinationIdProperty.GetValue(chosen);
-        }
-        catch (TargetInvocationException e) when (e.InnerException is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
-            throw;
-        }
-    }
+    private string? PickId(HttpContext context, IEnumerable<DestinationState> destinations) =>
+        _policy.PickDestination(context, _cluster, [.. destinations])?.DestinationId;
 
     public TimeToFirstTokenPolicyTests()
     {
@@ -79,7 +52,7 @@ public sealed class TimeToFirstTokenPolicyTests
     {
         foreach (var destination in _destinations)
         {
-            Report((string)DestinationIdProperty.GetValue(destination)!);
+            Report(destination.DestinationId);
         }
     }
 
@@ -101,7 +74,7 @@ public sealed class TimeToFirstTokenPolicyTests
         };
     }
 
-    private (string? Worker, RoutingState Routing) Pick(RoutingState routing, IEnumerable<object>? destinations = null)
+    private (string? Worker, RoutingState Routing) Pick(RoutingState routing, IEnumerable<DestinationState>? destinations = null)
     {
         var context = new DefaultHttpContext();
         context.Features.Set(routing);
