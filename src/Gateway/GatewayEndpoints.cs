@@ -53,7 +53,7 @@ public static class GatewayEndpoints
     }
 
     /// <summary>Any unexpected failure becomes an OpenAI-shaped 500 without internals (a gRPC status for gRPC calls); details go to the log.</summary>
-    private static async Task HandleUnexpectedErrorsAsync(HttpContext context, RequestDelegate next)
+    internal static async Task HandleUnexpectedErrorsAsync(HttpContext context, RequestDelegate next)
     {
         try
         {

@@ -116,7 +116,7 @@ internal static class WorkerServer
     }
 
     /// <summary>Any unexpected failure becomes an OpenAI-shaped 500 without internals; the details go to the log.</summary>
-    private static async Task HandleUnexpectedErrorsAsync(HttpContext context, RequestDelegate next)
+    internal static async Task HandleUnexpectedErrorsAsync(HttpContext context, RequestDelegate next)
     {
         try
         {
@@ -126,6 +126,7 @@ internal static class WorkerServer
         {
             var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("GpuFleet.Worker.Api");
             WorkerServerLog.UnexpectedError(logger, ex, context.Request.Path);
+            context.Response.Clear(); // headers set before the failure (a stream's content type) must not describe the error
             await new OpenAiException(500, "Internal error; see the worker log.", "server_error", null, "internal_error").WriteAsync(context);
         }
     }
