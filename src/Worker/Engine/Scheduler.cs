@@ -427,7 +427,18 @@ internal sealed class Scheduler
 
     private void SampleAndEmit(ActiveGeneration active)
     {
-        var token = active.Sampler.Sample(_context!, active.LogitsIndex);
+        int token;
+        try
+        {
+            token = active.Sampler.Sample(_context!, active.LogitsIndex);
+        }
+        catch (LlamaNativeException)
+        {
+            // This request's own constraints (its grammar) left no token: it alone ends, the batch goes on.
+            Finish(active, FinishReason.Error, "No token is allowed here (the grammar admits no continuation).");
+            return;
+        }
+
         if (active.Generated == 0)
         {
             active.FirstTokenAt = _time.GetTimestamp();

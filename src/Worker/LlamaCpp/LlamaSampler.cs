@@ -76,8 +76,9 @@ public sealed class LlamaSampler : IDisposable
 
     /// <summary>
     /// Samples from the logits of batch index <paramref name="batchIndex"/> and accepts the token. Does what
-    /// llama_sampler_sample does, except that a chain which selects nothing throws here instead of
-    /// aborting the process (GGML_ASSERT), and that the same path serves fixed logits in tests.
+    /// llama_sampler_sample does, except that a chain which allows no token throws
+    /// <see cref="LlamaNativeException"/> here instead of aborting the process, and that the same path
+    /// serves fixed logits in tests.
     /// </summary>
     public int Sample(LlamaContext context, int batchIndex)
     {
@@ -104,12 +105,13 @@ public sealed class LlamaSampler : IDisposable
             var array = new LlamaTokenDataArray { Data = data, Size = (nuint)logits.Length, Selected = -1 };
             var chain = _chain.DangerousGetHandle();
             LlamaNative.SamplerApply(chain, &array);
-            if (array.Selected < 0 || (ulong)array.Selected >= array.Size)
+            // Samplers may reorder and shrink the array in place, so the choice is read through it. A choice
+            // at -inf means nothing was allowed (a grammar with no way on): accepting it would abort in native code.
+            if (array.Selected < 0 || (ulong)array.Selected >= array.Size || float.IsNegativeInfinity(array.Data[array.Selected].Logit))
             {
-                throw new LlamaNativeException($"The sampler chain selected no candidate ({array.Selected} of {array.Size}).");
+                throw new LlamaNativeException("The sampler chain allows no token here.");
             }
 
-            // Samplers may reorder and shrink the array in place, so the choice is read through it.
             var chosen = array.Data[array.Selected].Id;
             LlamaNative.SamplerAccept(chain, chosen);
             return chosen;

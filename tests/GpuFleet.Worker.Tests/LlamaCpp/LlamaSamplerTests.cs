@@ -57,6 +57,16 @@ public sealed class LlamaSamplerTests(TestModels models)
         Assert.NotEqual(Draws(7), Draws(8));
     }
 
+    [Fact]
+    public void A_chain_that_allows_no_token_throws_instead_of_accepting_one()
+    {
+        var model = models.Get(DemoArchitecture.Qwen3);
+        using var sampler = Greedy(model, presencePenalty: 0, lastN: 64);
+        var forbidden = Enumerable.Repeat(float.NegativeInfinity, model.VocabularySize).ToArray();
+
+        Assert.Throws<LlamaNativeException>(() => sampler.Sample(forbidden, new LlamaTokenData[forbidden.Length]));
+    }
+
     private static LlamaSampler Greedy(LlamaModel model, float presencePenalty, int lastN) =>
         LlamaSampler.Create(model, temperature: 0, topP: 1, topK: 0, minP: 0,
             repetitionPenalty: 1.0f, presencePenalty: presencePenalty, frequencyPenalty: 0, penaltyLastN: lastN, seed: null);
