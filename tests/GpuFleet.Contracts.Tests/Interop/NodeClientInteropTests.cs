@@ -41,6 +41,7 @@ public sealed class NodeClientInteropTests : IAsyncLifetime
         var result = await RunAsync("deadline", tag);
 
         Assert.True((int)GrpcStatusCode.DeadlineExceeded == result.GetProperty("code").GetInt32(), result.ToString());
+        Assert.True(_server.Service.HasStarted(tag), "the call reached the server before its deadline");
 
         // grpc-js resets the stream at its own deadline as our server's timer fires: either way the handler stopped.
         Assert.Contains(await _server.Service.OutcomeAsync(tag), new[] { "deadline", "cancelled" });

@@ -80,7 +80,7 @@ public sealed class NodeServerInteropTests : IClassFixture<NodeServerInteropTest
         var tag = Guid.NewGuid().ToString("N");
 
         var ex = await Assert.ThrowsAsync<GrpcException>(() => _client.UnaryAsync(
-            EchoMethod, new EchoRequest { Behaviour = new Behaviour { DelayMs = 30_000, Tag = tag } }, EchoResponse.Parser, DateTime.UtcNow.AddMilliseconds(500), TestTimeouts.Token()));
+            EchoMethod, new EchoRequest { Behaviour = new Behaviour { DelayMs = 30_000, Tag = tag } }, EchoResponse.Parser, DateTime.UtcNow.AddSeconds(2), TestTimeouts.Token()));
 
         Assert.Equal(GrpcStatusCode.DeadlineExceeded, ex.StatusCode);
         await _node.WaitForLineAsync(line => line == $"OBSERVED {tag} cancelled", "the deadline's cancellation");
