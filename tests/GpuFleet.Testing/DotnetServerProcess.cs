@@ -42,9 +42,15 @@ public sealed class DotnetServerProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts <c>dotnet &lt;dll&gt; args</c>, then waits (default test timeout) until <paramref name="probe"/> answers 2xx.</summary>
+    /// <summary>
+    /// Starts <c>dotnet &lt;dll&gt; args</c>, then waits (default test timeout) until the process has said that it
+    /// listens on <paramref name="probe"/>'s address and the probe answers 2xx. The first condition matters when
+    /// another process took the port first: the probe alone would then be answered by that one.
+    /// </summary>
     public static async Task<DotnetServerProcess> StartAsync(string name, string dll, IEnumerable<string> args, Uri probe)
     {
+        ArgumentNullException.ThrowIfNull(probe);
+        var listening = $"listening on {probe.Scheme}://{probe.Authority}";
         ArgumentNullException.ThrowIfNull(args);
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
         foreach (var arg in args.Prepend(Path.Combine(AppContext.BaseDirectory, dll)))
@@ -61,6 +67,11 @@ public sealed class DotnetServerProcess : IAsyncDisposable
                 if (server.HasExited)
                 {
                     throw new InvalidOperationException($"The {name} exited with {server.ExitCode}:\n{server.Output}");
+                }
+
+                if (!server.Output.Contains(listening, StringComparison.Ordinal))
+                {
+                    return false;
                 }
 
                 try

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 
@@ -6,10 +7,20 @@ namespace GpuFleet.Testing;
 /// <summary>Free TCP ports on 127.0.0.1 for servers that tests start.</summary>
 public static class FreePort
 {
+    // The OS may hand a just-released port out again at once; two servers of one test run must never share one.
+    private static readonly ConcurrentDictionary<int, bool> HandedOut = new();
+
     public static int Next()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        while (true)
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            if (HandedOut.TryAdd(port, true))
+            {
+                return port;
+            }
+        }
     }
 }
