@@ -49,9 +49,9 @@ public sealed class DotnetServerProcess : IAsyncDisposable
     /// </summary>
     public static async Task<DotnetServerProcess> StartAsync(string name, string dll, IEnumerable<string> args, Uri probe)
     {
+        ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(probe);
         var listening = $"listening on {probe.Scheme}://{probe.Authority}";
-        ArgumentNullException.ThrowIfNull(args);
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
         foreach (var arg in args.Prepend(Path.Combine(AppContext.BaseDirectory, dll)))
         {

@@ -38,7 +38,7 @@ public static class UnexpectedErrorProbe
             error.GetProperty("message").GetString()!.Contains(Secret, StringComparison.Ordinal));
     }
 
-    /// <summary>Runs the middleware around a cancelled handler; the response is left for the caller to inspect.</summary>
+    /// <summary>Runs the middleware around a cancelled handler: what it let through, and the status it left.</summary>
     public static async Task<(Exception? Thrown, int Status)> CancelThroughAsync(Func<HttpContext, RequestDelegate, Task> middleware)
     {
         ArgumentNullException.ThrowIfNull(middleware);
