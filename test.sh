@@ -19,6 +19,9 @@ fi
 # Redis client tests (tests/GpuFleet.Gateway.Tests/Redis) start, kill and restart a real redis-server from Debian.
 command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
 
+# Metrics tests check every process's /metrics with Prometheus' own promtool (Debian package prometheus).
+command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null)
+
 # The pinned llama.cpp libraries (CPU), fetched from npm and verified against natives/natives.lock.
 scripts/fetch-natives.sh cpu
 

@@ -1,9 +1,8 @@
 using GpuFleet.Gateway.Auth;
 using GpuFleet.Gateway.Forwarding;
 using GpuFleet.Gateway.Load;
+using GpuFleet.Gateway.Observability;
 using GpuFleet.Gateway.Routing;
-using GpuFleet.Gateway.Routing.Affinity;
-using GpuFleet.Gateway.State;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -42,11 +41,15 @@ public static class GatewayEndpoints
                     sent.Complete();
                 }
             });
+            // Each attempt (the forwarding middleware may make several) reports its outcome to passive health.
+            proxy.UsePassiveHealthChecks();
         });
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", (WorkerLoadBoard board) => board.All.Any(l => board.IsAvailable(l.Destination))
             ? Results.Text("ready") : Results.Text("no worker available", statusCode: StatusCodes.Status503ServiceUnavailable));
-        app.MapGet("/metrics", (HttpContext http, WorkerLoadBoard board, GatewayRedis redis, AffinityIndex affinity) => GatewayMetrics.WriteAsync(http, board, redis, affinity));
+        // The gateway's instruments exist from GatewayMetrics' construction on: build it now so the first scrape sees them.
+        _ = app.Services.GetRequiredService<GatewayMetrics>();
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/workers", WorkersEndpoint.WriteAsync);
         app.MapFallback(context => new GatewayError(404, $"No endpoint {context.Request.Method} {context.Request.Path}.", "invalid_request_error", "not_found").WriteAsync(context));
         return app;

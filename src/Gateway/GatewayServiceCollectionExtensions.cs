@@ -1,6 +1,7 @@
 using GpuFleet.Gateway.Destinations;
 using GpuFleet.Gateway.Hosting;
 using GpuFleet.Gateway.Load;
+using GpuFleet.Gateway.Observability;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -32,8 +33,10 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<GatewayRedis>();
         services.TryAddSingleton<WorkerLoadBoard>();
         services.AddSingleton<Yarp.ReverseProxy.Health.IAvailableDestinationsPolicy, ReadyWorkersPolicy>();
+        services.AddSingleton<Yarp.ReverseProxy.Health.IPassiveHealthCheckPolicy, ConnectionFailureHealthPolicy>();
         services.AddHostedService<WorkerStatusMonitor>();
         services.AddGpuFleetRouting(configuration);
+        services.AddSingleton<Yarp.ReverseProxy.Forwarder.IForwarderHttpClientFactory, BufferedBodyTransform.ClientFactory>();
         services.AddReverseProxy().AddTransforms(context =>
         {
             context.AddRequestTransform(BufferedBodyTransform.ApplyAsync);
@@ -41,6 +44,8 @@ public static class GatewayServiceCollectionExtensions
         });
         services.AddGpuFleetApiKeys();
         services.AddHealthChecks();
+        services.TryAddSingleton<GatewayMetrics>();
+        services.AddGpuFleetMetrics("gpufleet-gateway", GatewayMetrics.MeterName);
         return services;
     }
 

@@ -31,6 +31,8 @@ public static class WorkerServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<WorkerLifecycle>());
         services.AddHostedService<RegistryHeartbeat>();
         services.TryAddSingleton<WorkerApi>();
+        services.TryAddSingleton<WorkerMetrics>();
+        services.AddGpuFleetMetrics("gpufleet-worker", WorkerMetrics.MeterName);
         services.TryAddSingleton<GpuFleet.Worker.Api.Grpc.InferenceGrpcService>();
         services.TryAddSingleton<GpuFleet.Worker.Api.Grpc.WorkerStatusGrpcService>();
         services.TryAddSingleton<GpuFleet.Contracts.Grpc.GrpcHealthService>();

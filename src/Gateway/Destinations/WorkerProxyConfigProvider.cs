@@ -105,6 +105,13 @@ internal sealed class WorkerProxyConfigProvider : IProxyConfigProvider
             ],
         ];
 
+        /// <summary>Ready, non-draining workers get new requests; connection failures put a worker aside (passive health).</summary>
+        private static readonly HealthCheckConfig Health = new()
+        {
+            AvailableDestinationsPolicy = ReadyWorkersPolicy.PolicyName,
+            Passive = new PassiveHealthCheckConfig { Enabled = true, Policy = ConnectionFailureHealthPolicy.PolicyName },
+        };
+
         public IReadOnlyList<ClusterConfig> Clusters { get; } =
         [
             new ClusterConfig
@@ -113,7 +120,7 @@ internal sealed class WorkerProxyConfigProvider : IProxyConfigProvider
                 // Earliest expected first token from load and cached prefix (docs/gateway-routing.md, "Routing policy").
                 LoadBalancingPolicy = GpuFleet.Gateway.Routing.TimeToFirstTokenPolicy.PolicyName,
                 HttpRequest = new ForwarderRequestConfig { ActivityTimeout = ActivityTimeout },
-                HealthCheck = new HealthCheckConfig { AvailableDestinationsPolicy = ReadyWorkersPolicy.PolicyName },
+                HealthCheck = Health,
                 Destinations = set.Workers.ToDictionary(w => w.Destination, w => new DestinationConfig { Address = w.Url }, StringComparer.Ordinal),
             },
             new ClusterConfig
@@ -126,7 +133,7 @@ internal sealed class WorkerProxyConfigProvider : IProxyConfigProvider
                     Version = HttpVersion.Version20,
                     VersionPolicy = HttpVersionPolicy.RequestVersionExact,
                 },
-                HealthCheck = new HealthCheckConfig { AvailableDestinationsPolicy = ReadyWorkersPolicy.PolicyName },
+                HealthCheck = Health,
                 Destinations = grpc.ToDictionary(g => g.Key, g => new DestinationConfig { Address = g.Value }, StringComparer.Ordinal),
             },
         ];

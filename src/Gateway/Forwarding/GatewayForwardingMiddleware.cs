@@ -1,6 +1,7 @@
 using System.Globalization;
 using GpuFleet.Contracts;
 using GpuFleet.Gateway.Load;
+using GpuFleet.Gateway.Observability;
 using GpuFleet.Gateway.Routing;
 using GpuFleet.Gateway.Routing.Affinity;
 using Microsoft.AspNetCore.Http;
@@ -30,6 +31,7 @@ internal sealed class GatewayForwardingMiddleware(
     ResponseWatchdog watchdog,
     ForwardingOptions options,
     IEnumerable<IRequestAdmission> admissions,
+    GatewayMetrics metrics,
     TimeProvider time,
     ILogger<GatewayForwardingMiddleware> logger)
 {
@@ -69,7 +71,7 @@ internal sealed class GatewayForwardingMiddleware(
                 var started = time.GetTimestamp();
                 routing.Affinity = await affinity.LookupAsync(request.Model, request.Blocks,
                     [.. proxy.AvailableDestinations.Select(d => d.DestinationId)], request.SessionKey, context.RequestAborted);
-                GatewayMetrics.ObserveLookup(time.GetElapsedTime(started));
+                metrics.ObserveLookup(time.GetElapsedTime(started));
             }
             else
             {
@@ -93,10 +95,10 @@ internal sealed class GatewayForwardingMiddleware(
         if (routing.Request is { } inspected && routing.Usage is { } usage)
         {
             calibration.Observe(inspected.Model, inspected.PromptBytes, usage.PromptTokens);
-            GatewayMetrics.ObserveUsage(routing.Destination ?? "?", usage);
+            metrics.ObserveUsage(routing.Destination ?? "?", usage);
         }
 
-        GatewayMetrics.ObserveRequest(routing.Destination ?? "none", routing.Reason ?? "none", context.Response.StatusCode);
+        metrics.ObserveRequest(routing.Destination ?? "none", routing.Reason ?? "none", context.Response.StatusCode);
         foreach (var admission in _admissions)
         {
             await admission.CompleteAsync(context, routing.Usage);
@@ -188,8 +190,7 @@ internal sealed class GatewayForwardingMiddleware(
 
             if (error is ForwarderError.Request or ForwarderError.RequestTimedOut && destination is not null)
             {
-                // The connection to the worker failed before it answered: passive health, then another worker.
-                traffic.MarkFailed(destination);
+                // The connection to the worker failed before it answered (passive health has noted it): another worker.
                 if (routing.MayRetry)
                 {
                     return Outcome.Retry;
@@ -225,11 +226,6 @@ internal sealed class GatewayForwardingMiddleware(
     private async Task EndBrokenResponseAsync(HttpContext context, ResponseWatch watch, Stream clientBody, string? destination)
     {
         ForwardingLog.StreamBroken(logger, destination ?? "?", watch.TimedOut ?? "worker_disconnected");
-        if (destination is not null && watch.TimedOut is null)
-        {
-            traffic.MarkFailed(destination);
-        }
-
         var isStream = context.Response.ContentType?.StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase) == true;
         if (!isStream)
         {

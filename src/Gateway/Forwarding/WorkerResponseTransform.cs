@@ -52,7 +52,6 @@ internal static class WorkerResponseTransform
         context.Response.Headers.Remove(GpuFleetHeaders.Usage);
         if (status is >= 200 and < 300 && routing.Request is { } request)
         {
-            services.GetRequiredService<WorkerTraffic>().MarkHealthy(destination.DestinationId);
             services.GetRequiredService<AffinityIndex>().Record(request.Model, request.Blocks, destination.DestinationId, request.SessionKey);
         }
 

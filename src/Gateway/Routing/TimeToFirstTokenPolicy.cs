@@ -29,8 +29,8 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
             return null;
         }
 
-        // Workers a connection just failed to are used only when nothing else is left.
-        var healthy = candidates.Where(d => !traffic.IsSuspect(d.DestinationId)).ToList();
+        // Workers a connection just failed to (passive health) are used only when nothing else is left.
+        var healthy = candidates.Where(d => d.Health.Passive != DestinationHealth.Unhealthy).ToList();
         if (healthy.Count > 0)
         {
             candidates = healthy;

@@ -4,13 +4,11 @@ namespace GpuFleet.Gateway.Routing;
 
 /// <summary>
 /// What this gateway itself knows about its traffic to each worker, between the workers' own reports: requests in
-/// flight and when each was sent (those sent after a worker's last report are not in it yet), measured request
-/// durations, and passive health (connection failures put a worker aside for a growing cool-down).
+/// flight and when each was sent (those sent after a worker's last report are not in it yet), and measured request
+/// durations. (Connection failures are YARP passive health: see ConnectionFailureHealthPolicy.)
 /// </summary>
 public sealed class WorkerTraffic(TimeProvider time)
 {
-    private static readonly TimeSpan FirstCoolDown = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan MaxCoolDown = TimeSpan.FromSeconds(30);
     private readonly ConcurrentDictionary<string, Counters> _workers = new(StringComparer.Ordinal);
 
     /// <summary>Counts a request sent to <paramref name="destination"/>; dispose the result when its response ends.</summary>
@@ -84,37 +82,6 @@ public sealed class WorkerTraffic(TimeProvider time)
         return known > 1 ? known : null;
     }
 
-    /// <summary>A connection to the worker failed: leave it aside for a cool-down that doubles while failures repeat.</summary>
-    public void MarkFailed(string destination)
-    {
-        var counters = For(destination);
-        lock (counters)
-        {
-            counters.CoolDown = counters.CoolDown == TimeSpan.Zero ? FirstCoolDown : TimeSpan.FromTicks(Math.Min(counters.CoolDown.Ticks * 2, MaxCoolDown.Ticks));
-            counters.SuspectUntil = time.GetTimestamp() + (long)(counters.CoolDown.TotalSeconds * time.TimestampFrequency);
-        }
-    }
-
-    /// <summary>A response came back: the worker is healthy again.</summary>
-    public void MarkHealthy(string destination)
-    {
-        var counters = For(destination);
-        lock (counters)
-        {
-            counters.CoolDown = TimeSpan.Zero;
-            counters.SuspectUntil = 0;
-        }
-    }
-
-    public bool IsSuspect(string destination)
-    {
-        var counters = For(destination);
-        lock (counters)
-        {
-            return counters.SuspectUntil > time.GetTimestamp();
-        }
-    }
-
     private Counters For(string destination) => _workers.GetOrAdd(destination, _ => new Counters());
 
     private void End(Counters counters, long sentAt, bool measure)
@@ -139,10 +106,6 @@ public sealed class WorkerTraffic(TimeProvider time)
         public List<long> InFlightSentAt { get; } = [];
 
         public double MeanSeconds { get; set; }
-
-        public long SuspectUntil { get; set; }
-
-        public TimeSpan CoolDown { get; set; }
 
 #pragma warning disable CA1051 // Fields, for Volatile access from the routing path.
         public long EndedAt;

@@ -42,7 +42,9 @@ public static class WorkerEndpointRouteBuilderExtensions
         openAi.MapGet("/v1/models/{id}", ModelAsync);
         http.MapGet("/healthz", () => Results.Text("ok"));
         http.MapGet("/readyz", Ready);
-        http.MapGet("/metrics", WorkerMetrics.WriteAsync);
+        // The instruments exist from WorkerMetrics' construction on: build it now so the first scrape sees them.
+        _ = endpoints.ServiceProvider.GetRequiredService<WorkerMetrics>();
+        http.MapPrometheusScrapingEndpoint("/metrics");
         http.MapGet("/status", StatusAsync);
         WorkerGrpcEndpoints.Map(endpoints, options.GrpcPort == 0 ? null : $"*:{options.GrpcPort}");
         return endpoints;

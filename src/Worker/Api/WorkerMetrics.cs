@@ -1,60 +1,70 @@
-using System.Globalization;
-using System.Text;
-using Microsoft.AspNetCore.Http;
+using System.Diagnostics.Metrics;
+using GpuFleet.Worker.Engine;
 
 namespace GpuFleet.Worker.Api;
 
 /// <summary>
-/// <c>/metrics</c> in the Prometheus text exposition format (version 0.0.4): the engine's queue, slots,
-/// memory, cache, throughput and totals. The full metric set comes with the observability work.
+/// The worker's instruments (meter <see cref="MeterName"/>), exported at <c>/metrics</c> with the framework's own:
+/// the engine's queue, slots, memory, cache, throughput and totals, read from its status at each collection. Every
+/// series carries the worker's name and model; no request text ever becomes a label.
 /// </summary>
-internal static class WorkerMetrics
+internal sealed class WorkerMetrics : IDisposable
 {
-    public static Task WriteAsync(HttpContext http, WorkerApi api)
+    public const string MeterName = "GpuFleet.Worker";
+
+    private readonly Meter _meter;
+    private readonly WorkerApi _api;
+    private readonly KeyValuePair<string, object?>[] _identity;
+
+    public WorkerMetrics(IMeterFactory meters, WorkerApi api)
     {
-        var text = new StringBuilder();
-        var model = Escape(api.ModelId);
-        var worker = Escape(api.Options.Name);
-        var labels = $"worker=\"{worker}\",model=\"{model}\"";
-        var described = new HashSet<string>(StringComparer.Ordinal);
-        void Metric(string name, string type, string help, double value, string extraLabels = "")
-        {
-            // HELP and TYPE once per metric family, before its first sample.
-            if (described.Add(name))
-            {
-                text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n");
-            }
+        _api = api;
+        _identity = [new("worker", api.Options.Name), new("model", api.ModelId)];
+        _meter = meters.Create(MeterName);
 
-            text.Append(CultureInfo.InvariantCulture, $"{name}{{{labels}{extraLabels}}} {value.ToString("R", CultureInfo.InvariantCulture)}\n");
-        }
-
-        Metric("gpufleet_worker_draining", "gauge", "1 while the worker drains before exit.", api.Lifecycle.Draining ? 1 : 0);
-        Metric("gpufleet_worker_simulated", "gauge", "1 when the simulated engine answers (--simulate): no model generates the text.", api.Simulated ? 1 : 0);
-        Metric("gpufleet_worker_requests_in_flight", "gauge", "API requests being served.", api.Lifecycle.InFlight);
-        if (api.TryGetStatus() is { } s)
-        {
-            Metric("gpufleet_worker_queue_depth", "gauge", "Requests waiting for a slot.", s.QueueDepth);
-            Metric("gpufleet_worker_queue_capacity", "gauge", "Requests that may wait before new ones are refused.", s.QueueCapacity);
-            Metric("gpufleet_worker_slots", "gauge", "Sequence slots by state.", s.RunningSlots, ",state=\"running\"");
-            Metric("gpufleet_worker_slots", "gauge", "Sequence slots by state.", s.FreeSlots, ",state=\"free\"");
-            Metric("gpufleet_worker_kv_bytes", "gauge", "KV cache and recurrent state bytes.", s.KvBytesUsed, ",kind=\"used\"");
-            Metric("gpufleet_worker_kv_bytes", "gauge", "KV cache and recurrent state bytes.", s.KvBytesTotal, ",kind=\"total\"");
-            Metric("gpufleet_worker_host_cache_bytes", "gauge", "Bytes of prefix snapshots in host RAM.", s.HostCacheBytes);
-            Metric("gpufleet_worker_host_cache_entries", "gauge", "Prefix snapshots in host RAM.", s.HostCacheEntries);
-            Metric("gpufleet_worker_prefill_tokens_per_second", "gauge", "Prompt tokens per second over the last 10 s.", s.PrefillTokensPerSecond);
-            Metric("gpufleet_worker_decode_tokens_per_second", "gauge", "Generated tokens per second over the last 10 s.", s.DecodeTokensPerSecond);
-            Metric("gpufleet_worker_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.", s.PromptTokensTotal);
-            Metric("gpufleet_worker_reused_prompt_tokens_total", "counter", "Prompt tokens served from the prefix cache.", s.ReusedPromptTokensTotal);
-            Metric("gpufleet_worker_generated_tokens_total", "counter", "Tokens generated.", s.GeneratedTokensTotal);
-            Metric("gpufleet_worker_requests_total", "counter", "Requests by outcome.", s.RequestsCompleted, ",outcome=\"completed\"");
-            Metric("gpufleet_worker_requests_total", "counter", "Requests by outcome.", s.RequestsFailed, ",outcome=\"failed\"");
-            Metric("gpufleet_worker_requests_total", "counter", "Requests by outcome.", s.RequestsRejected, ",outcome=\"rejected\"");
-        }
-
-        http.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-        return http.Response.WriteAsync(text.ToString(), http.RequestAborted);
+        Gauge("gpufleet_worker_draining", null, "1 while the worker drains before exit.", () => api.Lifecycle.Draining ? 1 : 0);
+        Gauge("gpufleet_worker_simulated", null, "1 when the simulated engine answers (--simulate): no model generates the text.", () => api.Simulated ? 1 : 0);
+        Gauge("gpufleet_worker_requests_in_flight", "{request}", "API requests being served.", () => api.Lifecycle.InFlight);
+        Gauge("gpufleet_worker_queue_depth", "{request}", "Requests waiting for a slot.", s => s.QueueDepth);
+        Gauge("gpufleet_worker_queue_capacity", "{request}", "Requests that may wait before new ones are refused.", s => s.QueueCapacity);
+        Gauge("gpufleet_worker_slots", "{slot}", "Sequence slots by state.", ("state", "running", s => s.RunningSlots), ("state", "free", s => s.FreeSlots));
+        Gauge("gpufleet_worker_kv_bytes", "By", "KV cache and recurrent state bytes.", ("kind", "used", s => s.KvBytesUsed), ("kind", "total", s => s.KvBytesTotal));
+        Gauge("gpufleet_worker_host_cache_bytes", "By", "Bytes of prefix snapshots in host RAM.", s => s.HostCacheBytes);
+        Gauge("gpufleet_worker_host_cache_entries", "{snapshot}", "Prefix snapshots in host RAM.", s => s.HostCacheEntries);
+        Gauge("gpufleet_worker_prefill_tokens_per_second", "{token}/s", "Prompt tokens per second over the last 10 s.", s => s.PrefillTokensPerSecond);
+        Gauge("gpufleet_worker_decode_tokens_per_second", "{token}/s", "Generated tokens per second over the last 10 s.", s => s.DecodeTokensPerSecond);
+        Counter("gpufleet_worker_prompt_tokens", "{token}", "Prompt tokens of admitted requests.", ("", "", s => s.PromptTokensTotal));
+        Counter("gpufleet_worker_reused_prompt_tokens", "{token}", "Prompt tokens served from the prefix cache.", ("", "", s => s.ReusedPromptTokensTotal));
+        Counter("gpufleet_worker_generated_tokens", "{token}", "Tokens generated.", ("", "", s => s.GeneratedTokensTotal));
+        Counter("gpufleet_worker_requests", "{request}", "Requests by outcome.",
+            ("outcome", "completed", s => s.RequestsCompleted), ("outcome", "failed", s => s.RequestsFailed), ("outcome", "rejected", s => s.RequestsRejected));
     }
 
-    private static string Escape(string value) =>
-        value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+    public void Dispose() => _meter.Dispose();
+
+    /// <summary>A gauge of the worker itself, observed even while the model loads.</summary>
+    private void Gauge(string name, string? unit, string description, Func<double> read) =>
+        _meter.CreateObservableGauge(name, () => new Measurement<double>(read(), _identity), unit, description);
+
+    /// <summary>A gauge of the engine's status: no sample while the model loads (there is no status yet).</summary>
+    private void Gauge(string name, string unit, string description, Func<EngineStatus, double> read) =>
+        Gauge(name, unit, description, ("", "", read));
+
+    private void Gauge(string name, string unit, string description, params (string Label, string Value, Func<EngineStatus, double> Read)[] series) =>
+        _meter.CreateObservableGauge(name, () => Observe(series), unit, description);
+
+    private void Counter(string name, string unit, string description, params (string Label, string Value, Func<EngineStatus, double> Read)[] series) =>
+        _meter.CreateObservableCounter(name, () => Observe(series), unit, description);
+
+    /// <summary>One status read for all series of an instrument, each series tagged with the worker's identity and its own label.</summary>
+    private IEnumerable<Measurement<double>> Observe((string Label, string Value, Func<EngineStatus, double> Read)[] series)
+    {
+        if (_api.TryGetStatus() is not { } status)
+        {
+            return [];
+        }
+
+        return series.Select(s => new Measurement<double>(s.Read(status),
+            s.Label.Length == 0 ? _identity : [.. _identity, new KeyValuePair<string, object?>(s.Label, s.Value)]));
+    }
 }

@@ -76,7 +76,7 @@ public sealed class FailoverTests : IAsyncLifetime
         }
 
         Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
-        Assert.Contains("gpufleet_gateway_redis_degraded 1", await http.GetStringAsync(new Uri(gateway.BaseAddress, "/metrics")), StringComparison.Ordinal);
+        Assert.Equal(1, (await http.ScrapeAsync(new Uri(gateway.BaseAddress, "/metrics"))).Single("gpufleet_gateway_redis_degraded"));
     }
 
     [Fact]

@@ -45,6 +45,32 @@ public sealed class RoutingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Gateway_and_workers_export_their_metrics_in_a_form_promtool_accepts()
+    {
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        var first = await ChatAsync(http, Conversation("metrics-test"));
+        var served = _workers.Single(w => Name(w) == first.Worker);
+        var destination = served.BaseAddress.Authority;
+
+        var gatewayText = await http.GetStringAsync(new Uri(_gateway!.BaseAddress, "/metrics"));
+        var workerText = await http.GetStringAsync(new Uri(served.BaseAddress, "/metrics"));
+        var gateway = PrometheusSamples.Parse(gatewayText);
+
+        Assert.Equal(1, gateway.Single("gpufleet_gateway_requests_total", ("worker", destination), ("status", "2xx")));
+        Assert.Equal(first.PromptTokens, gateway.Single("gpufleet_gateway_tokens_total", ("worker", destination), ("kind", "prompt")));
+        Assert.Equal(1, gateway.Single("gpufleet_gateway_affinity_lookup_seconds_count"));
+        Assert.Equal(1, gateway.Single("gpufleet_gateway_affinity_lookup_seconds_bucket", ("le", "+Inf")));
+        Assert.Equal(0, gateway.Single("gpufleet_gateway_redis_degraded"));
+        Assert.All(_workers, w => Assert.Equal(1, gateway.Single("gpufleet_gateway_worker_available", ("worker", w.BaseAddress.Authority))));
+        Assert.Contains(gateway, m => m.Name == "http_client_request_duration_seconds_count");
+        foreach (var text in new[] { gatewayText, workerText })
+        {
+            var (exitCode, output) = await Promtool.CheckMetricsAsync(text);
+            Assert.True(exitCode == 0, output);
+        }
+    }
+
+    [Fact]
     public async Task A_worker_kept_busy_is_avoided_even_when_it_holds_the_prefix()
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
@@ -123,9 +149,7 @@ public sealed class RoutingTests : IAsyncLifetime
         long total = 0;
         foreach (var worker in _workers)
         {
-            var metrics = await http.GetStringAsync(new Uri(worker.BaseAddress, "/metrics"));
-            total += metrics.Split('\n').Where(line => line.StartsWith("gpufleet_worker_requests_total", StringComparison.Ordinal))
-                .Sum(line => long.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+            total += (long)(await http.ScrapeAsync(new Uri(worker.BaseAddress, "/metrics"))).Sum("gpufleet_worker_requests_total");
         }
 
         return total;

@@ -88,7 +88,7 @@ public sealed class OperationsTests(WorkerFixture fixture) : IClassFixture<Worke
         }
 
         using var probe = new HttpClient { BaseAddress = worker.BaseAddress, Timeout = TestTimeouts.Default };
-        await TestTimeouts.WaitUntilAsync(async () => (await probe.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Contains("state=\"free\"} 1", StringComparison.Ordinal));
+        await TestTimeouts.WaitUntilAsync(async () => (await probe.ScrapeAsync(new Uri("/metrics", UriKind.Relative))).Single("gpufleet_worker_slots", ("state", "free")) == 1);
         using var next = await probe.PostAsync(new Uri("/v1/chat/completions", UriKind.Relative), Json(new { model = fixture.ModelId, max_tokens = 2, messages = new[] { new { role = "user", content = "next" } } }));
         Assert.Equal(HttpStatusCode.OK, next.StatusCode);
     }

@@ -4,6 +4,7 @@ using GpuFleet.Gateway.Routing;
 using GpuFleet.Gateway.Routing.Affinity;
 using GpuFleet.Testing;
 using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
 namespace GpuFleet.Gateway.Tests.Routing.Unit;
@@ -185,44 +186,22 @@ public sealed class TimeToFirstTokenPolicyTests
     }
 
     [Fact]
-    public void A_worker_with_a_recent_connection_failure_is_avoided_while_others_exist()
+    public void A_worker_marked_unhealthy_by_passive_health_is_avoided_while_others_exist()
     {
         ReportIdle();
         var held = new Dictionary<string, int> { ["w1"] = 7 };
-        _traffic.MarkFailed("w1");
+        _destinations[0].Health.Passive = DestinationHealth.Unhealthy;
         Assert.NotEqual("w1", Pick(Routing(2000, held)).Worker);
 
-        // Only suspects left: one of them is still used.
-        _traffic.MarkFailed("w2");
-        _traffic.MarkFailed("w3");
+        // Only unhealthy workers left: one of them is still used.
+        _destinations[1].Health.Passive = DestinationHealth.Unhealthy;
+        _destinations[2].Health.Passive = DestinationHealth.Unhealthy;
         Assert.Equal("w1", Pick(Routing(2000, held)).Worker);
 
-        // The first cool-down is 2 s.
-        _clock.Advance(TimeSpan.FromSeconds(2));
-        ReportIdle();
-        _traffic.MarkFailed("w1");
-        Assert.Equal("w2", Pick(Routing(2000, held)).Worker);
-        _traffic.MarkHealthy("w1");
+        // YARP reactivates a worker after its cool-down (Unknown): it holds the prefix, so it is chosen again.
+        _destinations[0].Health.Passive = DestinationHealth.Unknown;
+        _destinations[1].Health.Passive = DestinationHealth.Unknown;
         Assert.Equal("w1", Pick(Routing(2000, held)).Worker);
-    }
-
-    [Fact]
-    public void Repeated_connection_failures_double_the_cool_down_up_to_30_seconds()
-    {
-        var expected = new[] { 2, 4, 8, 16, 30, 30 };
-        foreach (var seconds in expected)
-        {
-            _traffic.MarkFailed("w1");
-            _clock.Advance(TimeSpan.FromSeconds(seconds) - TimeSpan.FromTicks(1));
-            Assert.True(_traffic.IsSuspect("w1"), $"{seconds} s");
-            _clock.Advance(TimeSpan.FromTicks(1));
-            Assert.False(_traffic.IsSuspect("w1"), $"{seconds} s");
-        }
-
-        _traffic.MarkHealthy("w1");
-        _traffic.MarkFailed("w1");
-        _clock.Advance(TimeSpan.FromSeconds(2));
-        Assert.False(_traffic.IsSuspect("w1"));
     }
 
     [Fact]
