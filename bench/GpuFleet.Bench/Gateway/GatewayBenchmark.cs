@@ -157,8 +157,11 @@ internal static class GatewayBenchmark
                     string.Create(CultureInfo.InvariantCulture, $"{t.Name} {Percentile(roundResults[t.Name], 50):F3}/{Percentile(roundResults[t.Name], 99):F3}"))));
             }
 
+            // After the rounds every series the gateway and the worker export exists: what a Prometheus scrape then costs.
+            var gatewayScrape = await ScrapeCostAsync(http, new Uri(throughGateway, "/metrics"), gateway, cancel);
+            var workerScrape = await ScrapeCostAsync(http, new Uri(direct, "/metrics"), worker, cancel);
             var decisionP99 = await DecisionBenchmark.MeasureP99MicrosecondsAsync(processes, options.Decisions, cancel);
-            return Report(targets, cpu, decisionP99);
+            return Report(targets, cpu, decisionP99, gatewayScrape, workerScrape);
         }
         finally
         {
@@ -169,8 +172,15 @@ internal static class GatewayBenchmark
         }
     }
 
-    private static int Report(ClosedLoopLoad[] targets, Dictionary<string, (TimeSpan Proxy, TimeSpan Worker)> cpu, double decisionP99Microseconds)
+    private static int Report(ClosedLoopLoad[] targets, Dictionary<string, (TimeSpan Proxy, TimeSpan Worker)> cpu, double decisionP99Microseconds,
+        ScrapeCost gatewayScrape, ScrapeCost workerScrape)
     {
+        foreach (var (name, scrape) in new[] { ("gateway", gatewayScrape), ("worker", workerScrape) })
+        {
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"scrape {name} /metrics: {scrape.Bytes} bytes, {scrape.Series} samples, p50 {scrape.P50Ms:F3} ms, p99 {scrape.P99Ms:F3} ms, {scrape.CpuMicroseconds:F0} us CPU per scrape"));
+        }
+
         double PerRequestMicroseconds(ClosedLoopLoad target, TimeSpan used) => used.TotalMicroseconds / Math.Max(1, target.LatenciesMs.Count + target.Errors);
         Console.Error.WriteLine("cpu per request (us, user + system, from /proc): " + string.Join(", ", targets.Select(t => string.Create(CultureInfo.InvariantCulture,
             $"{t.Name}: proxy {PerRequestMicroseconds(t, cpu[t.Name].Proxy):F0} worker {PerRequestMicroseconds(t, cpu[t.Name].Worker):F0}"))));
@@ -189,7 +199,9 @@ internal static class GatewayBenchmark
             .Add("overhead_p99_ms", Percentile(gateway, 99) - Percentile(direct, 99), "F3")
             .Add("nginx_overhead_p50_ms", Percentile(nginx, 50) - Percentile(direct, 50), "F3")
             .Add("ratio_p50", Percentile(gateway, 50) / Percentile(nginx, 50), "F2")
-            .Add("decision_p99_us", decisionP99Microseconds, "F0");
+            .Add("decision_p99_us", decisionP99Microseconds, "F0")
+            .Add("scrape_p50_ms", gatewayScrape.P50Ms, "F3")
+            .Add("worker_scrape_p50_ms", workerScrape.P50Ms, "F3");
         Console.WriteLine(summary);
 
         var errors = targets.Sum(t => t.Errors);
@@ -201,6 +213,33 @@ internal static class GatewayBenchmark
 
         return 0;
     }
+
+    /// <summary>Latency (sequential, after a warm-up) and server CPU of a scrape of <paramref name="metrics"/>.</summary>
+    private static async Task<ScrapeCost> ScrapeCostAsync(HttpClient http, Uri metrics, ChildProcess server, CancellationToken cancel)
+    {
+        const int Warmup = 100, Scrapes = 1000;
+        var text = "";
+        for (var i = 0; i < Warmup; i++)
+        {
+            text = await http.GetStringAsync(metrics, cancel);
+        }
+
+        var latencies = new List<double>(Scrapes);
+        var cpuBefore = server.CpuTime();
+        for (var i = 0; i < Scrapes; i++)
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            using var response = await http.GetAsync(metrics, cancel);
+            await response.Content.LoadIntoBufferAsync(cancel);
+            latencies.Add(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+
+        var cpu = (server.CpuTime() - cpuBefore).TotalMicroseconds / Scrapes;
+        var series = text.Split('\n').Count(line => line.Length > 0 && line[0] != '#');
+        return new ScrapeCost(System.Text.Encoding.UTF8.GetByteCount(text), series, Percentile(latencies, 50), Percentile(latencies, 99), cpu);
+    }
+
+    private sealed record ScrapeCost(int Bytes, int Series, double P50Ms, double P99Ms, double CpuMicroseconds);
 
     /// <summary>Retries until the path answers 200 (the gateway needs the worker's status first) and checks it reaches a simulated worker.</summary>
     private static async Task EnsureSimulatedAsync(ClosedLoopLoad target, ChildProcess server, TimeSpan timeout, CancellationToken cancel)
