@@ -31,9 +31,7 @@ public static class WorkerServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<WorkerLifecycle>());
         services.AddHostedService<RegistryHeartbeat>();
         services.TryAddSingleton<WorkerApi>();
-        services.TryAddSingleton<GpuFleet.Worker.Api.Grpc.InferenceGrpcService>();
-        services.TryAddSingleton<GpuFleet.Worker.Api.Grpc.WorkerStatusGrpcService>();
-        services.TryAddSingleton<GpuFleet.Contracts.Grpc.GrpcHealthService>();
+        GpuFleet.Worker.Api.Grpc.WorkerGrpcEndpoints.AddServices(services);
         return services;
     }
 
