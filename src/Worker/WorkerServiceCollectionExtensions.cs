@@ -33,9 +33,7 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton<WorkerApi>();
         services.TryAddSingleton<WorkerMetrics>();
         services.AddGpuFleetMetrics("gpufleet-worker", WorkerMetrics.MeterName);
-        services.TryAddSingleton<GpuFleet.Worker.Api.Grpc.InferenceGrpcService>();
-        services.TryAddSingleton<GpuFleet.Worker.Api.Grpc.WorkerStatusGrpcService>();
-        services.TryAddSingleton<GpuFleet.Contracts.Grpc.GrpcHealthService>();
+        GpuFleet.Worker.Api.Grpc.WorkerGrpcEndpoints.AddServices(services);
         return services;
     }
 

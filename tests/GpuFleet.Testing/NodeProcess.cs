@@ -153,7 +153,7 @@ public sealed class NodeProcess : IAsyncDisposable
 
     private static void RequireInstalled()
     {
-        foreach (var package in new[] { "@grpc/grpc-js", "@grpc/proto-loader" })
+        foreach (var package in new[] { "@grpc/grpc-js", "@grpc/proto-loader", "@grpc/reflection", "grpc-health-check" })
         {
             if (!File.Exists(Path.Combine(ScriptDirectory, "node_modules", package, "package.json")))
             {

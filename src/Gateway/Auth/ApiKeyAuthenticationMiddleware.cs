@@ -1,5 +1,5 @@
 using GpuFleet.Contracts;
-using GpuFleet.Contracts.Grpc;
+using GpuFleet.Gateway.Forwarding;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -85,9 +85,9 @@ public sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKeyS
     private static Task RefuseAsync(HttpContext context)
     {
         var response = context.Response;
-        if (GrpcStatusResponse.IsGrpc(context.Request))
+        if (GrpcRefusal.IsGrpc(context.Request))
         {
-            GrpcStatusResponse.Write(context, GrpcStatusCode.Unauthenticated, Message);
+            GrpcRefusal.Write(context, GrpcRefusal.FromHttpStatus(StatusCodes.Status401Unauthorized), Message);
             return Task.CompletedTask;
         }
 

@@ -1,5 +1,4 @@
 using GpuFleet.Contracts;
-using GpuFleet.Contracts.Grpc;
 using Microsoft.AspNetCore.Http;
 
 namespace GpuFleet.Gateway.Forwarding;
@@ -27,23 +26,12 @@ public sealed class GatewayError(int status, string message, string type, string
     {
         ArgumentNullException.ThrowIfNull(context);
         var pushback = RetryAfterSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
-        if (GrpcStatusResponse.IsGrpc(context.Request))
+        if (GrpcRefusal.IsGrpc(context.Request))
         {
-            GrpcStatusResponse.Write(context, GrpcStatus(), Message, pushback);
+            GrpcRefusal.Write(context, GrpcRefusal.FromHttpStatus(Status), Message, pushback);
             return Task.CompletedTask;
         }
 
         return OpenAiErrorJson.WriteAsync(context, Status, ToJson(), RetryAfterSeconds);
     }
-
-    /// <summary>The gRPC status code for this error's HTTP status.</summary>
-    private GrpcStatusCode GrpcStatus() => Status switch
-    {
-        400 => GrpcStatusCode.InvalidArgument,
-        401 => GrpcStatusCode.Unauthenticated,
-        413 or 429 => GrpcStatusCode.ResourceExhausted,
-        504 => GrpcStatusCode.DeadlineExceeded,
-        502 or 503 => GrpcStatusCode.Unavailable,
-        _ => GrpcStatusCode.Internal,
-    };
 }

@@ -1,7 +1,7 @@
-using GpuFleet.Contracts;
-using GpuFleet.Contracts.Grpc;
 using GpuFleet.Contracts.V1;
 using GpuFleet.Gateway.Destinations;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy;
@@ -26,6 +26,12 @@ internal sealed class WorkerStatusMonitor(
 {
     private static readonly TimeSpan FirstRetry = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan MaxRetry = TimeSpan.FromSeconds(5);
+
+    /// <summary>Idle time on a status connection before the gateway pings the worker (the stream itself may be quiet for 2 s).</summary>
+    internal static readonly TimeSpan KeepAlivePingDelay = TimeSpan.FromSeconds(20);
+
+    /// <summary>How long a ping may go unanswered before the connection counts as dead and the stream fails.</summary>
+    internal static readonly TimeSpan KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -98,52 +104,84 @@ internal sealed class WorkerStatusMonitor(
         var destination = WorkerProxyConfigProvider.DestinationId(url);
         var retry = FirstRetry;
         var connected = false;
-        while (!stoppingToken.IsCancellationRequested)
+        // One channel per worker, kept across reconnects (it reconnects by itself) and replaced only when the
+        // worker reports another gRPC address; disposed when the worker leaves.
+        GrpcChannel? channel = null;
+        try
         {
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                var first = WorkerStatus.Parser.ParseJson(await http.GetStringAsync(new Uri(worker, "/status"), stoppingToken));
-                board.Update(destination, first);
-                using var grpc = GrpcCallInvoker.Create(GrpcAddress(worker, first.GrpcAddress), timeProvider: time);
-                await foreach (var status in grpc.ServerStreamingAsync(GpuFleetMethods.WatchStatus, new WatchStatusRequest(), WorkerStatus.Parser, cancellationToken: stoppingToken))
+                try
                 {
-                    board.Update(destination, status);
-                    retry = FirstRetry;
-                    if (!connected)
+                    var first = WorkerStatus.Parser.ParseJson(await http.GetStringAsync(new Uri(worker, "/status"), stoppingToken));
+                    board.Update(destination, first);
+                    var address = GrpcAddress(worker, first.GrpcAddress);
+                    if (channel is null || channel.Target != address.Authority)
                     {
-                        connected = true;
-                        GatewayLoadLog.StatusConnected(logger, destination, status.Name);
+                        channel?.Dispose();
+                        channel = CreateChannel(address);
+                    }
+
+                    var client = new WorkerStatusService.WorkerStatusServiceClient(channel);
+                    using var call = client.Watch(new WatchStatusRequest(), cancellationToken: stoppingToken);
+                    await foreach (var status in call.ResponseStream.ReadAllAsync(stoppingToken))
+                    {
+                        board.Update(destination, status);
+                        retry = FirstRetry;
+                        if (!connected)
+                        {
+                            connected = true;
+                            GatewayLoadLog.StatusConnected(logger, destination, status.Name);
+                        }
+                    }
+
+                    throw new RpcException(new Status(StatusCode.Unavailable, "The status stream ended."));
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is HttpRequestException or RpcException or TaskCanceledException or Google.Protobuf.InvalidProtocolBufferException or Google.Protobuf.InvalidJsonException or InvalidOperationException)
+                {
+                    board.MarkDisconnected(destination);
+                    if (connected)
+                    {
+                        connected = false;
+                        GatewayLoadLog.StatusLost(logger, destination, ex is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : ex.Message);
                     }
                 }
-
-                throw new GrpcException(GrpcStatusCode.Unavailable, "The status stream ended.");
-            }
-            catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is HttpRequestException or GrpcException or TaskCanceledException or Google.Protobuf.InvalidProtocolBufferException or Google.Protobuf.InvalidJsonException or InvalidOperationException)
-            {
-                board.MarkDisconnected(destination);
-                if (connected)
+                catch (Exception ex) when (stoppingToken.IsCancellationRequested && ex is OperationCanceledException or RpcException or HttpRequestException)
                 {
-                    connected = false;
-                    GatewayLoadLog.StatusLost(logger, destination, ex.Message);
+                    return;
                 }
-            }
-            catch (Exception ex) when (stoppingToken.IsCancellationRequested && ex is OperationCanceledException or GrpcException or HttpRequestException)
-            {
-                return;
-            }
 
-            try
-            {
-                await Task.Delay(retry, time, stoppingToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+                try
+                {
+                    await Task.Delay(retry, time, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
 
-            retry = TimeSpan.FromTicks(Math.Min(retry.Ticks * 2, MaxRetry.Ticks));
+                retry = TimeSpan.FromTicks(Math.Min(retry.Ticks * 2, MaxRetry.Ticks));
+            }
+        }
+        finally
+        {
+            channel?.Dispose();
         }
     }
+
+    /// <summary>A cleartext HTTP/2 (h2c) channel to one worker's gRPC port, pinging it while idle.</summary>
+    private static GrpcChannel CreateChannel(Uri address) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    {
+        HttpHandler = new SocketsHttpHandler
+        {
+            KeepAlivePingDelay = KeepAlivePingDelay,
+            KeepAlivePingTimeout = KeepAlivePingTimeout,
+            // The status stream is the only call and may be quiet between heartbeats: ping while it is open.
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+        },
+        DisposeHttpClient = true,
+    });
 
     /// <summary>A worker binds 0.0.0.0 in a container: keep the host the gateway reaches it by, take the gRPC port.</summary>
     internal static Uri GrpcAddress(Uri worker, string reported) =>

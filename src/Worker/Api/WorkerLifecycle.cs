@@ -1,6 +1,7 @@
-using GpuFleet.Contracts.Grpc;
 using GpuFleet.Worker.Hosting;
-using ServingStatus = GpuFleet.Contracts.Health.HealthCheckResponse.Types.ServingStatus;
+using Grpc.Health.V1;
+using Grpc.HealthCheck;
+using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -13,7 +14,7 @@ namespace GpuFleet.Worker.Api;
 /// finish within <see cref="WorkerOptions.DrainTimeoutSeconds"/>; those still running then are interrupted
 /// (they end with an error the client can see); then the host stops and the process exits 0.
 /// </summary>
-public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvider time, GrpcHealthService health, EngineHost engine, ILogger<WorkerLifecycle> logger)
+public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvider time, HealthServiceImpl health, EngineHost engine, ILogger<WorkerLifecycle> logger)
     : IHostedLifecycleService
 {
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -34,8 +35,10 @@ public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvide
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         _draining = true;
+        // Pushed to Watch callers at once rather than at the health publisher's next run; the readiness health
+        // check (which the publisher and Check evaluate) answers NOT_SERVING from now on too.
         health.SetStatus(string.Empty, ServingStatus.NotServing);
-        health.SetStatus(Grpc.WorkerGrpcEndpoints.InferenceService, ServingStatus.NotServing);
+        health.SetStatus(Api.Grpc.WorkerGrpcEndpoints.InferenceService, ServingStatus.NotServing);
         var grace = TimeSpan.FromSeconds(options.Value.DrainTimeoutSeconds);
         WorkerLifecycleLog.Draining(logger, InFlight, grace.TotalSeconds);
         if (InFlight == 0)
@@ -66,11 +69,15 @@ public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvide
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    /// <summary>Every hosted service started, so the engine runs: gRPC health reports SERVING.</summary>
+    /// <summary>Every hosted service started, so the engine runs: gRPC health watchers see SERVING now.</summary>
     public Task StartedAsync(CancellationToken cancellationToken)
     {
-        health.SetStatus(string.Empty, ServingStatus.Serving);
-        health.SetStatus(Grpc.WorkerGrpcEndpoints.InferenceService, ServingStatus.Serving);
+        if (engine.Ready && !_draining)
+        {
+            health.SetStatus(string.Empty, ServingStatus.Serving);
+            health.SetStatus(Api.Grpc.WorkerGrpcEndpoints.InferenceService, ServingStatus.Serving);
+        }
+
         return Task.CompletedTask;
     }
 

@@ -42,6 +42,12 @@ internal static class WorkerServer
         ["--simulate-token-ms"] = "Worker:SimulatedTokenDelayMilliseconds",
     };
 
+    /// <summary>Idle time on a gRPC connection before Kestrel pings the peer.</summary>
+    internal static readonly TimeSpan GrpcKeepAlivePingDelay = TimeSpan.FromSeconds(20);
+
+    /// <summary>How long a ping may go unanswered before Kestrel closes the connection.</summary>
+    internal static readonly TimeSpan GrpcKeepAlivePingTimeout = TimeSpan.FromSeconds(20);
+
     public static async Task<int> RunAsync(string[] args)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
@@ -64,6 +70,10 @@ internal static class WorkerServer
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = worker.MaxRequestBodyBytes;
+            // HTTP/2 (the gRPC port only) pings an idle connection, so a gateway that vanished behind a silent
+            // network is dropped and its status streams end instead of being written into the void.
+            kestrel.Limits.Http2.KeepAlivePingDelay = GrpcKeepAlivePingDelay;
+            kestrel.Limits.Http2.KeepAlivePingTimeout = GrpcKeepAlivePingTimeout;
             if (!IPAddress.TryParse(worker.Host, out var address))
             {
                 return; // reported by options validation at start

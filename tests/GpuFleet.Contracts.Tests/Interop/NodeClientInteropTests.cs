@@ -1,15 +1,14 @@
 using System.Text.Json;
-using GpuFleet.Contracts.Grpc;
-using GpuFleet.Contracts.Tests.Grpc;
+using Grpc.Core;
 
 namespace GpuFleet.Contracts.Tests.Interop;
 
-/// <summary>A real grpc-js client (tests/interop/node/client.js) against our server on Kestrel h2c.</summary>
+/// <summary>A real grpc-js client (tests/interop/node/client.js) against Grpc.AspNetCore on Kestrel h2c, set up as the worker's.</summary>
 public sealed class NodeClientInteropTests : IAsyncLifetime
 {
-    private GrpcTestServer _server = null!;
+    private InteropTestServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await GrpcTestServer.StartAsync();
+    public async Task InitializeAsync() => _server = await InteropTestServer.StartAsync();
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
@@ -40,7 +39,7 @@ public sealed class NodeClientInteropTests : IAsyncLifetime
 
         var result = await RunAsync("deadline", tag);
 
-        Assert.True((int)GrpcStatusCode.DeadlineExceeded == result.GetProperty("code").GetInt32(), result.ToString());
+        Assert.True((int)StatusCode.DeadlineExceeded == result.GetProperty("code").GetInt32(), result.ToString());
         Assert.True(_server.Service.HasStarted(tag), "the call reached the server before its deadline");
 
         // grpc-js resets the stream at its own deadline as our server's timer fires: either way the handler stopped.
@@ -54,7 +53,7 @@ public sealed class NodeClientInteropTests : IAsyncLifetime
 
         var result = await RunAsync("cancel", tag);
 
-        Assert.Equal((int)GrpcStatusCode.Cancelled, result.GetProperty("code").GetInt32());
+        Assert.Equal((int)StatusCode.Cancelled, result.GetProperty("code").GetInt32());
         Assert.True(result.GetProperty("messages").GetArrayLength() >= 3);
         Assert.Equal("cancelled", await _server.Service.OutcomeAsync(tag));
     }
@@ -64,7 +63,7 @@ public sealed class NodeClientInteropTests : IAsyncLifetime
     {
         var result = await RunAsync("error");
 
-        Assert.Equal((int)GrpcStatusCode.NotFound, result.GetProperty("code").GetInt32());
+        Assert.Equal((int)StatusCode.NotFound, result.GetProperty("code").GetInt32());
         Assert.Equal("nøt føund: 100% ✓\tdone", result.GetProperty("details").GetString());
     }
 
@@ -73,17 +72,18 @@ public sealed class NodeClientInteropTests : IAsyncLifetime
     {
         var result = await RunAsync("stream-error");
 
-        Assert.Equal((int)GrpcStatusCode.FailedPrecondition, result.GetProperty("code").GetInt32());
+        Assert.Equal((int)StatusCode.FailedPrecondition, result.GetProperty("code").GetInt32());
         Assert.Equal("stopped after 3", result.GetProperty("details").GetString());
         Assert.Equal(3, result.GetProperty("messages").GetArrayLength());
     }
 
     [Fact]
-    public async Task HandlerBug_IsInternal_WithoutTheExceptionText()
+    public async Task HandlerBug_IsUnknown_WithoutTheExceptionText()
     {
         var result = await RunAsync("unexpected");
 
-        Assert.Equal((int)GrpcStatusCode.Internal, result.GetProperty("code").GetInt32());
+        // Grpc.AspNetCore's answer to an exception that is not an RpcException (as grpc-java's and grpc-go's).
+        Assert.Equal((int)StatusCode.Unknown, result.GetProperty("code").GetInt32());
         Assert.DoesNotContain(InteropTestService.SecretExceptionText, result.GetProperty("details").GetString(), StringComparison.Ordinal);
     }
 
@@ -92,7 +92,7 @@ public sealed class NodeClientInteropTests : IAsyncLifetime
     {
         var result = await RunAsync("unimplemented");
 
-        Assert.Equal((int)GrpcStatusCode.Unimplemented, result.GetProperty("code").GetInt32());
+        Assert.Equal((int)StatusCode.Unimplemented, result.GetProperty("code").GetInt32());
     }
 
     [Fact]
@@ -100,7 +100,7 @@ public sealed class NodeClientInteropTests : IAsyncLifetime
     {
         var result = await RunAsync("request-too-large");
 
-        Assert.Equal((int)GrpcStatusCode.ResourceExhausted, result.GetProperty("code").GetInt32());
+        Assert.Equal((int)StatusCode.ResourceExhausted, result.GetProperty("code").GetInt32());
     }
 
     [Fact]
@@ -111,7 +111,23 @@ public sealed class NodeClientInteropTests : IAsyncLifetime
         var server = result.GetProperty("server");
         Assert.True(server.GetProperty("ok").GetBoolean(), result.ToString());
         Assert.Equal("SERVING", server.GetProperty("response").GetProperty("status").GetString());
-        Assert.Equal((int)GrpcStatusCode.NotFound, result.GetProperty("unknown").GetProperty("code").GetInt32());
+        Assert.Equal((int)StatusCode.NotFound, result.GetProperty("unknown").GetProperty("code").GetInt32());
+    }
+
+    [Fact]
+    public async Task Reflection_ListsTheServicesToGrpcJs_InBothVersions()
+    {
+        var result = await RunAsync("reflection");
+
+        foreach (var version in new[] { "v1alpha", "v1" })
+        {
+            var listed = result.GetProperty(version);
+            Assert.True(listed.GetProperty("ok").GetBoolean(), result.ToString());
+            var services = listed.GetProperty("services").EnumerateArray().Select(s => s.GetString()).ToList();
+            Assert.Contains("gpufleet.test.v1.InteropTest", services);
+            Assert.Contains("gpufleet.v1.Inference", services);
+            Assert.Contains("grpc.health.v1.Health", services);
+        }
     }
 
     [Fact]

@@ -1,15 +1,19 @@
-using GpuFleet.Contracts.Grpc;
-using GpuFleet.Contracts.Health;
+using Google.Protobuf;
 using GpuFleet.Contracts.V1;
 using GpuFleet.Testing;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using Grpc.Reflection.V1Alpha;
+using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace GpuFleet.Worker.Tests.Api;
 
-/// <summary>The worker's gRPC services on its HTTP/2 port, called with the project's gRPC client over h2c.</summary>
+/// <summary>The worker's gRPC services on its HTTP/2 port, called with Grpc.Net.Client's generated clients over h2c.</summary>
 [Collection(LlamaCollection.Name)]
 public sealed class GrpcApiTests(WorkerFixture fixture) : IClassFixture<WorkerFixture>
 {
-    private GrpcCallInvoker Client => GrpcCallInvoker.Create(new Uri($"http://127.0.0.1:{fixture.Worker.GrpcPort}"));
+    private GrpcChannel Client => Channel(fixture.Worker);
 
     [Fact]
     public async Task Generate_streams_deltas_with_token_ids_then_a_final_message_with_usage()
@@ -55,17 +59,17 @@ public sealed class GrpcApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
     {
         using var client = Client;
 
-        var unknownModel = await Assert.ThrowsAsync<GrpcException>(() => Collect(client, new GenerateRequest { Model = "nope", Prompt = "x" }));
-        var noInput = await Assert.ThrowsAsync<GrpcException>(() => Collect(client, new GenerateRequest { Model = fixture.ModelId }));
-        var tooLong = await Assert.ThrowsAsync<GrpcException>(() => Collect(client, new GenerateRequest { Prompt = new string('z', 9000) }));
-        var badSampling = await Assert.ThrowsAsync<GrpcException>(() => Collect(client, new GenerateRequest { Prompt = "x", Sampling = new SamplingParams { TopP = 5 } }));
+        var unknownModel = await Assert.ThrowsAsync<RpcException>(() => Collect(client, new GenerateRequest { Model = "nope", Prompt = "x" }));
+        var noInput = await Assert.ThrowsAsync<RpcException>(() => Collect(client, new GenerateRequest { Model = fixture.ModelId }));
+        var tooLong = await Assert.ThrowsAsync<RpcException>(() => Collect(client, new GenerateRequest { Prompt = new string('z', 9000) }));
+        var badSampling = await Assert.ThrowsAsync<RpcException>(() => Collect(client, new GenerateRequest { Prompt = "x", Sampling = new SamplingParams { TopP = 5 } }));
 
-        Assert.Equal(GrpcStatusCode.NotFound, unknownModel.StatusCode);
-        Assert.Equal(GrpcStatusCode.InvalidArgument, noInput.StatusCode);
-        Assert.Equal(GrpcStatusCode.InvalidArgument, tooLong.StatusCode);
-        Assert.Contains("4096 tokens", tooLong.Message, StringComparison.Ordinal);
-        Assert.Equal(GrpcStatusCode.InvalidArgument, badSampling.StatusCode);
-        Assert.Contains("top_p", badSampling.Message, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.NotFound, unknownModel.StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, noInput.StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, tooLong.StatusCode);
+        Assert.Contains("4096 tokens", tooLong.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.InvalidArgument, badSampling.StatusCode);
+        Assert.Contains("top_p", badSampling.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -74,9 +78,9 @@ public sealed class GrpcApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
         using var client = Client;
         var request = new GenerateRequest { Prompt = "Keep going", MaxTokens = 4000, IgnoreEos = true };
 
-        var error = await Assert.ThrowsAsync<GrpcException>(() => Collect(client, request, DateTime.UtcNow.AddMilliseconds(300)));
+        var error = await Assert.ThrowsAsync<RpcException>(() => Collect(client, request, DateTime.UtcNow.AddMilliseconds(300)));
 
-        Assert.Equal(GrpcStatusCode.DeadlineExceeded, error.StatusCode);
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
         var status = await FirstStatusWhere(client, s => s.Engine.RunningSlots == 0);
         Assert.Equal(4u, status.Engine.FreeSlots);
     }
@@ -102,19 +106,106 @@ public sealed class GrpcApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
     [Fact]
     public async Task Standard_health_check_says_serving()
     {
-        using var client = Client;
+        using var channel = Client;
+        var health = new Health.HealthClient(channel);
 
-        var overall = await client.UnaryAsync(GrpcHealthService.CheckMethod, new HealthCheckRequest(), HealthCheckResponse.Parser);
-        var inference = await client.UnaryAsync(GrpcHealthService.CheckMethod, new HealthCheckRequest { Service = "gpufleet.v1.Inference" }, HealthCheckResponse.Parser);
+        var overall = await health.CheckAsync(new HealthCheckRequest(), deadline: Deadline());
+        var inference = await health.CheckAsync(new HealthCheckRequest { Service = "gpufleet.v1.Inference" }, deadline: Deadline());
+        var unknown = await Assert.ThrowsAsync<RpcException>(() => health.CheckAsync(new HealthCheckRequest { Service = "no.such.Service" }, deadline: Deadline()).ResponseAsync);
 
-        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, overall.Status);
-        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, inference.Status);
+        Assert.Equal(ServingStatus.Serving, overall.Status);
+        Assert.Equal(ServingStatus.Serving, inference.Status);
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
     }
 
-    private static async Task<List<GenerateResponse>> Collect(GrpcCallInvoker client, GenerateRequest request, DateTime? deadline = null)
+    [Fact]
+    public async Task Health_turns_not_serving_as_soon_as_the_worker_drains()
+    {
+        // Its own worker: draining ends it. A long grace and a running stream keep it draining while we look.
+        await using var worker = await WorkerProcess.StartAsync(fixture.ModelPath, "--slots", "1", "--ctx-size", "16384", "--drain-timeout", "600");
+        using var channel = Channel(worker);
+        var health = new Health.HealthClient(channel);
+        using var watchAll = health.Watch(new HealthCheckRequest(), deadline: Deadline());
+        using var watchInference = health.Watch(new HealthCheckRequest { Service = "gpufleet.v1.Inference" }, deadline: Deadline());
+        Assert.True(await watchAll.ResponseStream.MoveNext());
+        Assert.Equal(ServingStatus.Serving, watchAll.ResponseStream.Current.Status);
+        Assert.True(await watchInference.ResponseStream.MoveNext());
+        Assert.Equal(ServingStatus.Serving, watchInference.ResponseStream.Current.Status);
+        using var streamCancel = new CancellationTokenSource();
+        using var stream = new Inference.InferenceClient(channel).Generate(
+            new GenerateRequest { Prompt = "Keep going", MaxTokens = 15000, IgnoreEos = true }, deadline: Deadline(), cancellationToken: streamCancel.Token);
+        Assert.True(await stream.ResponseStream.MoveNext());
+
+        var signalled = TimeProvider.System.GetTimestamp();
+        worker.Terminate();
+
+        // Pushed to watchers at once, not at the health publisher's next poll.
+        Assert.True(await watchAll.ResponseStream.MoveNext());
+        Assert.Equal(ServingStatus.NotServing, watchAll.ResponseStream.Current.Status);
+        Assert.True(await watchInference.ResponseStream.MoveNext());
+        Assert.Equal(ServingStatus.NotServing, watchInference.ResponseStream.Current.Status);
+        Assert.True(TimeProvider.System.GetElapsedTime(signalled) < TimeSpan.FromSeconds(5));
+        var overall = await health.CheckAsync(new HealthCheckRequest(), deadline: Deadline());
+        var inference = await health.CheckAsync(new HealthCheckRequest { Service = "gpufleet.v1.Inference" }, deadline: Deadline());
+        Assert.Equal(ServingStatus.NotServing, overall.Status);
+        Assert.Equal(ServingStatus.NotServing, inference.Status);
+        var refused = await Assert.ThrowsAsync<RpcException>(() => Collect(channel, new GenerateRequest { Prompt = "late" }));
+        Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+
+        // The client leaving ends the last stream, so the drain completes and the worker exits cleanly.
+        await streamCancel.CancelAsync();
+        Assert.Equal(0, await worker.WaitForExitAsync());
+    }
+
+    [Fact]
+    public async Task Server_reflection_lists_the_worker_services()
+    {
+        using var channel = Client;
+
+        var services = await ListServices(channel);
+
+        Assert.Contains("gpufleet.v1.Inference", services);
+        Assert.Contains("gpufleet.v1.WorkerStatusService", services);
+        Assert.Contains("grpc.health.v1.Health", services);
+    }
+
+    [Fact]
+    public async Task An_unknown_method_is_unimplemented()
+    {
+        using var channel = Client;
+        var method = new Method<WatchStatusRequest, WorkerStatus>(
+            MethodType.ServerStreaming, "gpufleet.v1.WorkerStatusService", "NoSuchMethod", Marshallers.Create(m => m.ToByteArray(), WatchStatusRequest.Parser.ParseFrom), Marshallers.Create(m => m.ToByteArray(), WorkerStatus.Parser.ParseFrom));
+        var service = new Method<WatchStatusRequest, WorkerStatus>(
+            MethodType.ServerStreaming, "no.such.Service", "Watch", method.RequestMarshaller, method.ResponseMarshaller);
+
+        foreach (var unknown in new[] { method, service })
+        {
+            using var call = channel.CreateCallInvoker().AsyncServerStreamingCall(unknown, null, new CallOptions(deadline: Deadline()), new WatchStatusRequest());
+            var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
+            Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
+        }
+    }
+
+    /// <summary>The services a server reflection client (grpcurl's "list") sees.</summary>
+    internal static async Task<List<string>> ListServices(GrpcChannel channel)
+    {
+        var reflection = new ServerReflection.ServerReflectionClient(channel);
+        using var call = reflection.ServerReflectionInfo(deadline: Deadline());
+        await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = string.Empty });
+        await call.RequestStream.CompleteAsync();
+        Assert.True(await call.ResponseStream.MoveNext());
+        return [.. call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name)];
+    }
+
+    private static GrpcChannel Channel(WorkerProcess worker) => GrpcChannel.ForAddress($"http://127.0.0.1:{worker.GrpcPort}");
+
+    private static DateTime Deadline() => DateTime.UtcNow.Add(TestTimeouts.Default);
+
+    private static async Task<List<GenerateResponse>> Collect(GrpcChannel channel, GenerateRequest request, DateTime? deadline = null)
     {
         var list = new List<GenerateResponse>();
-        await foreach (var response in client.ServerStreamingAsync("/gpufleet.v1.Inference/Generate", request, GenerateResponse.Parser, deadline ?? DateTime.UtcNow.Add(TestTimeouts.Default)))
+        using var call = new Inference.InferenceClient(channel).Generate(request, deadline: deadline ?? Deadline());
+        await foreach (var response in call.ResponseStream.ReadAllAsync())
         {
             list.Add(response);
         }
@@ -122,9 +213,10 @@ public sealed class GrpcApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
         return list;
     }
 
-    private static async Task<WorkerStatus> FirstStatusWhere(GrpcCallInvoker client, Func<WorkerStatus, bool> condition)
+    private static async Task<WorkerStatus> FirstStatusWhere(GrpcChannel channel, Func<WorkerStatus, bool> condition)
     {
-        await foreach (var status in client.ServerStreamingAsync("/gpufleet.v1.WorkerStatusService/Watch", new WatchStatusRequest(), WorkerStatus.Parser, DateTime.UtcNow.Add(TestTimeouts.Default)))
+        using var call = new WorkerStatusService.WorkerStatusServiceClient(channel).Watch(new WatchStatusRequest(), deadline: Deadline());
+        await foreach (var status in call.ResponseStream.ReadAllAsync())
         {
             if (condition(status))
             {

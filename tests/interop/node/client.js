@@ -2,7 +2,7 @@
 // A grpc-js client against our C# server: node client.js <host:port> <scenario> [tag]
 // Prints one JSON line with the outcome ({ok, code, details, ...}) and exits 0; a non-zero exit means the script
 // itself failed. A gRPC error is an outcome, not a failure: the C# test decides what was expected.
-const { grpc, InteropTest, Inference, Health } = require('./protos');
+const { grpc, InteropTest, Inference, Health, ReflectionV1Alpha, ReflectionV1 } = require('./protos');
 
 const [address, scenario, tag = ''] = process.argv.slice(2);
 const credentials = grpc.credentials.createInsecure();
@@ -76,6 +76,22 @@ const scenarios = {
     const server = await unary(health, 'Check', { service: '' }, { deadline: longDeadline() });
     const unknown = await unary(health, 'Check', { service: 'no.such.Service' }, { deadline: longDeadline() });
     return { ok: true, server, unknown };
+  },
+
+  // grpcurl's "list": both reflection versions, each asked for the service names over its bidirectional stream.
+  reflection: async () => {
+    const list = (Service) => new Promise((resolve) => {
+      const call = new Service(address, credentials).ServerReflectionInfo({ deadline: longDeadline() });
+      let services = null;
+      call.on('data', (response) => {
+        services = response.list_services_response ? response.list_services_response.service.map((s) => s.name) : null;
+      });
+      call.on('error', (err) => resolve(failure(err)));
+      call.on('end', () => resolve({ ok: services !== null, services }));
+      call.write({ list_services: '' });
+      call.end();
+    });
+    return { ok: true, v1alpha: await list(ReflectionV1Alpha), v1: await list(ReflectionV1) };
   },
 
   generate: () => {

@@ -1,7 +1,8 @@
-using GpuFleet.Contracts;
+using System.Globalization;
 using System.Text.Json;
-using GpuFleet.Contracts.Grpc;
+using GpuFleet.Contracts;
 using GpuFleet.Contracts.V1;
+using Grpc.Core;
 using GpuFleet.Worker.Api.OpenAi;
 using GpuFleet.Worker.Chat;
 using GpuFleet.Worker.Engine;
@@ -15,11 +16,12 @@ namespace GpuFleet.Worker.Api.Grpc;
 /// streamed as token deltas (text, reasoning, tool calls, token ids) and one final message with usage.
 /// Refusals carry gRPC status codes; an overloaded worker adds <c>grpc-retry-pushback-ms</c>.
 /// </summary>
-internal sealed class InferenceGrpcService(WorkerApi api)
+internal sealed class InferenceGrpcService(WorkerApi api) : Inference.InferenceBase
 {
-    public const string GenerateMethod = Contracts.GpuFleetMethods.Generate;
+    /// <summary>The trailer that tells a gRPC client how long to wait before retrying (gRPC's retry design, A6).</summary>
+    public const string RetryPushbackTrailer = "grpc-retry-pushback-ms";
 
-    public async Task GenerateAsync(GenerateRequest request, IGrpcStreamWriter<GenerateResponse> writer, GrpcServerCallContext context)
+    public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> writer, ServerCallContext context)
     {
         using var tracked = api.Lifecycle.Track();
         try
@@ -32,7 +34,7 @@ internal sealed class InferenceGrpcService(WorkerApi api)
         }
         catch (OpenAiException ex)
         {
-            throw ToGrpc(ex, context);
+            throw ToGrpc(ex);
         }
 
         var parameters = new GenerationParameters(api.ModelId, Stream: true, IncludeUsage: true,
@@ -53,19 +55,19 @@ internal sealed class InferenceGrpcService(WorkerApi api)
                 }
                 catch (ChatFormatException ex)
                 {
-                    throw new GrpcException(GrpcStatusCode.InvalidArgument, ex.Message);
+                    throw new RpcException(new Status(StatusCode.InvalidArgument, ex.Message));
                 }
 
                 break;
             default:
-                throw new GrpcException(GrpcStatusCode.InvalidArgument, "Set either 'prompt' (non-empty) or 'chat'.");
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "Set either 'prompt' (non-empty) or 'chat'."));
         }
 
-        generation = generation.WithPrefixBlocks(context.RequestHeaders[GpuFleetHeaders.PrefixBlocks]);
+        generation = generation.WithPrefixBlocks(context.RequestHeaders.GetValue(GpuFleetHeaders.PrefixBlocks));
         var admission = api.Engine.Submit(generation, context.CancellationToken);
         if (!admission.Accepted)
         {
-            throw ToGrpc(api.ToError(admission.Rejection!), context);
+            throw ToGrpc(api.ToError(admission.Rejection!));
         }
 
         var toolCalls = false;
@@ -91,9 +93,9 @@ internal sealed class InferenceGrpcService(WorkerApi api)
                     switch (done.Reason)
                     {
                         case FinishReason.Error:
-                            throw new GrpcException(GrpcStatusCode.Internal, done.Error ?? "The model failed.");
+                            throw new RpcException(new Status(StatusCode.Internal, done.Error ?? "The model failed."));
                         case FinishReason.Interrupted:
-                            throw new GrpcException(GrpcStatusCode.Unavailable, done.Error ?? "The worker stopped.");
+                            throw new RpcException(new Status(StatusCode.Unavailable, done.Error ?? "The worker stopped."));
                     }
 
                     await writer.WriteAsync(new GenerateResponse { Final = Final(done, toolCalls) }, context.CancellationToken);
@@ -171,7 +173,7 @@ internal sealed class InferenceGrpcService(WorkerApi api)
             }
             catch (JsonException)
             {
-                throw new GrpcException(GrpcStatusCode.InvalidArgument, $"The parameters of tool '{t.Name}' are not valid JSON.");
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"The parameters of tool '{t.Name}' are not valid JSON."));
             }
         }
 
@@ -179,21 +181,22 @@ internal sealed class InferenceGrpcService(WorkerApi api)
     }
 
     /// <summary>The gRPC status for an API error: the same decision as HTTP, in gRPC's codes.</summary>
-    private static GrpcException ToGrpc(OpenAiException error, GrpcServerCallContext context)
+    private static RpcException ToGrpc(OpenAiException error)
     {
+        var trailers = new Metadata();
         if (error.RetryAfterSeconds is { } seconds)
         {
-            context.ResponseTrailers["grpc-retry-pushback-ms"] = (seconds * 1000).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            trailers.Add(RetryPushbackTrailer, (seconds * 1000L).ToString(CultureInfo.InvariantCulture));
         }
 
         var code = error.Status switch
         {
-            404 => GrpcStatusCode.NotFound,
-            429 => GrpcStatusCode.ResourceExhausted,
-            503 => GrpcStatusCode.Unavailable,
-            >= 500 => GrpcStatusCode.Internal,
-            _ => GrpcStatusCode.InvalidArgument,
+            404 => StatusCode.NotFound,
+            429 => StatusCode.ResourceExhausted,
+            503 => StatusCode.Unavailable,
+            >= 500 => StatusCode.Internal,
+            _ => StatusCode.InvalidArgument,
         };
-        return new GrpcException(code, error.Message);
+        return new RpcException(new Status(code, error.Message), trailers);
     }
 }

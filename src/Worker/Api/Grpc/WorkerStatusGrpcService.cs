@@ -1,6 +1,6 @@
-using GpuFleet.Contracts.Grpc;
 using GpuFleet.Contracts.V1;
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
 
 namespace GpuFleet.Worker.Api.Grpc;
 
@@ -8,14 +8,12 @@ namespace GpuFleet.Worker.Api.Grpc;
 /// <c>gpufleet.v1.WorkerStatusService/Watch</c>: the worker's status for gateways, pushed when it changes
 /// (checked every 100 ms) and at least every 2 s as a heartbeat, so a silent stream means a stale worker.
 /// </summary>
-internal sealed class WorkerStatusGrpcService(WorkerApi api)
+internal sealed class WorkerStatusGrpcService(WorkerApi api) : WorkerStatusService.WorkerStatusServiceBase
 {
-    public const string WatchMethod = Contracts.GpuFleetMethods.WatchStatus;
-
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(2);
 
-    public async Task WatchAsync(WatchStatusRequest request, IGrpcStreamWriter<WorkerStatus> writer, GrpcServerCallContext context)
+    public override async Task Watch(WatchStatusRequest request, IServerStreamWriter<WorkerStatus> writer, ServerCallContext context)
     {
         WorkerStatus? lastSentComparable = null;
         var lastSent = api.Time.GetTimestamp();

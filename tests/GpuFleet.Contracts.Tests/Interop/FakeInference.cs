@@ -1,20 +1,14 @@
-using GpuFleet.Contracts.Grpc;
 using GpuFleet.Contracts.V1;
-using Microsoft.AspNetCore.Routing;
+using Grpc.Core;
 
-namespace GpuFleet.Contracts.Tests.Grpc;
+namespace GpuFleet.Contracts.Tests.Interop;
 
 /// <summary>
 /// A canned gpufleet.v1.Inference/Generate: it describes the request it received in its deltas, so a client in
 /// another language can check that oneofs, optional fields and nested messages survived the trip.
 /// </summary>
-internal static class FakeInference
+internal sealed class FakeInference : Inference.InferenceBase
 {
-    public const string GenerateMethod = "/gpufleet.v1.Inference/Generate";
-
-    public static void Map(IEndpointRouteBuilder endpoints) =>
-        endpoints.MapGrpcServerStreaming<GenerateRequest, GenerateResponse>(GenerateMethod, GenerateRequest.Parser, GenerateAsync);
-
     public static string Describe(GenerateRequest request)
     {
         var sampling = request.Sampling ?? new SamplingParams();
@@ -27,7 +21,7 @@ internal static class FakeInference
         return $"{input}|temperature={temperature}|top_p={topP}|seed={seed}|max_tokens={request.MaxTokens}|stop={request.Stop.Count}|model={request.Model}";
     }
 
-    private static async Task GenerateAsync(GenerateRequest request, IGrpcStreamWriter<GenerateResponse> writer, GrpcServerCallContext context)
+    public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> writer, ServerCallContext context)
     {
         await writer.WriteAsync(new GenerateResponse { Delta = new TokenDelta { Text = Describe(request), TokenIds = { 1, 2 } } }, context.CancellationToken);
         await writer.WriteAsync(new GenerateResponse

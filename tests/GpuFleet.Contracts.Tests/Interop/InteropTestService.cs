@@ -1,29 +1,20 @@
 using System.Collections.Concurrent;
 using Google.Protobuf;
-using GpuFleet.Contracts.Grpc;
-using GpuFleet.Contracts.Tests.Interop;
-using Microsoft.AspNetCore.Routing;
+using Grpc.Core;
 
-namespace GpuFleet.Contracts.Tests.Grpc;
+namespace GpuFleet.Contracts.Tests.Interop;
 
-/// <summary>Our server's implementation of the test service; records how each tagged call ended, as its handler saw it.</summary>
-internal sealed class InteropTestService
+/// <summary>
+/// The test service on Grpc.AspNetCore (Unmapped is left to the generated base, which answers UNIMPLEMENTED); records
+/// how each tagged call ended, as its handler saw it.
+/// </summary>
+internal sealed class InteropTestService : InteropTest.InteropTestBase
 {
-    public const string EchoMethod = "/gpufleet.test.v1.InteropTest/Echo";
-    public const string CountMethod = "/gpufleet.test.v1.InteropTest/Count";
-    public const string UnmappedMethod = "/gpufleet.test.v1.InteropTest/Unmapped";
-
     /// <summary>What a handler throws for throw_unexpected; it must never reach a client.</summary>
     public const string SecretExceptionText = "secret internal detail 0xDEADBEEF";
 
     private readonly ConcurrentDictionary<string, TaskCompletionSource<string>> _outcomes = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource<string>> _started = new(StringComparer.Ordinal);
-
-    public void Map(IEndpointRouteBuilder endpoints)
-    {
-        endpoints.MapGrpcUnary<EchoRequest, EchoResponse>(EchoMethod, EchoRequest.Parser, EchoAsync);
-        endpoints.MapGrpcServerStreaming<CountRequest, CountResponse>(CountMethod, CountRequest.Parser, CountAsync);
-    }
 
     /// <summary>How the handler of the call tagged <paramref name="tag"/> ended: completed, failed, cancelled (client) or deadline.</summary>
     public Task<string> OutcomeAsync(string tag) => Signal(_outcomes, tag).Task.WithTimeout();
@@ -34,7 +25,7 @@ internal sealed class InteropTestService
     /// <summary>Whether the handler of the call tagged <paramref name="tag"/> ever ran.</summary>
     public bool HasStarted(string tag) => Signal(_started, tag).Task.IsCompleted;
 
-    private async Task<EchoResponse> EchoAsync(EchoRequest request, GrpcServerCallContext context)
+    public override async Task<EchoResponse> Echo(EchoRequest request, ServerCallContext context)
     {
         var behaviour = request.Behaviour ?? new Behaviour();
         return await ObserveAsync(behaviour, context, async () =>
@@ -45,13 +36,13 @@ internal sealed class InteropTestService
             {
                 Text = request.Text,
                 Padding = Padding(behaviour),
-                DeadlineSeen = context.RequestHeaders["grpc-timeout"].ToString(),
+                DeadlineSeen = context.GetHttpContext().Request.Headers["grpc-timeout"].ToString(),
                 ReceivedPadding = (uint)request.Padding.Length,
             };
         }).ConfigureAwait(false);
     }
 
-    private async Task CountAsync(CountRequest request, IGrpcStreamWriter<CountResponse> writer, GrpcServerCallContext context)
+    public override async Task Count(CountRequest request, IServerStreamWriter<CountResponse> responseStream, ServerCallContext context)
     {
         var behaviour = request.Behaviour ?? new Behaviour();
         await ObserveAsync(behaviour, context, async () =>
@@ -60,7 +51,7 @@ internal sealed class InteropTestService
             var padding = Padding(behaviour);
             for (var value = 1u; value <= request.Count; value++)
             {
-                await writer.WriteAsync(new CountResponse { Value = value, Padding = padding }, context.CancellationToken).ConfigureAwait(false);
+                await responseStream.WriteAsync(new CountResponse { Value = value, Padding = padding }, context.CancellationToken).ConfigureAwait(false);
                 await PauseAsync(request.IntervalMs, context).ConfigureAwait(false);
             }
 
@@ -69,7 +60,7 @@ internal sealed class InteropTestService
         }).ConfigureAwait(false);
     }
 
-    private async Task<T> ObserveAsync<T>(Behaviour behaviour, GrpcServerCallContext context, Func<Task<T>> body)
+    private async Task<T> ObserveAsync<T>(Behaviour behaviour, ServerCallContext context, Func<Task<T>> body)
     {
         Record(_started, behaviour.Tag, "started");
         try
@@ -80,17 +71,17 @@ internal sealed class InteropTestService
         }
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
         {
-            Record(_outcomes, behaviour.Tag, context.HttpContext.RequestAborted.IsCancellationRequested ? "cancelled" : "deadline");
+            Record(_outcomes, behaviour.Tag, context.GetHttpContext().RequestAborted.IsCancellationRequested ? "cancelled" : "deadline");
             throw;
         }
-        catch (GrpcException)
+        catch (RpcException)
         {
             Record(_outcomes, behaviour.Tag, "failed");
             throw;
         }
     }
 
-    private static Task PauseAsync(uint milliseconds, GrpcServerCallContext context) =>
+    private static Task PauseAsync(uint milliseconds, ServerCallContext context) =>
         milliseconds == 0 ? Task.CompletedTask : Task.Delay(TimeSpan.FromMilliseconds(milliseconds), context.CancellationToken);
 
     private static void FailIfAsked(Behaviour behaviour)
@@ -102,7 +93,7 @@ internal sealed class InteropTestService
 
         if (behaviour.FailCode != 0)
         {
-            throw new GrpcException((GrpcStatusCode)behaviour.FailCode, behaviour.FailMessage);
+            throw new RpcException(new Status((StatusCode)behaviour.FailCode, behaviour.FailMessage));
         }
     }
 

@@ -1,0 +1,93 @@
+using System.Globalization;
+using System.Text;
+using Grpc.Core;
+using Microsoft.AspNetCore.Http;
+
+namespace GpuFleet.Gateway.Forwarding;
+
+/// <summary>
+/// How the gateway refuses a gRPC call itself, before forwarding it (401, 429, overload): a trailers-only response
+/// (HTTP 200 and one HEADERS frame carrying <c>grpc-status</c>), which every gRPC client reads as the call's status.
+/// </summary>
+internal static class GrpcRefusal
+{
+    private const string ContentType = "application/grpc";
+    private const string StatusHeader = "grpc-status";
+    private const string MessageHeader = "grpc-message";
+    private const string RetryPushbackHeader = "grpc-retry-pushback-ms";
+
+    /// <summary>True when the request is a gRPC call (content type application/grpc, optionally +proto or with parameters).</summary>
+    public static bool IsGrpc(HttpRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var contentType = request.ContentType;
+        if (string.IsNullOrEmpty(contentType) || !contentType.StartsWith(ContentType, StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        var rest = contentType.AsSpan(ContentType.Length);
+        return rest.IsEmpty || rest[0] is ';' or '+';
+    }
+
+    /// <summary>The gRPC status for an HTTP status the gateway refuses with: the one mapping of the gateway's errors.</summary>
+    public static StatusCode FromHttpStatus(int status) => status switch
+    {
+        StatusCodes.Status400BadRequest => StatusCode.InvalidArgument,
+        StatusCodes.Status401Unauthorized => StatusCode.Unauthenticated,
+        StatusCodes.Status403Forbidden => StatusCode.PermissionDenied,
+        StatusCodes.Status404NotFound => StatusCode.Unimplemented,
+        StatusCodes.Status413PayloadTooLarge or StatusCodes.Status429TooManyRequests => StatusCode.ResourceExhausted,
+        StatusCodes.Status504GatewayTimeout => StatusCode.DeadlineExceeded,
+        StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable => StatusCode.Unavailable,
+        _ => StatusCode.Internal,
+    };
+
+    /// <summary>
+    /// Answers with a trailers-only response: <c>grpc-status</c>, the percent-encoded <c>grpc-message</c>, and
+    /// <c>grpc-retry-pushback-ms</c> when <paramref name="retryPushback"/> is given. The response must not have started.
+    /// </summary>
+    public static void Write(HttpContext http, StatusCode status, string message, TimeSpan? retryPushback = null)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var response = http.Response;
+        if (response.HasStarted)
+        {
+            throw new InvalidOperationException("A gRPC refusal must be the whole response; this one has already started.");
+        }
+
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = ContentType;
+        var headers = response.Headers;
+        if (retryPushback is { } pushback)
+        {
+            headers[RetryPushbackHeader] = ((long)pushback.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
+        }
+
+        headers[StatusHeader] = ((int)status).ToString(CultureInfo.InvariantCulture);
+        if (!string.IsNullOrEmpty(message))
+        {
+            headers[MessageHeader] = EncodeMessage(message);
+        }
+    }
+
+    /// <summary>Percent-encodes the UTF-8 bytes outside printable ASCII and '%' itself (PROTOCOL-HTTP2.md, Status-Message).</summary>
+    internal static string EncodeMessage(string message)
+    {
+        var bytes = Encoding.UTF8.GetBytes(message);
+        var encoded = new StringBuilder(bytes.Length);
+        foreach (var b in bytes)
+        {
+            if (b is >= (byte)' ' and <= (byte)'~' and not (byte)'%')
+            {
+                encoded.Append((char)b);
+            }
+            else
+            {
+                encoded.Append('%').Append(b.ToString("X2", CultureInfo.InvariantCulture));
+            }
+        }
+
+        return encoded.ToString();
+    }
+}
