@@ -179,6 +179,16 @@ internal sealed class GatewayForwardingMiddleware(
             return Outcome.Retry;
         }
 
+        if (GrpcRefusal.HasStatus(context.Response) && !watch.AbortRequested && watch.TimedOut is null)
+        {
+            // The worker ended the gRPC call with its status. A trailers-only answer (UNIMPLEMENTED for an unknown
+            // method, say) may come before the server read the request body, so copying that body can fail; and its
+            // headers may already have gone out without END_STREAM. Pass the worker's status on, as trailers too,
+            // instead of a reset or a stream without status (which clients report as INTERNAL).
+            GrpcRefusal.CopyHeaderStatusToTrailers(context.Response);
+            return Outcome.Done;
+        }
+
         if (!watch.Started && !context.Response.HasStarted)
         {
             if (watch.TimedOut is not null)

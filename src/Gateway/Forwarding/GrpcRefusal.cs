@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace GpuFleet.Gateway.Forwarding;
 
@@ -28,6 +29,39 @@ internal static class GrpcRefusal
 
         var rest = contentType.AsSpan(ContentType.Length);
         return rest.IsEmpty || rest[0] is ';' or '+';
+    }
+
+    /// <summary>
+    /// True when the response already carries its gRPC status: in the headers (a trailers-only answer, such as a worker's
+    /// UNIMPLEMENTED) or in the trailers. Such a call has ended at the server, whatever happened to the request body.
+    /// </summary>
+    public static bool HasStatus(HttpResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        return response.Headers.ContainsKey(StatusHeader)
+            || response.HttpContext.Features.Get<IHttpResponseTrailersFeature>()?.Trailers.ContainsKey(StatusHeader) == true;
+    }
+
+    /// <summary>
+    /// Repeats a status that travelled in the headers (trailers-only) as trailers when those headers have already gone out
+    /// on their own: the stream then ends with a DATA frame, and a client looks for the status in trailers only.
+    /// </summary>
+    public static void CopyHeaderStatusToTrailers(HttpResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        var trailers = response.HttpContext.Features.Get<IHttpResponseTrailersFeature>()?.Trailers;
+        if (!response.HasStarted || trailers is null || trailers.IsReadOnly || trailers.ContainsKey(StatusHeader))
+        {
+            return;
+        }
+
+        foreach (var name in (string[])[RetryPushbackHeader, StatusHeader, MessageHeader])
+        {
+            if (response.Headers.TryGetValue(name, out var value))
+            {
+                trailers[name] = value;
+            }
+        }
     }
 
     /// <summary>The gRPC status for an HTTP status the gateway refuses with: the one mapping of the gateway's errors.</summary>

@@ -115,6 +115,14 @@ public sealed class ApiKeyAuthenticationMiddlewareTests : IAsyncLifetime
             Assert.Empty(await response.Content.ReadAsByteArrayAsync());
         }
 
+        // A real gRPC client reads the refusal as the call's status.
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(address);
+        var client = new GpuFleet.Contracts.V1.WorkerStatusService.WorkerStatusServiceClient(channel);
+        using var call = client.Watch(new GpuFleet.Contracts.V1.WatchStatusRequest(), deadline: DateTime.UtcNow.Add(TestTimeouts.Default));
+        var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(Grpc.Core.StatusCode.Unauthenticated, refused.StatusCode);
+        Assert.Equal("Invalid or missing API key.", refused.Status.Detail);
+
         using var allowed = new HttpRequestMessage(HttpMethod.Post, "/gpufleet.v1.Worker/Status")
         {
             Version = HttpVersion.Version20,

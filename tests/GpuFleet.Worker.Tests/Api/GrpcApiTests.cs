@@ -158,6 +158,25 @@ public sealed class GrpcApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
     }
 
     [Fact]
+    public async Task An_overloaded_worker_answers_resource_exhausted_with_a_retry_pushback()
+    {
+        await using var worker = await WorkerProcess.StartAsync(fixture.ModelPath, "--slots", "1", "--queue", "0", "--ctx-size", "16384");
+        using var channel = Channel(worker);
+        using var running = new CancellationTokenSource();
+        using var stream = new Inference.InferenceClient(channel).Generate(
+            new GenerateRequest { Prompt = "Keep going", MaxTokens = 15000, IgnoreEos = true }, deadline: Deadline(), cancellationToken: running.Token);
+        Assert.True(await stream.ResponseStream.MoveNext());
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => Collect(channel, new GenerateRequest { Prompt = "one more" }));
+
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        var pushback = refused.Trailers.GetValue("grpc-retry-pushback-ms");
+        Assert.NotNull(pushback);
+        Assert.True(int.Parse(pushback, System.Globalization.CultureInfo.InvariantCulture) >= 1000, pushback);
+        await running.CancelAsync();
+    }
+
+    [Fact]
     public async Task Server_reflection_lists_the_worker_services()
     {
         using var channel = Client;

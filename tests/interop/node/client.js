@@ -1,5 +1,5 @@
 'use strict';
-// A grpc-js client against our C# server: node client.js <host:port> <scenario> [tag]
+// A grpc-js client against a C# server (Grpc.AspNetCore; a worker or the gateway): node client.js <host:port> <scenario> [tag]
 // Prints one JSON line with the outcome ({ok, code, details, ...}) and exits 0; a non-zero exit means the script
 // itself failed. A gRPC error is an outcome, not a failure: the C# test decides what was expected.
 const { grpc, InteropTest, Inference, Health, ReflectionV1Alpha, ReflectionV1 } = require('./protos');

@@ -1,5 +1,5 @@
 'use strict';
-// A grpc-js server for our C# client: node server.js
+// A grpc-js server for the C# client (Grpc.Net.Client): node server.js
 // Binds 127.0.0.1 on a free port and prints "LISTENING <port>"; prints "OBSERVED <tag> <what>" when a tagged call
 // is cancelled or completes; exits when its stdin closes, so it never outlives the test that started it.
 const { grpc, InteropTest } = require('./protos');
