@@ -54,7 +54,14 @@ internal static class WorkerServer
         // Quiet defaults (a line per request from ASP.NET Core is noise); configuration overrides them.
         builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
         {
-            InitialData = new Dictionary<string, string?> { ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning" },
+            InitialData = new Dictionary<string, string?>
+            {
+                ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+                // The gRPC health publisher runs the readiness check every second, and the health check service logs
+                // each Unhealthy result at Error: throughout loading and draining (expected states, logged once by the
+                // worker itself) that would be an error line a second.
+                ["Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks"] = "Critical",
+            },
         });
         builder.Configuration.AddCommandLine(WithFlagValues(args), Switches);
         builder.Logging.AddSimpleConsole(o =>
