@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts GpuFleet locally on the embedded default: builds the worker and the gateway, makes the demo model (a
 # random-weight qwen35 GGUF made through llama.cpp's own API; no download), starts two workers on the CPU and one
-# gateway in front of them (in-process affinity store; set REDIS=host:port to use Redis instead).
+# gateway in front of them (in-process affinity store; set REDIS=host:port, or a StackExchange.Redis configuration
+# string, to use Redis instead).
 #   ./run.sh                              gateway on http://127.0.0.1:8000/v1
 #   MODEL=path/to/model.gguf ./run.sh     your own GGUF
 #   WORKERS=1 ./run.sh --slots 8          extra options go to every worker

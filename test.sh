@@ -16,7 +16,7 @@ if ((${#missing[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Redis client tests (tests/GpuFleet.Gateway.Tests/Redis) start, kill and restart a real redis-server from Debian.
+# Redis tests (tests/GpuFleet.Gateway.Tests/State and the other Redis users) start, kill and restart a real redis-server from Debian.
 command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
 
 # Metrics tests check every process's /metrics with Prometheus' own promtool (Debian package prometheus).

@@ -3,8 +3,8 @@ using GpuFleet.Gateway.Hosting;
 
 if (args is ["keys", ..]) { return await GpuFleet.Gateway.Auth.KeysCommand.RunAsync(args[1..], Console.Out, Console.Error); }
 
-// gateway --http-port N --grpc-port N --worker URL ... [--workers-dns NAME:PORT ...] [--redis HOST:PORT] [--keys FILE] [--host ADDRESS];
-// every option is also configuration (Gateway:*, Redis:*); `gateway keys add NAME` manages API keys.
+// gateway --http-port N --grpc-port N --worker URL ... [--workers-dns NAME:PORT ...] [--redis CONFIGURATION] [--keys FILE] [--host ADDRESS];
+// every option is also configuration (Gateway:*, Redis:Configuration); `gateway keys add NAME` manages API keys.
 Dictionary<string, string?> settings;
 try
 {

@@ -17,7 +17,7 @@ namespace GpuFleet.Bench.Gateway;
 /// <summary>
 /// The gateway's routing decision, in process and timed alone: inspect a multi-turn coding-agent chat request (parse,
 /// canonical rendering, keyed prefix-block hashes), look it up in the affinity index in a real redis-server (one
-/// round trip), and let the time-to-first-token policy pick among eight workers with live load reports.
+/// round trip through StackExchange.Redis), and let the time-to-first-token policy pick among eight workers with live load reports.
 /// </summary>
 internal static class DecisionBenchmark
 {
@@ -28,8 +28,8 @@ internal static class DecisionBenchmark
         var port = FreePort.Next();
         var redisServer = processes.Start("redis", "redis-server",
             ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Redis:Endpoint"] = $"127.0.0.1:{port}" }).Build();
-        await using var redis = new GatewayRedis(configuration, NullLoggerFactory.Instance, TimeProvider.System);
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Redis:Configuration"] = $"127.0.0.1:{port}" }).Build();
+        await using var redis = new GatewayRedis(configuration, NullLoggerFactory.Instance);
         var ready = Stopwatch.StartNew();
         while (!redis.Available)
         {

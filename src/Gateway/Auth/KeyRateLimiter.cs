@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
-using GpuFleet.Contracts.Redis;
 using GpuFleet.Gateway.State;
 using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
 
 namespace GpuFleet.Gateway.Auth;
 
@@ -22,8 +22,8 @@ namespace GpuFleet.Gateway.Auth;
 /// a second shifts a second's worth of capacity, nothing more.
 /// </para>
 /// <para>
-/// Without Redis, while it is down, or when a command fails or times out (after <see cref="RedisOptions.CommandTimeout"/>
-/// at most), the same algorithm runs in process: the limits then hold per replica, the client sees no error, and
+/// Without Redis, while it is down, or when a command fails or times out (after the
+/// command timeout, 1 s by default, at most), the same algorithm runs in process: the limits then hold per replica, the client sees no error, and
 /// the change is logged once each way. After a failed command Redis is left alone for <see cref="RedisRetryDelay"/>,
 /// so a Redis that stops answering costs one request a timeout now and then, not every request. Keys without
 /// limits never reach this class's counters or Redis.
@@ -48,7 +48,7 @@ public sealed class KeyRateLimiter
 
     // KEYS: rpm TAT, tpm TAT. ARGV: window us, now us, rpm (0 = none), tpm (0 = none), estimated tokens, slack ms.
     // Returns {allowed, rpm TAT, tpm TAT} as read before counting (0 = none). Same arithmetic as Gcra, in the same order.
-    private static readonly RedisScript AcquireScript = new("""
+    private const string AcquireScript = """
         local w = tonumber(ARGV[1])
         local now = tonumber(ARGV[2])
         local rpm = tonumber(ARGV[3])
@@ -76,11 +76,11 @@ public sealed class KeyRateLimiter
           end
         end
         return {allowed, rt, tt}
-        """);
+        """;
 
     // KEYS: tpm TAT. ARGV: window us, now us, tpm, actual - estimated tokens, slack ms. Moves the TAT by the
     // difference; an overestimate given back empties the bucket at most.
-    private static readonly RedisScript SettleScript = new("""
+    private const string SettleScript = """
         local w = tonumber(ARGV[1])
         local now = tonumber(ARGV[2])
         local tpm = tonumber(ARGV[3])
@@ -94,7 +94,7 @@ public sealed class KeyRateLimiter
           redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + slack)
         end
         return 1
-        """);
+        """;
 
     private readonly GatewayRedis _redis;
     private readonly TimeProvider _time;
@@ -131,20 +131,19 @@ public sealed class KeyRateLimiter
         // A request whose estimate alone exceeds the tokens limit goes the same way: it cannot fit, so it is refused
         // without being counted, with headers that show the key's real state.
         var now = NowUs();
-        if (UseRedis())
+        if (UseRedis() is { } database)
         {
             try
             {
-                var reply = await _redis.Connection!.EvaluateAsync(
+                var reply = await database.ScriptEvaluateAsync(
                     AcquireScript,
                     [CounterKey(key.Name, "rpm"), CounterKey(key.Name, "tpm")],
-                    [Gcra.WindowUs, now, key.RequestsPerMinute ?? 0, key.TokensPerMinute ?? 0, estimatedTokens, ExpirySlackMs],
-                    cancellationToken);
-                var values = reply.EnsureSuccess().AsArray() ?? throw new RedisProtocolException("The limit script returned a null array.");
+                    [Gcra.WindowUs, now, key.RequestsPerMinute ?? 0, key.TokensPerMinute ?? 0, estimatedTokens, ExpirySlackMs]).WaitAsync(cancellationToken);
+                var values = reply.IsNull ? throw new RedisException("The limit script returned a null array.") : (RedisResult[])reply!;
                 RedisUsed();
-                return Gcra.Decide(values[0].AsLong() == 1, key.RequestsPerMinute, values[1].AsLong(), key.TokensPerMinute, values[2].AsLong(), estimatedTokens, now);
+                return Gcra.Decide((long)values[0] == 1, key.RequestsPerMinute, (long)values[1], key.TokensPerMinute, (long)values[2], estimatedTokens, now);
             }
-            catch (RedisException ex)
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
                 RedisFailed(ex);
             }
@@ -175,20 +174,18 @@ public sealed class KeyRateLimiter
         }
 
         var now = NowUs();
-        if (UseRedis())
+        if (UseRedis() is { } database)
         {
             try
             {
-                var reply = await _redis.Connection!.EvaluateAsync(
+                await database.ScriptEvaluateAsync(
                     SettleScript,
                     [CounterKey(key.Name, "tpm")],
-                    [Gcra.WindowUs, now, tpm, delta, ExpirySlackMs],
-                    cancellationToken);
-                reply.EnsureSuccess();
+                    [Gcra.WindowUs, now, tpm, delta, ExpirySlackMs]).WaitAsync(cancellationToken);
                 RedisUsed();
                 return;
             }
-            catch (RedisException ex)
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
                 RedisFailed(ex);
             }
@@ -203,7 +200,9 @@ public sealed class KeyRateLimiter
 
     private LocalCounters Local(string name) => _local.GetOrAdd(name, static _ => new LocalCounters());
 
-    private bool UseRedis() => _redis.Available && _time.GetTimestamp() >= Volatile.Read(ref _skipRedisUntil);
+    // The database while Redis is connected and not in its retry pause; null means decide locally.
+    private IDatabaseAsync? UseRedis() =>
+        _redis.Available && _time.GetTimestamp() >= Volatile.Read(ref _skipRedisUntil) ? _redis.Database : null;
 
     private void RedisUsed()
     {
@@ -213,7 +212,7 @@ public sealed class KeyRateLimiter
         }
     }
 
-    private void RedisFailed(RedisException error)
+    private void RedisFailed(Exception error)
     {
         Volatile.Write(ref _skipRedisUntil, _time.GetTimestamp() + (long)(RedisRetryDelay.TotalSeconds * _time.TimestampFrequency));
         LocalUsed(error.Message);

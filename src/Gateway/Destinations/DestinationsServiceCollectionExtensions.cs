@@ -1,4 +1,3 @@
-using GpuFleet.Contracts.Redis;
 using GpuFleet.Gateway.Hosting;
 using GpuFleet.Gateway.State;
 using Microsoft.Extensions.Configuration;
@@ -29,13 +28,21 @@ internal static class DestinationsServiceCollectionExtensions
         return services;
     }
 
-    /// <summary>No static worker, no DNS name and no Redis: the gateway could never route anything.</summary>
+    /// <summary>
+    /// No static worker, no DNS name and no Redis: the gateway could never route anything. A Redis configuration string
+    /// that does not parse is reported here too, at start, with the other problems.
+    /// </summary>
     private sealed class WorkerSourcesValidator(IConfiguration configuration) : IValidateOptions<GatewayOptions>
     {
         public ValidateOptionsResult Validate(string? name, GatewayOptions options)
         {
-            var redis = configuration[$"{RedisOptions.SectionName}:{nameof(RedisOptions.Endpoint)}"];
-            var errors = options.ValidateSources(redisConfigured: !string.IsNullOrEmpty(redis));
+            var redis = configuration[RedisSettings.ConfigurationKey];
+            var errors = new List<string>(options.ValidateSources(redisConfigured: !string.IsNullOrWhiteSpace(redis)));
+            if (!string.IsNullOrWhiteSpace(redis))
+            {
+                RedisSettings.Parse(redis, RedisSettings.ConfigurationKey, errors);
+            }
+
             return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
         }
     }

@@ -1,7 +1,8 @@
-using GpuFleet.Contracts.Redis;
+using GpuFleet.Contracts;
 using GpuFleet.Gateway.State;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
 
 namespace GpuFleet.Gateway.Destinations;
 
@@ -17,7 +18,7 @@ internal sealed class RedisWorkerRegistry(GatewayRedis redis, WorkerDirectory di
 {
     // Redis server time (TIME), not the gateway's clock, decides freshness: workers score entries with it too.
     // Lua numbers are doubles: unix ms (13 digits) are exact and print without an exponent (%.14g).
-    private static readonly RedisScript ReadScript = new("""
+    private const string ReadScript = """
         local t = redis.call('TIME')
         local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
         local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff)
@@ -34,7 +35,7 @@ internal sealed class RedisWorkerRegistry(GatewayRedis redis, WorkerDirectory di
           out[#out + 1] = e[3] or '0'
         end
         return out
-        """);
+        """;
 
     // While the first read has not succeeded, retry quickly so a starting gateway finds its workers at once.
     private static readonly TimeSpan FirstReadRetry = TimeSpan.FromMilliseconds(200);
@@ -45,12 +46,12 @@ internal sealed class RedisWorkerRegistry(GatewayRedis redis, WorkerDirectory di
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (redis.Connection is not { } connection)
+        if (!redis.Configured)
         {
             return;
         }
 
-        connection.StateChanged += OnStateChanged;
+        redis.Connected += OnConnected;
         try
         {
             Dictionary<string, RegistryEntry> known = new(StringComparer.Ordinal);
@@ -60,13 +61,20 @@ internal sealed class RedisWorkerRegistry(GatewayRedis redis, WorkerDirectory di
             while (!stoppingToken.IsCancellationRequested)
             {
                 var wake = Volatile.Read(ref _connected);
+                if (redis.Database is not { } database)
+                {
+                    // The first connect is still under way (with Redis down it takes the connect timeout).
+                    await Task.WhenAny(wake.Task, Task.Delay(FirstReadRetry, time, stoppingToken));
+                    continue;
+                }
+
                 try
                 {
-                    var entries = await ReadAsync(connection, stoppingToken);
+                    var entries = await ReadAsync(database, stoppingToken);
                     if (failing)
                     {
                         failing = false;
-                        DestinationsLog.RegistryRecovered(logger, connection.Endpoint, entries.Count);
+                        DestinationsLog.RegistryRecovered(logger, redis.Endpoints, entries.Count);
                     }
 
                     // Read after a reconnect: Redis may have restarted empty (or failed over to a stale replica), and
@@ -76,7 +84,7 @@ internal sealed class RedisWorkerRegistry(GatewayRedis redis, WorkerDirectory di
                     if (connectsAtLastRead is { } previous && connects != previous && known.Count > 0)
                     {
                         refillStarted = time.GetTimestamp();
-                        DestinationsLog.RegistryRefilling(logger, connection.Endpoint, known.Count, WorkerRegistryLayout.EntryTtl.TotalSeconds);
+                        DestinationsLog.RegistryRefilling(logger, redis.Endpoints, known.Count, WorkerRegistryLayout.EntryTtl.TotalSeconds);
                     }
 
                     connectsAtLastRead = connects;
@@ -96,13 +104,12 @@ internal sealed class RedisWorkerRegistry(GatewayRedis redis, WorkerDirectory di
                     known = entries;
                     directory.Update(WorkerSource.Registry, known.Keys);
                 }
-                catch (RedisException ex)
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
                 {
-                    // The first connect is still under way: not worth a warning yet.
-                    if (!failing && connection.State != RedisConnectionState.Connecting)
+                    if (!failing)
                     {
                         failing = true;
-                        DestinationsLog.RegistryUnavailable(logger, connection.Endpoint, ex.Message, known.Count);
+                        DestinationsLog.RegistryUnavailable(logger, redis.Endpoints, ex.Message, known.Count);
                     }
                 }
 
@@ -116,38 +123,34 @@ internal sealed class RedisWorkerRegistry(GatewayRedis redis, WorkerDirectory di
         }
         finally
         {
-            connection.StateChanged -= OnStateChanged;
+            redis.Connected -= OnConnected;
         }
     }
 
-    private void OnStateChanged(object? sender, RedisConnectionStateChangedEventArgs e)
+    private void OnConnected(object? sender, EventArgs e)
     {
-        if (e.Current == RedisConnectionState.Connected)
-        {
-            Interlocked.Increment(ref _connects);
-            Volatile.Read(ref _connected).TrySetResult();
-        }
+        Interlocked.Increment(ref _connects);
+        Volatile.Read(ref _connected).TrySetResult();
     }
 
-    private static async Task<Dictionary<string, RegistryEntry>> ReadAsync(RedisConnection connection, CancellationToken cancellationToken)
+    private static async Task<Dictionary<string, RegistryEntry>> ReadAsync(IDatabaseAsync database, CancellationToken cancellationToken)
     {
-        var reply = await connection.EvaluateAsync(
+        var reply = await database.ScriptEvaluateAsync(
             ReadScript,
             [WorkerRegistryLayout.WorkersKey],
-            [(long)WorkerRegistryLayout.EntryTtl.TotalMilliseconds, WorkerRegistryLayout.EntryKeyPrefix],
-            cancellationToken);
-        var items = reply.EnsureSuccess().AsArray() ?? [];
+            [(long)WorkerRegistryLayout.EntryTtl.TotalMilliseconds, WorkerRegistryLayout.EntryKeyPrefix]).WaitAsync(cancellationToken);
+        var items = reply.IsNull ? [] : ((RedisResult[])reply!).Select(item => (string?)item).ToArray();
         var entries = new Dictionary<string, RegistryEntry>(StringComparer.Ordinal);
-        for (var i = 0; i + 3 < items.Count; i += 4)
+        for (var i = 0; i + 3 < items.Length; i += 4)
         {
-            var url = items[i].AsString() ?? "";
+            var url = items[i] ?? "";
             // A draining worker removes its own entry; one that could not (Redis was down) is still draining.
-            if (items[i + 3].AsString() == "1" || !Uri.TryCreate(url, UriKind.Absolute, out _))
+            if (items[i + 3] == "1" || !Uri.TryCreate(url, UriKind.Absolute, out _))
             {
                 continue;
             }
 
-            entries[url] = new RegistryEntry(items[i + 1].AsString() ?? "", items[i + 2].AsString() ?? "");
+            entries[url] = new RegistryEntry(items[i + 1] ?? "", items[i + 2] ?? "");
         }
 
         return entries;

@@ -9,7 +9,8 @@ internal static class GatewayCommandLine
         ["--grpc-port"] = "Gateway:GrpcPort",
         ["--host"] = "Gateway:Host",
         ["--keys"] = "Gateway:KeysFile",
-        ["--redis"] = "Redis:Endpoint",
+        // A StackExchange.Redis configuration string: host:port, or several endpoints with password=, ssl=true, serviceName=...
+        ["--redis"] = "Redis:Configuration",
         // The prefix-hash key shared by replicas; in production prefer the environment (Gateway__Routing__AffinityKey, a Secret).
         ["--affinity-key"] = "Gateway:Routing:AffinityKey",
         ["--dns-refresh"] = "Gateway:DnsRefreshSeconds",
@@ -42,7 +43,7 @@ internal static class GatewayCommandLine
             }
             else
             {
-                throw new ArgumentException($"Unknown option '{args[i]}'. Usage: --http-port N --grpc-port N [--worker URL ...] [--workers-dns NAME:PORT ...] [--dns-refresh SECONDS] [--dns-address-family IPv4|IPv6|Any] [--redis HOST:PORT] [--keys FILE] [--host ADDRESS]");
+                throw new ArgumentException($"Unknown option '{args[i]}'. Usage: --http-port N --grpc-port N [--worker URL ...] [--workers-dns NAME:PORT ...] [--dns-refresh SECONDS] [--dns-address-family IPv4|IPv6|Any] [--redis HOST:PORT[,OPTION=VALUE...]] [--keys FILE] [--host ADDRESS]");
             }
         }
 

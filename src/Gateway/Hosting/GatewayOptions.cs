@@ -85,11 +85,11 @@ public sealed class GatewayOptions
 
     /// <summary>
     /// The gateway needs at least one worker source: static URLs, DNS names, or the Redis registry (read whenever
-    /// <c>Redis:Endpoint</c> is set). Separate from <see cref="Validate"/> because Redis is another section.
+    /// <c>Redis:Configuration</c> is set). Separate from <see cref="Validate"/> because Redis is another section.
     /// </summary>
     public IReadOnlyList<string> ValidateSources(bool redisConfigured) =>
         Workers.Count == 0 && WorkersDns.Count == 0 && !redisConfigured
-            ? ["The gateway has no worker source: give worker URLs (Gateway:Workers, --worker http://host:port), DNS names (Gateway:WorkersDns, --workers-dns NAME:PORT) or a Redis registry (Redis:Endpoint, --redis HOST:PORT)."]
+            ? ["The gateway has no worker source: give worker URLs (Gateway:Workers, --worker http://host:port), DNS names (Gateway:WorkersDns, --workers-dns NAME:PORT) or a Redis registry (Redis:Configuration, --redis HOST:PORT or a StackExchange.Redis configuration string)."]
             : [];
 
     /// <summary>Splits a <see cref="WorkersDns"/> entry: <c>NAME:PORT</c>, the port from 1 to 65535.</summary>

@@ -1,9 +1,10 @@
 using System.Net;
-using GpuFleet.Contracts.Redis;
+using GpuFleet.Contracts;
 using GpuFleet.Worker.Api;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using StackExchange.Redis;
 
 namespace GpuFleet.Worker.Hosting;
 
@@ -11,10 +12,11 @@ namespace GpuFleet.Worker.Hosting;
 /// Announces this worker in the Redis worker registry (when <see cref="WorkerOptions.Redis"/> is set) so that gateways
 /// find it: every 2 s, in one round trip (a script), its entry is written and its heartbeat renewed; on drain (SIGTERM)
 /// the entry is removed at once, so gateways drop the worker within their next read instead of at the TTL. While Redis
-/// is down the worker keeps serving and keeps trying (the connection reconnects by itself); each change is logged once.
+/// is down the worker keeps serving and keeps trying (the process's one StackExchange.Redis multiplexer connects in the
+/// background and reconnects by itself; beats while it is down fail at once); each change is logged once.
 /// </summary>
 /// <remarks>
-/// The layout is <see cref="WorkerRegistryLayout"/> (src/Contracts/Redis, shared with the gateway; docs/gateway.md).
+/// The layout is <see cref="WorkerRegistryLayout"/> (src/Contracts, shared with the gateway; docs/gateway.md).
 /// </remarks>
 internal sealed class RegistryHeartbeat(
     IOptions<WorkerOptions> options,
@@ -27,7 +29,7 @@ internal sealed class RegistryHeartbeat(
 
     // Redis server time (TIME) scores the heartbeat, so no worker's or gateway's clock matters. KEYS: the sorted set,
     // this worker's hash. ARGV: HTTP URL (the member), gRPC URL, name, model, ready, draining, TTL in ms.
-    private static readonly RedisScript BeatScript = new("""
+    private const string BeatScript = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -35,7 +37,7 @@ internal sealed class RegistryHeartbeat(
           'ready', ARGV[5], 'draining', ARGV[6], 'heartbeat_ms', now)
         redis.call('PEXPIRE', KEYS[2], ARGV[7])
         return now
-        """);
+        """;
 
     private readonly ILogger _logger = loggerFactory.CreateLogger<RegistryHeartbeat>();
 
@@ -82,20 +84,31 @@ internal sealed class RegistryHeartbeat(
 
         var machine = Dns.GetHostName();
         var entry = new Entry(AdvertisedHttpUrl(worker, machine), AdvertisedGrpcUrl(worker, machine), worker.Name, worker.EffectiveModelId);
-        await using var redis = RedisConnection.Connect(new RedisOptions { Endpoint = worker.Redis }, loggerFactory.CreateLogger<RedisConnection>(), time);
-        redis.StateChanged += OnStateChanged;
+        // Validated at start (WorkerOptions.Validate), so this parses.
+        var settings = RedisSettings.Parse(worker.Redis, RedisSettings.ConfigurationKey, []) ?? throw new InvalidOperationException("Worker:Redis does not parse.");
+        var endpoints = RedisSettings.Describe(settings);
         await using var onStopping = lifetime.ApplicationStopping.Register(() => Volatile.Read(ref _wake).TrySetResult());
+
+        // With Redis down ConnectAsync returns only after the connect timeout, with a multiplexer that keeps retrying;
+        // the worker serves meanwhile (this runs beside Kestrel), and a drain during the wait still removes the entry.
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(settings).WaitAsync(stoppingToken);
+        redis.ConnectionRestored += OnConnectionRestored;
         try
         {
-            await BeatUntilRemovedAsync(redis, entry, stoppingToken);
+            if (!redis.IsConnected)
+            {
+                RegistryLog.ConnectPending(_logger, endpoints);
+            }
+
+            await BeatUntilRemovedAsync(redis.GetDatabase(), endpoints, () => redis.IsConnected, entry, stoppingToken);
         }
         finally
         {
-            redis.StateChanged -= OnStateChanged;
+            redis.ConnectionRestored -= OnConnectionRestored;
         }
     }
 
-    private async Task BeatUntilRemovedAsync(RedisConnection redis, Entry entry, CancellationToken stoppingToken)
+    private async Task BeatUntilRemovedAsync(IDatabaseAsync redis, string endpoints, Func<bool> connected, Entry entry, CancellationToken stoppingToken)
     {
         bool? healthy = null;
         while (!stoppingToken.IsCancellationRequested)
@@ -106,32 +119,36 @@ internal sealed class RegistryHeartbeat(
             {
                 if (draining)
                 {
-                    // ZREM first: gateways stop listing the worker even if the DEL were lost.
-                    await redis.ExecuteBatchAsync(
-                        [new RedisCommand("ZREM", WorkerRegistryLayout.WorkersKey, entry.HttpUrl), new RedisCommand("DEL", WorkerRegistryLayout.EntryKeyPrefix + entry.HttpUrl)],
-                        stoppingToken);
-                    RegistryLog.Left(_logger, entry.HttpUrl, redis.Endpoint);
+                    // Both sent before either reply is awaited (one round trip); ZREM first: gateways stop listing the
+                    // worker even if the DEL were lost.
+                    var removed = redis.SortedSetRemoveAsync(WorkerRegistryLayout.WorkersKey, entry.HttpUrl);
+                    var deleted = redis.KeyDeleteAsync(WorkerRegistryLayout.EntryKeyPrefix + entry.HttpUrl);
+                    await Task.WhenAll(removed, deleted).WaitAsync(stoppingToken);
+                    RegistryLog.Left(_logger, entry.HttpUrl, endpoints);
                     return;
                 }
 
-                (await redis.EvaluateAsync(
+                await redis.ScriptEvaluateAsync(
                     BeatScript,
                     [WorkerRegistryLayout.WorkersKey, WorkerRegistryLayout.EntryKeyPrefix + entry.HttpUrl],
-                    [entry.HttpUrl, entry.GrpcUrl, entry.Name, entry.Model, engine.Ready ? "1" : "0", "0", (long)WorkerRegistryLayout.EntryTtl.TotalMilliseconds],
-                    stoppingToken)).EnsureSuccess();
+                    [entry.HttpUrl, entry.GrpcUrl, entry.Name, entry.Model, engine.Ready ? "1" : "0", "0", (long)WorkerRegistryLayout.EntryTtl.TotalMilliseconds]).WaitAsync(stoppingToken);
                 if (healthy != true)
                 {
                     healthy = true;
-                    RegistryLog.Registered(_logger, entry.HttpUrl, redis.Endpoint);
+                    RegistryLog.Registered(_logger, entry.HttpUrl, endpoints);
                 }
             }
-            catch (RedisException ex)
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
-                // Before the first connect has finished there is nothing to report yet; later, one line per outage.
-                if (healthy != false && !(healthy is null && redis.State == RedisConnectionState.Connecting))
+                // Not yet connected after the first connect gave up was logged as ConnectPending; later, one line per outage.
+                if (healthy == true || (healthy is null && connected()))
                 {
                     healthy = false;
-                    RegistryLog.HeartbeatFailing(_logger, redis.Endpoint, ex.Message, draining);
+                    RegistryLog.HeartbeatFailing(_logger, endpoints, ex.Message, draining);
+                }
+                else
+                {
+                    healthy ??= false;
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -148,13 +165,8 @@ internal sealed class RegistryHeartbeat(
         }
     }
 
-    private void OnStateChanged(object? sender, RedisConnectionStateChangedEventArgs e)
-    {
-        if (e.Current == RedisConnectionState.Connected)
-        {
-            Volatile.Read(ref _wake).TrySetResult();
-        }
-    }
+    // A (re)connect beats at once: the worker re-announces itself after an outage without waiting for its next beat.
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e) => Volatile.Read(ref _wake).TrySetResult();
 
     private static string ReachableHost(string host, string machineName) =>
         IPAddress.TryParse(host, out var address) && (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)) ? machineName : host;
@@ -175,4 +187,8 @@ internal static partial class RegistryLog
     [LoggerMessage(EventId = 32, EventName = "RegistryLeft", Level = LogLevel.Information,
         Message = "Draining: removed {Url} from the worker registry (Redis at {Endpoint})")]
     public static partial void Left(ILogger logger, string url, string endpoint);
+
+    [LoggerMessage(EventId = 33, EventName = "RegistryRedisConnectPending", Level = LogLevel.Warning,
+        Message = "Worker registry: Redis at {Endpoint} is not reachable yet; serving on and connecting in the background")]
+    public static partial void ConnectPending(ILogger logger, string endpoint);
 }

@@ -63,7 +63,8 @@ public sealed class WorkerOptions
     public int SimulatedTokenDelayMilliseconds { get; set; }
 
     /// <summary>
-    /// Redis <c>host:port</c> of the worker registry (<c>--redis</c>; default unset = no registry): every 2 s the worker
+    /// Redis of the worker registry (<c>--redis</c>; default unset = no registry), as <c>host:port</c> or a full
+    /// StackExchange.Redis configuration string (<c>host:port,password=...,ssl=true</c>; never logged): every 2 s the worker
     /// writes its entry there so that gateways find it, and removes it when it drains (docs/gateway.md, "Worker sources").
     /// </summary>
     public string? Redis { get; set; }
@@ -144,9 +145,9 @@ public sealed class WorkerOptions
             errors.Add($"Worker:SimulatedTokenDelayMilliseconds must be between 0 and 60000, not {SimulatedTokenDelayMilliseconds}.");
         }
 
-        if (!string.IsNullOrWhiteSpace(Redis) && new GpuFleet.Contracts.Redis.RedisOptions { Endpoint = Redis }.Validate().Count > 0)
+        if (!string.IsNullOrWhiteSpace(Redis))
         {
-            errors.Add($"Worker:Redis must be host:port (IPv6 as [::1]:6379) with a port from 1 to 65535, not '{Redis}'.");
+            RedisSettings.Parse(Redis, RedisSettings.ConfigurationKey, errors);
         }
 
         if (AdvertiseUrl is not null && (!Uri.TryCreate(AdvertiseUrl, UriKind.Absolute, out var advertised) || advertised.Scheme is not ("http" or "https")))

@@ -1,12 +1,12 @@
 using System.Diagnostics;
 using System.Text.Json;
-using GpuFleet.Contracts.Redis;
 using GpuFleet.Gateway.Auth;
 using GpuFleet.Gateway.State;
+using GpuFleet.Gateway.Tests.State;
 using GpuFleet.Testing;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
 
 namespace GpuFleet.Gateway.Tests.Auth;
 
@@ -21,8 +21,8 @@ public sealed class KeyRateLimiterTests
     public async Task Two_replicas_share_one_requests_budget_and_retry_after_is_exact()
     {
         await using var server = await RedisServerProcess.StartAsync();
-        await using var redisA = await ConnectedAsync(server.Endpoint);
-        await using var redisB = await ConnectedAsync(server.Endpoint);
+        await using var redisA = await RedisTestConnections.ConnectedAsync(server.Endpoint);
+        await using var redisB = await RedisTestConnections.ConnectedAsync(server.Endpoint);
         var clock = new ManualTimeProvider(Start);
         var a = new KeyRateLimiter(redisA, clock, NullLogger<KeyRateLimiter>.Instance);
         var b = new KeyRateLimiter(redisB, clock, NullLogger<KeyRateLimiter>.Instance);
@@ -57,19 +57,19 @@ public sealed class KeyRateLimiterTests
         Assert.Equal(TimeSpan.FromSeconds(12), again.RetryAfter);
 
         // Counters are named by the key's name (never its secret or hash) and expire.
-        await using var admin = await AdminAsync(server.Endpoint);
-        var keys = (await admin.ExecuteAsync("KEYS", "*")).AsArray()!.Select(k => k.AsString()!).Order().ToArray();
+        await using var admin = await RedisTestConnections.AdminAsync(server.Endpoint);
+        var keys = ((RedisResult[])(await admin.RunAsync("KEYS", "*"))!).Select(k => (string)k!).Order().ToArray();
         Assert.Equal(["gpufleet:limit:{alice}:rpm"], keys);
-        Assert.Equal(StartUs + 72_000_000, (await admin.ExecuteAsync("GET", keys[0])).AsLong());
-        Assert.InRange((await admin.ExecuteAsync("PTTL", keys[0])).AsLong(), 1, 130_000);
+        Assert.Equal(StartUs + 72_000_000, (long)await admin.RunAsync("GET", keys[0]));
+        Assert.InRange((long)await admin.RunAsync("PTTL", keys[0]), 1, 130_000);
     }
 
     [Fact]
     public async Task Tokens_are_estimated_up_front_and_settled_to_the_real_usage_across_replicas()
     {
         await using var server = await RedisServerProcess.StartAsync();
-        await using var redisA = await ConnectedAsync(server.Endpoint);
-        await using var redisB = await ConnectedAsync(server.Endpoint);
+        await using var redisA = await RedisTestConnections.ConnectedAsync(server.Endpoint);
+        await using var redisB = await RedisTestConnections.ConnectedAsync(server.Endpoint);
         var clock = new ManualTimeProvider(Start);
         var a = new KeyRateLimiter(redisA, clock, NullLogger<KeyRateLimiter>.Instance);
         var b = new KeyRateLimiter(redisB, clock, NullLogger<KeyRateLimiter>.Instance);
@@ -119,7 +119,7 @@ public sealed class KeyRateLimiterTests
     public async Task When_redis_dies_requests_are_decided_locally_at_once()
     {
         await using var server = await RedisServerProcess.StartAsync();
-        await using var redis = await ConnectedAsync(server.Endpoint);
+        await using var redis = await RedisTestConnections.ConnectedAsync(server.Endpoint);
         await DecideThroughTheCrashAsync(server, redis);
     }
 
@@ -151,14 +151,14 @@ public sealed class KeyRateLimiterTests
     public async Task A_redis_that_stops_answering_costs_one_command_timeout_then_is_skipped()
     {
         await using var server = await RedisServerProcess.StartAsync(null, "--enable-debug-command", "yes");
-        await using var redis = await ConnectedAsync(server.Endpoint);
-        await using var admin = await AdminAsync(server.Endpoint);
+        await using var redis = await RedisTestConnections.ConnectedAsync(server.Endpoint);
+        await using var admin = await RedisTestConnections.AdminAsync(server.Endpoint, TimeSpan.FromSeconds(1));
         var limiter = new KeyRateLimiter(redis, new ManualTimeProvider(Start), NullLogger<KeyRateLimiter>.Instance);
         var dave = new ApiKeyIdentity("dave", 100, null);
         Assert.True((await limiter.AcquireAsync(dave, 0, CancellationToken.None)).Allowed);
 
         // The server hangs with the connection open, as a paused process or a partition looks to a client.
-        var sleeping = admin.ExecuteAsync(new RedisCommand("DEBUG", "SLEEP", 4), TestTimeouts.Token());
+        var sleeping = admin.RunAsync("DEBUG", "SLEEP", 4);
         await Task.Delay(200);
         var watch = Stopwatch.StartNew();
         for (var i = 0; i < 10; i++)
@@ -166,8 +166,8 @@ public sealed class KeyRateLimiterTests
             Assert.True((await limiter.AcquireAsync(dave, 0, CancellationToken.None)).Allowed);
         }
 
-        // One timeout of 1 s, not ten.
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"took {watch.Elapsed}");
+        // One timeout of 1 s (the library checks timeouts once a second, so up to 2 s), not ten.
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(4), $"took {watch.Elapsed}");
         await Assert.ThrowsAsync<RedisTimeoutException>(() => sleeping);
     }
 
@@ -175,7 +175,7 @@ public sealed class KeyRateLimiterTests
     public async Task After_an_outage_limits_are_shared_again()
     {
         await using var server = await RedisServerProcess.StartAsync();
-        await using var redis = await ConnectedAsync(server.Endpoint);
+        await using var redis = await RedisTestConnections.ConnectedAsync(server.Endpoint);
         var limiter = new KeyRateLimiter(redis, new ManualTimeProvider(Start), NullLogger<KeyRateLimiter>.Instance);
         var erin = new ApiKeyIdentity("erin", 3, null);
         Assert.True((await limiter.AcquireAsync(erin, 0, CancellationToken.None)).Allowed);
@@ -189,15 +189,16 @@ public sealed class KeyRateLimiterTests
         var shared = await limiter.AcquireAsync(erin, 0, CancellationToken.None);
         Assert.True(shared.Allowed);
         Assert.Equal(0, shared.Requests!.Value.Used); // the restarted server holds no counts
-        await using var admin = await AdminAsync(server.Endpoint);
-        Assert.Equal(StartUs + 20_000_000, (await admin.ExecuteAsync("GET", "gpufleet:limit:{erin}:rpm")).AsLong());
+        await using var admin = await RedisTestConnections.AdminAsync(server.Endpoint);
+        Assert.Equal(StartUs + 20_000_000, (long)await admin.RunAsync("GET", "gpufleet:limit:{erin}:rpm"));
     }
 
     [Fact]
     public async Task Without_redis_limits_hold_per_process_and_keys_without_limits_skip_everything()
     {
-        await using var redis = new GatewayRedis(new ConfigurationBuilder().Build(), NullLoggerFactory.Instance, TimeProvider.System);
-        Assert.Null(redis.Connection);
+        await using var redis = RedisTestConnections.Gateway(null);
+        Assert.False(redis.Configured);
+        Assert.False(redis.Degraded);
         var clock = new ManualTimeProvider(Start.AddSeconds(40));
         var limiter = new KeyRateLimiter(redis, clock, NullLogger<KeyRateLimiter>.Instance);
         var dave = new ApiKeyIdentity("dave", 2, null);
@@ -221,7 +222,7 @@ public sealed class KeyRateLimiterTests
     public async Task Keys_without_limits_never_reach_redis()
     {
         await using var server = await RedisServerProcess.StartAsync();
-        await using var redis = await ConnectedAsync(server.Endpoint);
+        await using var redis = await RedisTestConnections.ConnectedAsync(server.Endpoint);
         var limiter = new KeyRateLimiter(redis, TimeProvider.System, NullLogger<KeyRateLimiter>.Instance);
         var erin = new ApiKeyIdentity("erin", null, null);
         for (var i = 0; i < 10; i++)
@@ -231,14 +232,14 @@ public sealed class KeyRateLimiterTests
         }
 
         await limiter.SettleAsync(new ApiKeyIdentity("frank", 10, null), 100, 50, CancellationToken.None);
-        await using var admin = await AdminAsync(server.Endpoint);
-        Assert.Equal(0, (await admin.ExecuteAsync("DBSIZE")).AsLong());
+        await using var admin = await RedisTestConnections.AdminAsync(server.Endpoint);
+        Assert.Equal(0, (long)await admin.RunAsync("DBSIZE"));
     }
 
     [Fact]
     public async Task Headers_and_the_429_follow_openai()
     {
-        await using var redis = new GatewayRedis(new ConfigurationBuilder().Build(), NullLoggerFactory.Instance, TimeProvider.System);
+        await using var redis = RedisTestConnections.Gateway(null);
         var clock = new ManualTimeProvider(Start);
         var limiter = new KeyRateLimiter(redis, clock, NullLogger<KeyRateLimiter>.Instance);
         var gina = new ApiKeyIdentity("gina", 10, 1000);
@@ -284,26 +285,5 @@ public sealed class KeyRateLimiterTests
         await RateLimitResponses.WriteRefusalAsync(grpc, refused);
         Assert.Equal(200, grpc.Response.StatusCode);
         Assert.Equal("8", grpc.Response.Headers["grpc-status"]);
-    }
-
-    private static async Task<GatewayRedis> ConnectedAsync(string endpoint)
-    {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Redis:Endpoint"] = endpoint,
-            ["Redis:CommandTimeout"] = "00:00:01",
-            ["Redis:MaxReconnectDelay"] = "00:00:00.200",
-        }).Build();
-        var redis = new GatewayRedis(configuration, NullLoggerFactory.Instance, TimeProvider.System);
-        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(redis.Available), () => $"Redis at {endpoint} never connected");
-        return redis;
-    }
-
-    // A plain connection for looking at what the limiters left in Redis.
-    private static async Task<RedisConnection> AdminAsync(string endpoint)
-    {
-        var connection = RedisConnection.Connect(new RedisOptions { Endpoint = endpoint });
-        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(connection.State == RedisConnectionState.Connected));
-        return connection;
     }
 }

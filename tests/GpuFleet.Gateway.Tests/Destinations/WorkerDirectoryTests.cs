@@ -190,7 +190,7 @@ public sealed class WorkerDirectoryTests
         var error = Assert.Single(new GatewayOptions().ValidateSources(redisConfigured: false));
         Assert.Contains("Gateway:Workers", error, StringComparison.Ordinal);
         Assert.Contains("Gateway:WorkersDns", error, StringComparison.Ordinal);
-        Assert.Contains("Redis:Endpoint", error, StringComparison.Ordinal);
+        Assert.Contains("Redis:Configuration", error, StringComparison.Ordinal);
 
         Assert.Empty(new GatewayOptions().ValidateSources(redisConfigured: true));
         Assert.Empty(new GatewayOptions { WorkersDns = ["workers:8080"] }.ValidateSources(redisConfigured: false));

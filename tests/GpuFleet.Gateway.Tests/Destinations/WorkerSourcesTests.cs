@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using GpuFleet.Contracts.Redis;
+using GpuFleet.Gateway.Tests.State;
 using GpuFleet.Testing;
 using GpuFleet.Worker.Models;
 
@@ -77,18 +77,11 @@ public sealed class RedisOutageWorkerSourceTests(TestModels models) : IClassFixt
         // Back up but empty, as after a crash: the gateway keeps its workers while they announce themselves again
         // (the worker's next beat), instead of dropping them on the first, empty read.
         await redis.StartAgainAsync();
-        await using var client = RedisConnection.Connect(new RedisOptions { Endpoint = redis.Endpoint });
+        await using var client = await RedisTestConnections.AdminAsync(redis.Endpoint);
         await TestTimeouts.WaitUntilAsync(async () =>
         {
             Assert.Equal("w0", await gateway.ChatAsync(http));
-            try
-            {
-                return !(await client.ExecuteAsync("ZSCORE", "gpufleet:{workers}", $"http://127.0.0.1:{worker.HttpPort}")).IsNull;
-            }
-            catch (RedisConnectionException)
-            {
-                return false; // still connecting
-            }
+            return !(await client.RunAsync("ZSCORE", "gpufleet:{workers}", $"http://127.0.0.1:{worker.HttpPort}")).IsNull;
         });
         await Task.Delay(TimeSpan.FromSeconds(2.5)); // one more registry read, now with the worker in it
         Assert.Equal("w0", await gateway.ChatAsync(http));

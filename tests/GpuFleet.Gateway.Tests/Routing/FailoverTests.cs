@@ -80,6 +80,31 @@ public sealed class FailoverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_gateway_and_a_worker_started_while_redis_is_down_serve_at_once_and_connect_when_it_comes_up()
+    {
+        await using var redis = RedisServerProcess.NotStarted();
+        _workers.Add(await WorkerProcess.StartAsync(_model, "--name", "w0", "--slots", "2", "--ctx-size", "8192", "--enable-thinking", "false", "--redis", redis.Endpoint));
+        // A 20 s connect timeout: a gateway whose start or first request waited for the first connect attempt would
+        // take that long, and would have logged the attempt's end ("Redis unavailable", RedisDisconnected) before answering.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await using var gateway = await GatewayProcess.StartAsync([.. WorkerArgs(), "--redis", redis.Endpoint + ",connectTimeout=20000"]);
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        await gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 1);
+        var answer = await RoutingTests.ChatAsync(http, gateway.BaseAddress, RoutingTests.Conversation("redis-down-at-start"));
+        Assert.Equal("w0", answer.Worker);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"the gateway served its first request after {clock.Elapsed}");
+        Assert.DoesNotContain("Redis unavailable", gateway.Output, StringComparison.Ordinal);
+        Assert.Equal(1, (await http.ScrapeAsync(new Uri(gateway.BaseAddress, "/metrics"))).Single("gpufleet_gateway_redis_degraded"));
+
+        // Redis comes up: the gateway connects by itself and the worker announces itself in the registry.
+        await redis.StartAgainAsync();
+        await TestTimeouts.WaitUntilAsync(async () => (await http.ScrapeAsync(new Uri(gateway.BaseAddress, "/metrics"))).Single("gpufleet_gateway_redis_degraded") == 0);
+        await using var admin = await GpuFleet.Gateway.Tests.State.RedisTestConnections.AdminAsync(redis.Endpoint);
+        await TestTimeouts.WaitUntilAsync(async () => (long)await admin.GetDatabase().SortedSetLengthAsync("gpufleet:{workers}") == 1);
+        Assert.Equal("w0", (await RoutingTests.ChatAsync(http, gateway.BaseAddress, RoutingTests.Conversation("redis-up-later"))).Worker);
+    }
+
+    [Fact]
     public async Task Two_gateways_sharing_one_redis_send_a_prefix_to_the_same_worker()
     {
         await StartWorkersAsync(3);

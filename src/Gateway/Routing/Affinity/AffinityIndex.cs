@@ -1,6 +1,6 @@
-using GpuFleet.Contracts.Redis;
 using GpuFleet.Gateway.State;
 using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
 
 namespace GpuFleet.Gateway.Routing.Affinity;
 
@@ -12,20 +12,25 @@ namespace GpuFleet.Gateway.Routing.Affinity;
 public sealed class AffinityIndex
 {
     private readonly InProcessAffinityStore _local;
-    private readonly RedisAffinityStore? _shared;
     private readonly GatewayRedis _redis;
+    private readonly PrefixHasher _hasher;
     private readonly RoutingOptions _options;
+    private readonly TimeProvider _time;
     private readonly ILogger<AffinityIndex> _logger;
     private long _fallbacks;
+
+    // Made once the first connect has ended (the multiplexer exists from then on, connected or not).
+    private RedisAffinityStore? _store;
 
     public AffinityIndex(GatewayRedis redis, PrefixHasher hasher, RoutingOptions options, TimeProvider time, ILogger<AffinityIndex> logger)
     {
         ArgumentNullException.ThrowIfNull(redis);
         _redis = redis;
+        _hasher = hasher;
         _options = options;
+        _time = time;
         _logger = logger;
         _local = new InProcessAffinityStore(options, time);
-        _shared = redis.Connection is { } connection ? new RedisAffinityStore(connection, hasher, options, time) : null;
     }
 
     /// <summary>Lookups answered locally because Redis was configured but down, slow or failing.</summary>
@@ -35,13 +40,13 @@ public sealed class AffinityIndex
 
     public async Task<AffinityLookup> LookupAsync(string model, IReadOnlyList<ulong> blocks, IReadOnlyList<string> workers, string? sessionKey, CancellationToken cancellationToken)
     {
-        if (_shared is not null && _redis.Available)
+        if (Shared() is { } shared)
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(_options.LookupTimeout);
             try
             {
-                return await _shared.LookupAsync(model, blocks, workers, sessionKey, timeout.Token);
+                return await shared.LookupAsync(model, blocks, workers, sessionKey, timeout.Token);
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested && ex is RedisException or OperationCanceledException or TimeoutException)
             {
@@ -49,7 +54,7 @@ public sealed class AffinityIndex
             }
         }
 
-        if (_shared is not null)
+        if (_redis.Configured)
         {
             Interlocked.Increment(ref _fallbacks);
         }
@@ -61,9 +66,9 @@ public sealed class AffinityIndex
     public void Record(string model, IReadOnlyList<ulong> blocks, string worker, string? sessionKey)
     {
         _ = _local.RecordAsync(model, blocks, worker, sessionKey, CancellationToken.None);
-        if (_shared is not null && _redis.Available)
+        if (Shared() is { } shared)
         {
-            _ = Shared(() => _shared.RecordAsync(model, blocks, worker, sessionKey, CancellationToken.None));
+            _ = WriteAsync(() => shared.RecordAsync(model, blocks, worker, sessionKey, CancellationToken.None));
         }
     }
 
@@ -71,22 +76,27 @@ public sealed class AffinityIndex
     public async Task RecordSharedAsync(string model, IReadOnlyList<ulong> blocks, string worker, string? sessionKey)
     {
         await _local.RecordAsync(model, blocks, worker, sessionKey, CancellationToken.None);
-        if (_shared is not null)
+        if (_redis.Configured && await _redis.WhenStartedAsync() is { } multiplexer)
         {
-            await _shared.RecordAsync(model, blocks, worker, sessionKey, CancellationToken.None);
+            await Store(multiplexer.GetDatabase()).RecordAsync(model, blocks, worker, sessionKey, CancellationToken.None);
         }
     }
 
     public async Task ApplyHoldingsAsync(string model, string worker, IReadOnlyList<ulong> held, CancellationToken cancellationToken)
     {
         await _local.ApplyHoldingsAsync(model, worker, held, cancellationToken);
-        if (_shared is not null && _redis.Available)
+        if (Shared() is { } shared)
         {
-            await Shared(() => _shared.ApplyHoldingsAsync(model, worker, held, cancellationToken));
+            await WriteAsync(() => shared.ApplyHoldingsAsync(model, worker, held, cancellationToken));
         }
     }
 
-    private async Task Shared(Func<Task> write)
+    // The shared store while Redis is connected; null sends the caller to local state at once.
+    private RedisAffinityStore? Shared() => _redis.Available && _redis.Database is { } database ? Store(database) : null;
+
+    private RedisAffinityStore Store(IDatabaseAsync database) => _store ??= new RedisAffinityStore(database, _hasher, _options, _time);
+
+    private async Task WriteAsync(Func<Task> write)
     {
         try
         {

@@ -1,5 +1,5 @@
 using System.Globalization;
-using GpuFleet.Contracts.Redis;
+using StackExchange.Redis;
 
 namespace GpuFleet.Gateway.Routing.Affinity;
 
@@ -8,15 +8,16 @@ namespace GpuFleet.Gateway.Routing.Affinity;
 /// <c>gpufleet:aff:{model tag}:{block hex}</c> hash worker → last confirmed (unix ms);
 /// <c>gpufleet:held:{model tag}:{worker}</c> set of the block keys recorded for a worker (for corrections);
 /// <c>gpufleet:sess:{session tag}</c> the session's worker. Tags and block hashes are keyed hashes: nothing in
-/// Redis reveals a prompt. Every operation is one script call (one round trip). Scripts name block keys they derive
+/// Redis reveals a prompt. Every operation is one script call (one round trip: StackExchange.Redis loads each script once and then sends
+/// EVALSHA, reloading it by itself after a Redis restart or SCRIPT FLUSH). Scripts name block keys they derive
 /// from a prefix, so they suit a standalone or Sentinel Redis, not Redis Cluster.
 /// </summary>
-public sealed class RedisAffinityStore(RedisConnection redis, PrefixHasher hasher, RoutingOptions options, TimeProvider time) : IAffinityStore
+public sealed class RedisAffinityStore(IDatabaseAsync redis, PrefixHasher hasher, RoutingOptions options, TimeProvider time) : IAffinityStore
 {
     // Depth per worker by bisection over the chain (holdings are prefix-closed), then the session's worker. A worker's
     // entry counts only while confirmed within the TTL (the key itself lives on while other workers confirm it).
     // ARGV: block count, oldest valid confirmation (unix ms), workers...
-    private static readonly RedisScript Lookup = new("""
+    private const string Lookup = """
         local n = tonumber(ARGV[1])
         local oldest = tonumber(ARGV[2])
         local out = {}
@@ -33,10 +34,10 @@ public sealed class RedisAffinityStore(RedisConnection redis, PrefixHasher hashe
           out[#out + 1] = redis.call('GET', KEYS[n + 1])
         end
         return out
-        """);
+        """;
 
     // KEYS: block keys..., held-set key[, session key]. ARGV: worker, now ms, ttl ms, block count.
-    private static readonly RedisScript Record = new("""
+    private const string Record = """
         local worker, now, ttl, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
         local held = KEYS[n + 1]
         for i = 1, n do
@@ -49,10 +50,10 @@ public sealed class RedisAffinityStore(RedisConnection redis, PrefixHasher hashe
           redis.call('SET', KEYS[n + 2], worker, 'PX', ARGV[5])
         end
         return n
-        """);
+        """;
 
     // KEYS: held-set key. ARGV: worker, now ms, grace ms, ttl ms, block key prefix, block hex...
-    private static readonly RedisScript Correct = new("""
+    private const string Correct = """
         local worker, now, grace, ttl, prefix = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
         local keep = {}
         for i = 6, #ARGV do keep[prefix .. ARGV[i]] = true end
@@ -74,30 +75,42 @@ public sealed class RedisAffinityStore(RedisConnection redis, PrefixHasher hashe
         end
         redis.call('PEXPIRE', KEYS[1], ttl)
         return dropped
-        """);
+        """;
 
     public async Task<AffinityLookup> LookupAsync(string model, IReadOnlyList<ulong> blocks, IReadOnlyList<string> workers, string? sessionKey, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(blocks);
         ArgumentNullException.ThrowIfNull(workers);
         var prefix = BlockPrefix(model);
-        var keys = new List<RedisArgument>(blocks.Count + 1);
-        keys.AddRange(blocks.Select(b => (RedisArgument)(prefix + Hex(b))));
+        var keys = new RedisKey[blocks.Count + (sessionKey is null ? 0 : 1)];
+        for (var i = 0; i < blocks.Count; i++)
+        {
+            keys[i] = prefix + Hex(blocks[i]);
+        }
+
         if (sessionKey is not null)
         {
-            keys.Add(SessionKey(sessionKey));
+            keys[^1] = SessionKey(sessionKey);
         }
 
-        var args = new List<RedisArgument>(workers.Count + 2) { blocks.Count, Now() - (long)options.AffinityTtl.TotalMilliseconds + 1 };
-        args.AddRange(workers.Select(w => (RedisArgument)w));
-        var reply = (await redis.EvaluateAsync(Lookup, keys, args, cancellationToken)).EnsureSuccess().AsArray() ?? [];
-        var held = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (var i = 0; i < workers.Count && i < reply.Count; i++)
+        var args = new RedisValue[workers.Count + 2];
+        args[0] = blocks.Count;
+        args[1] = Now() - (long)options.AffinityTtl.TotalMilliseconds + 1;
+        for (var i = 0; i < workers.Count; i++)
         {
-            held[workers[i]] = (int)reply[i].AsLong();
+            args[2 + i] = workers[i];
         }
 
-        var session = sessionKey is not null && reply.Count > workers.Count ? reply[workers.Count].AsString() : null;
+        // The library takes no token: a caller that stops waiting leaves the reply to be dropped when it comes.
+        var reply = await redis.ScriptEvaluateAsync(Lookup, keys, args).WaitAsync(cancellationToken);
+        var items = reply.IsNull ? [] : (RedisResult[])reply!;
+        var held = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < workers.Count && i < items.Length; i++)
+        {
+            held[workers[i]] = (int)items[i];
+        }
+
+        var session = sessionKey is not null && items.Length > workers.Count ? OptionalString(items[workers.Count]) : null;
         return new AffinityLookup(held, string.IsNullOrEmpty(session) ? null : session);
     }
 
@@ -105,29 +118,33 @@ public sealed class RedisAffinityStore(RedisConnection redis, PrefixHasher hashe
     {
         ArgumentNullException.ThrowIfNull(blocks);
         var prefix = BlockPrefix(model);
-        var keys = new List<RedisArgument>(blocks.Count + 2);
-        keys.AddRange(blocks.Select(b => (RedisArgument)(prefix + Hex(b))));
+        var keys = new List<RedisKey>(blocks.Count + 2);
+        keys.AddRange(blocks.Select(b => (RedisKey)(prefix + Hex(b))));
         keys.Add(HeldKey(model, worker));
-        var args = new List<RedisArgument> { worker, Now(), (long)options.AffinityTtl.TotalMilliseconds, blocks.Count };
+        var args = new List<RedisValue> { worker, Now(), (long)options.AffinityTtl.TotalMilliseconds, blocks.Count };
         if (sessionKey is not null && options.SessionStickiness)
         {
             keys.Add(SessionKey(sessionKey));
             args.Add((long)options.SessionTtl.TotalMilliseconds);
         }
 
-        (await redis.EvaluateAsync(Record, keys, args, cancellationToken)).EnsureSuccess();
+        await redis.ScriptEvaluateAsync(Record, [.. keys], [.. args]).WaitAsync(cancellationToken);
     }
 
     public async Task ApplyHoldingsAsync(string model, string worker, IReadOnlyList<ulong> held, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(held);
-        var args = new List<RedisArgument>(held.Count + 5)
+        var args = new List<RedisValue>(held.Count + 5)
         {
             worker, Now(), (long)options.HoldingsGrace.TotalMilliseconds, (long)options.AffinityTtl.TotalMilliseconds, BlockPrefix(model),
         };
-        args.AddRange(held.Select(b => (RedisArgument)Hex(b)));
-        (await redis.EvaluateAsync(Correct, [HeldKey(model, worker)], args, cancellationToken)).EnsureSuccess();
+        args.AddRange(held.Select(b => (RedisValue)Hex(b)));
+        await redis.ScriptEvaluateAsync(Correct, [HeldKey(model, worker)], [.. args]).WaitAsync(cancellationToken);
     }
+
+    // A missing session reads as Lua false, which reaches the client as a null (RESP2) or a boolean (RESP3).
+    private static string? OptionalString(RedisResult item) =>
+        item.IsNull || item.Resp3Type is ResultType.Null or ResultType.Boolean ? null : (string?)item;
 
     private string BlockPrefix(string model) => "gpufleet:aff:" + hasher.Tag("model", model) + ":";
 

@@ -4,8 +4,8 @@ using System.Net.Sockets;
 using GpuFleet.Gateway.Routing;
 using GpuFleet.Gateway.Routing.Affinity;
 using GpuFleet.Gateway.State;
+using GpuFleet.Gateway.Tests.State;
 using GpuFleet.Testing;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace GpuFleet.Gateway.Tests.Routing.Unit;
@@ -18,18 +18,7 @@ public sealed class AffinityIndexTests
 
     private static ulong[] Chain(ulong seed, int length) => [.. Enumerable.Range(0, length).Select(i => (seed * 1_000_003UL) + (ulong)i + 1)];
 
-    private static GatewayRedis Redis(string? endpoint)
-    {
-        var settings = new Dictionary<string, string?>();
-        if (endpoint is not null)
-        {
-            settings["Redis:Endpoint"] = endpoint;
-            settings["Redis:CommandTimeout"] = "00:00:01";
-            settings["Redis:MaxReconnectDelay"] = "00:00:00.200";
-        }
-
-        return new GatewayRedis(new ConfigurationBuilder().AddInMemoryCollection(settings).Build(), NullLoggerFactory.Instance, TimeProvider.System);
-    }
+    private static GatewayRedis Redis(string? endpoint) => RedisTestConnections.Gateway(endpoint);
 
     // A lookup timeout far above a healthy round trip, so that only a dead or stalled Redis makes a lookup local.
     private static AffinityIndex Index(GatewayRedis redis, TimeSpan? lookupTimeout = null) =>
@@ -92,15 +81,15 @@ public sealed class AffinityIndexTests
     {
         await using var server = await RedisServerProcess.StartAsync(null, "--enable-debug-command", "yes");
         await using var redis = Redis(server.Endpoint);
-        await using var admin = Redis(server.Endpoint);
-        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(redis.Available && admin.Available));
+        await using var admin = await RedisTestConnections.AdminAsync(server.Endpoint, TimeSpan.FromSeconds(1));
+        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(redis.Available));
         var index = Index(redis, TimeSpan.FromMilliseconds(100));
         index.Record("m", Chain(5, 3), "w2", null); // local at once, Redis in the background
 
         // The server stalls for 2 s with the connection open (a paused process, a partition). The bound below leaves
         // room for .NET timers firing late on a starved thread pool (seen: a 100 ms timer at 1.1 s on 2 cores), and
         // still tells a lookup cut off at its timeout from one that waited for the server.
-        var sleeping = admin.Connection!.ExecuteAsync(new GpuFleet.Contracts.Redis.RedisCommand("DEBUG", "SLEEP", "2"), TestTimeouts.Token());
+        var sleeping = admin.RunAsync("DEBUG", "SLEEP", "2");
         await Task.Delay(100);
         var watch = Stopwatch.StartNew();
         var lookup = await index.LookupAsync("m", Chain(5, 3), Workers, null, TestTimeouts.Token());
@@ -129,7 +118,7 @@ public sealed class AffinityIndexTests
     public async Task Without_redis_the_local_index_is_the_store_and_nothing_counts_as_a_fallback()
     {
         await using var redis = Redis(null);
-        Assert.Null(redis.Connection);
+        Assert.False(redis.Configured);
         var index = Index(redis);
         await index.RecordSharedAsync("m", Chain(3, 5), "w3", "s");
         index.Record("m", Chain(4, 2), "w1", null);

@@ -1,8 +1,9 @@
 using System.Text;
-using GpuFleet.Contracts.Redis;
 using GpuFleet.Gateway.Routing;
 using GpuFleet.Gateway.Routing.Affinity;
+using GpuFleet.Gateway.Tests.State;
 using GpuFleet.Testing;
+using StackExchange.Redis;
 
 namespace GpuFleet.Gateway.Tests.Routing.Unit;
 
@@ -11,14 +12,15 @@ public sealed class RedisAffinityFixture : IAsyncLifetime
 {
     public RedisServerProcess Server { get; private set; } = null!;
 
-    public RedisConnection Connection { get; private set; } = null!;
+    public ConnectionMultiplexer Connection { get; private set; } = null!;
+
+    public IDatabase Database => Connection.GetDatabase();
 
     public async Task InitializeAsync()
     {
         Server = await RedisServerProcess.StartAsync();
         // A generous command timeout: these tests are about the store, not about a machine busy with other builds.
-        Connection = RedisConnection.Connect(new RedisOptions { Endpoint = Server.Endpoint, CommandTimeout = TimeSpan.FromSeconds(10) });
-        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(Connection.State == RedisConnectionState.Connected));
+        Connection = await RedisTestConnections.AdminAsync(Server.Endpoint, TimeSpan.FromSeconds(10));
     }
 
     public async Task DisposeAsync()
@@ -39,14 +41,14 @@ public sealed class RedisAffinityStoreTests(RedisAffinityFixture redis) : IClass
     private readonly ManualTimeProvider _clock = new();
     private readonly PrefixHasher _hasher = new(Key, 64);
 
-    private RedisAffinityStore Store(RoutingOptions? options = null) => new(redis.Connection, _hasher, options ?? new RoutingOptions(), _clock);
+    private RedisAffinityStore Store(RoutingOptions? options = null) => new(redis.Database, _hasher, options ?? new RoutingOptions(), _clock);
 
     private static ulong[] Chain(ulong seed, int length) => [.. Enumerable.Range(0, length).Select(i => (seed * 1_000_003UL) + (ulong)i + 1)];
 
     private static async Task<IReadOnlyDictionary<string, int>> DepthsAsync(IAffinityStore store, string model, IReadOnlyList<ulong> blocks, params string[] workers) =>
         (await store.LookupAsync(model, blocks, workers.Length == 0 ? Workers : workers, null, TestTimeouts.Token())).HeldBlocks;
 
-    private async Task FlushAsync() => (await redis.Connection.ExecuteAsync("FLUSHALL")).EnsureSuccess();
+    private async Task FlushAsync() => await redis.Connection.RunAsync("FLUSHALL");
 
     private async Task<List<string>> KeysAsync()
     {
@@ -54,9 +56,9 @@ public sealed class RedisAffinityStoreTests(RedisAffinityFixture redis) : IClass
         var cursor = "0";
         do
         {
-            var reply = (await redis.Connection.ExecuteAsync("SCAN", cursor, "COUNT", 1000)).EnsureSuccess().AsArray()!;
-            cursor = reply[0].AsString()!;
-            keys.AddRange(reply[1].AsArray()!.Select(k => k.AsString()!));
+            var reply = (RedisResult[])(await redis.Connection.RunAsync("SCAN", cursor, "COUNT", 1000))!;
+            cursor = (string)reply[0]!;
+            keys.AddRange(((RedisResult[])reply[1]!).Select(k => (string)k!));
         }
         while (cursor != "0");
         return keys;
@@ -100,12 +102,12 @@ public sealed class RedisAffinityStoreTests(RedisAffinityFixture redis) : IClass
         var chain = Chain(2, 5);
         await Store().RecordAsync("m", chain, "w2", "sess", TestTimeouts.Token());
 
-        var sameKey = new RedisAffinityStore(redis.Connection, new PrefixHasher((byte[])Key.Clone(), 64), new RoutingOptions(), new ManualTimeProvider());
+        var sameKey = new RedisAffinityStore(redis.Database, new PrefixHasher((byte[])Key.Clone(), 64), new RoutingOptions(), new ManualTimeProvider());
         var lookup = await sameKey.LookupAsync("m", chain, Workers, "sess", TestTimeouts.Token());
         Assert.Equal(5, lookup.HeldBlocks["w2"]);
         Assert.Equal("w2", lookup.SessionWorker);
 
-        var otherKey = new RedisAffinityStore(redis.Connection, new PrefixHasher([.. Key.Reverse()], 64), new RoutingOptions(), new ManualTimeProvider());
+        var otherKey = new RedisAffinityStore(redis.Database, new PrefixHasher([.. Key.Reverse()], 64), new RoutingOptions(), new ManualTimeProvider());
         Assert.Equal(0, (await DepthsAsync(otherKey, "m", chain))["w2"]);
     }
 
@@ -130,7 +132,7 @@ public sealed class RedisAffinityStoreTests(RedisAffinityFixture redis) : IClass
 
         await store.RecordAsync("m", [], "w1", sessionA, TestTimeouts.Token());
         Assert.Equal("w1", (await store.LookupAsync("m", [], Workers, sessionA, TestTimeouts.Token())).SessionWorker);
-        Assert.InRange((await redis.Connection.ExecuteAsync("PTTL", "gpufleet:sess:" + sessionA)).AsLong(), 50_000, 60_000);
+        Assert.InRange((long)await redis.Connection.RunAsync("PTTL", "gpufleet:sess:" + sessionA), 50_000, 60_000);
 
         // Redis expires sessions on its own clock.
         var shortLived = Store(new RoutingOptions { SessionTtl = TimeSpan.FromMilliseconds(150) });
@@ -138,7 +140,7 @@ public sealed class RedisAffinityStoreTests(RedisAffinityFixture redis) : IClass
         await shortLived.RecordAsync("m", [], "w3", sessionC, TestTimeouts.Token());
         await Task.Delay(400);
         Assert.Null((await store.LookupAsync("m", [], Workers, sessionC, TestTimeouts.Token())).SessionWorker);
-        Assert.Equal(0, (await redis.Connection.ExecuteAsync("EXISTS", "gpufleet:sess:" + sessionC)).AsLong());
+        Assert.Equal(0, (long)await redis.Connection.RunAsync("EXISTS", "gpufleet:sess:" + sessionC));
     }
 
     [Fact]
@@ -152,7 +154,7 @@ public sealed class RedisAffinityStoreTests(RedisAffinityFixture redis) : IClass
         Assert.Equal(4, keys.Count); // three blocks and w1's holdings set
         foreach (var key in keys)
         {
-            Assert.InRange((await redis.Connection.ExecuteAsync("PTTL", key)).AsLong(), 50_000, 60_000);
+            Assert.InRange((long)await redis.Connection.RunAsync("PTTL", key), 50_000, 60_000);
         }
 
         await FlushAsync();
@@ -215,7 +217,7 @@ public sealed class RedisAffinityStoreTests(RedisAffinityFixture redis) : IClass
         Assert.Equal(5, depths["w2"]);
         Assert.Equal(6, (await DepthsAsync(store, "other", chain))["w1"]);
         var heldSet = "gpufleet:held:" + _hasher.Tag("model", "m") + ":w1";
-        Assert.Equal(0, (await redis.Connection.ExecuteAsync("SCARD", heldSet)).AsLong());
+        Assert.Equal(0, (long)await redis.Connection.RunAsync("SCARD", heldSet));
     }
 
     [Fact]
@@ -242,16 +244,15 @@ public sealed class RedisAffinityStoreTests(RedisAffinityFixture redis) : IClass
         var values = new List<string>();
         foreach (var key in keys)
         {
-            var type = (await redis.Connection.ExecuteAsync("TYPE", key)).AsString();
-            var reply = type switch
+            var type = (string?)await redis.Connection.RunAsync("TYPE", key);
+            values.AddRange(type switch
             {
-                "hash" => await redis.Connection.ExecuteAsync("HGETALL", key),
-                "set" => await redis.Connection.ExecuteAsync("SMEMBERS", key),
-                "string" => await redis.Connection.ExecuteAsync("GET", key),
+                "hash" => (await redis.Database.HashGetAllAsync(key)).SelectMany(e => new[] { (string)e.Name!, (string)e.Value! }),
+                "set" => (await redis.Database.SetMembersAsync(key)).Select(v => (string)v!),
+                "string" => [(string)(await redis.Database.StringGetAsync(key))!],
                 _ => throw new InvalidOperationException($"unexpected {type} at {key}"),
-            };
-            values.AddRange(reply.Kind == RedisResultKind.Array ? reply.AsArray()!.Select(v => v.AsString()!) : [reply.AsString()!]);
-            Assert.InRange((await redis.Connection.ExecuteAsync("PTTL", key)).AsLong(), 1, (long)TimeSpan.FromMinutes(30).TotalMilliseconds);
+            });
+            Assert.InRange((long)await redis.Connection.RunAsync("PTTL", key), 1, (long)TimeSpan.FromMinutes(30).TotalMilliseconds);
         }
 
         var modelTag = _hasher.Tag("model", model);

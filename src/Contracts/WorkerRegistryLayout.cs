@@ -1,8 +1,9 @@
-namespace GpuFleet.Contracts.Redis;
+namespace GpuFleet.Contracts;
 
 /// <summary>
 /// The worker registry's layout in Redis: written by the worker's heartbeat (src/Worker/Hosting/RegistryHeartbeat.cs),
-/// read by the gateway (src/Gateway/Destinations/RedisWorkerRegistry.cs); described in docs/gateway.md.
+/// read by the gateway (src/Gateway/Destinations/RedisWorkerRegistry.cs); described in docs/gateway.md. No Redis client code here: each
+/// executable talks to Redis through StackExchange.Redis.
 /// </summary>
 /// <remarks>
 /// <list type="bullet">
