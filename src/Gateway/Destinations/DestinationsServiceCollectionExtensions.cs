@@ -1,3 +1,4 @@
+using GpuFleet.Contracts;
 using GpuFleet.Gateway.Hosting;
 using GpuFleet.Gateway.State;
 using Microsoft.Extensions.Configuration;
@@ -36,11 +37,11 @@ internal static class DestinationsServiceCollectionExtensions
     {
         public ValidateOptionsResult Validate(string? name, GatewayOptions options)
         {
-            var redis = configuration[RedisSettings.ConfigurationKey];
+            var redis = configuration[RedisSettings.GatewayKey];
             var errors = new List<string>(options.ValidateSources(redisConfigured: !string.IsNullOrWhiteSpace(redis)));
             if (!string.IsNullOrWhiteSpace(redis))
             {
-                RedisSettings.Parse(redis, RedisSettings.ConfigurationKey, errors);
+                RedisSettings.Parse(redis, RedisSettings.GatewayKey, errors);
             }
 
             return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

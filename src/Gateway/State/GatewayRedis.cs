@@ -1,3 +1,4 @@
+using GpuFleet.Contracts;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
@@ -32,14 +33,14 @@ public sealed class GatewayRedis : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(configuration);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         _logger = loggerFactory.CreateLogger<GatewayRedis>();
-        var text = configuration[RedisSettings.ConfigurationKey];
+        var text = configuration[RedisSettings.GatewayKey];
         if (string.IsNullOrWhiteSpace(text))
         {
             return;
         }
 
         var errors = new List<string>();
-        var options = RedisSettings.Parse(text, RedisSettings.ConfigurationKey, errors)
+        var options = RedisSettings.Parse(text, RedisSettings.GatewayKey, errors)
             ?? throw new InvalidOperationException(string.Join(" ", errors));
         _endpoints = RedisSettings.Describe(options);
         Configured = true;

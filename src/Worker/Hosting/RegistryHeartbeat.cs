@@ -85,7 +85,7 @@ internal sealed class RegistryHeartbeat(
         var machine = Dns.GetHostName();
         var entry = new Entry(AdvertisedHttpUrl(worker, machine), AdvertisedGrpcUrl(worker, machine), worker.Name, worker.EffectiveModelId);
         // Validated at start (WorkerOptions.Validate), so this parses.
-        var settings = RedisSettings.Parse(worker.Redis, RedisSettings.ConfigurationKey, []) ?? throw new InvalidOperationException("Worker:Redis does not parse.");
+        var settings = RedisSettings.Parse(worker.Redis, RedisSettings.WorkerKey, []) ?? throw new InvalidOperationException("Worker:Redis does not parse.");
         var endpoints = RedisSettings.Describe(settings);
         await using var onStopping = lifetime.ApplicationStopping.Register(() => Volatile.Read(ref _wake).TrySetResult());
 

@@ -1,3 +1,4 @@
+using GpuFleet.Contracts;
 namespace GpuFleet.Worker.Hosting;
 
 /// <summary>Worker settings, bound from configuration section <c>Worker</c>.</summary>
@@ -147,7 +148,7 @@ public sealed class WorkerOptions
 
         if (!string.IsNullOrWhiteSpace(Redis))
         {
-            RedisSettings.Parse(Redis, RedisSettings.ConfigurationKey, errors);
+            RedisSettings.Parse(Redis, RedisSettings.WorkerKey, errors);
         }
 
         if (AdvertiseUrl is not null && (!Uri.TryCreate(AdvertiseUrl, UriKind.Absolute, out var advertised) || advertised.Scheme is not ("http" or "https")))

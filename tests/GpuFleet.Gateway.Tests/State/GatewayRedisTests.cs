@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using GpuFleet.Contracts;
 using GpuFleet.Gateway.Routing;
 using GpuFleet.Gateway.Routing.Affinity;
 using GpuFleet.Gateway.State;
@@ -50,7 +51,7 @@ public sealed class GatewayRedisTests
     public void Bad_configuration_strings_are_refused_naming_the_key_and_never_the_password(string text, string expected)
     {
         var errors = new List<string>();
-        Assert.Null(RedisSettings.Parse(text, RedisSettings.ConfigurationKey, errors));
+        Assert.Null(RedisSettings.Parse(text, RedisSettings.GatewayKey, errors));
         var error = Assert.Single(errors);
         Assert.Contains(expected, error, StringComparison.Ordinal);
         Assert.StartsWith("Redis:Configuration ", error, StringComparison.Ordinal);
@@ -235,7 +236,7 @@ public sealed class GatewayRedisTests
     private static ConfigurationOptions Parse(string text)
     {
         var errors = new List<string>();
-        var options = RedisSettings.Parse(text, RedisSettings.ConfigurationKey, errors);
+        var options = RedisSettings.Parse(text, RedisSettings.GatewayKey, errors);
         Assert.Empty(errors);
         return options!;
     }

@@ -1,3 +1,4 @@
+using GpuFleet.Contracts;
 using GpuFleet.Gateway.State;
 using GpuFleet.Testing;
 using Microsoft.Extensions.Configuration;
@@ -16,7 +17,7 @@ internal static class RedisTestConnections
         var settings = new Dictionary<string, string?>();
         if (configuration is not null)
         {
-            settings[RedisSettings.ConfigurationKey] = configuration;
+            settings[RedisSettings.GatewayKey] = configuration;
         }
 
         return new GatewayRedis(new ConfigurationBuilder().AddInMemoryCollection(settings).Build(), loggerFactory ?? NullLoggerFactory.Instance);

@@ -1,3 +1,4 @@
+using GpuFleet.Contracts;
 using GpuFleet.Worker.Hosting;
 using StackExchange.Redis;
 
@@ -15,7 +16,7 @@ public sealed class RegistryRedisOptionsTests
         var options = new WorkerOptions { ModelPath = ExistingFile, HttpPort = 8080, GrpcPort = 8081, Redis = "redis-0:6379,redis-1:6379,password=s3cret,ssl=true" };
         Assert.Empty(options.Validate());
 
-        var settings = RedisSettings.Parse(options.Redis, RedisSettings.ConfigurationKey, [])!;
+        var settings = RedisSettings.Parse(options.Redis, RedisSettings.WorkerKey, [])!;
         Assert.Equal(2, settings.EndPoints.Count);
         Assert.False(settings.AbortOnConnectFail);
         Assert.Same(BacklogPolicy.FailFast, settings.BacklogPolicy);

@@ -1,22 +1,25 @@
 using System.Globalization;
 using StackExchange.Redis;
 
-namespace GpuFleet.Worker.Hosting;
+namespace GpuFleet.Contracts;
 
 /// <summary>
-/// Reads the worker registry's Redis setting, a StackExchange.Redis configuration string (<c>host:port,password=...,ssl=true,
-/// host2:port2,serviceName=...</c>), and applies our defaults where the string leaves them unset.
+/// Reads a Redis setting (the gateway's <c>Redis:Configuration</c>, the worker's <c>Worker:Redis</c>; <c>--redis</c> sets
+/// either), a StackExchange.Redis configuration string (<c>host:port,password=...,ssl=true,host2:port2,serviceName=...</c>),
+/// and applies GpuFleet's defaults where the string leaves them unset.
 /// </summary>
 /// <remarks>
-/// The same rules as the gateway's (src/Gateway/State/RedisSettings.cs; one copy per executable, as only the executables
-/// reference StackExchange.Redis). The defaults make an outage a fallback, never a client error or a stall: connect in
-/// the background (<c>abortConnect=false</c>), fail commands at once while disconnected (<see cref="BacklogPolicy.FailFast"/>, which a
+/// The defaults make an outage a fallback, never a client error or a stall: connect in the background
+/// (<c>abortConnect=false</c>), fail commands at once while disconnected (<see cref="BacklogPolicy.FailFast"/>, which a
 /// string cannot set), connect within 5 s and answer within 1 s.
 /// </remarks>
-internal static class RedisSettings
+public static class RedisSettings
 {
-    /// <summary>The configuration key; <c>--redis</c> sets it.</summary>
-    public const string ConfigurationKey = "Worker:Redis";
+    /// <summary>The gateway's configuration key; <c>--redis</c> sets it.</summary>
+    public const string GatewayKey = "Redis:Configuration";
+
+    /// <summary>The worker's configuration key (its registry heartbeat); <c>--redis</c> sets it.</summary>
+    public const string WorkerKey = "Worker:Redis";
 
     public static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(5);
 
@@ -50,7 +53,7 @@ internal static class RedisSettings
         // The gateway and the workers start while Redis is down and connect later; a first connect that gave up would never retry.
         if (Sets(text, "abortConnect") && options.AbortOnConnectFail)
         {
-            errors.Add($"{key} sets abortConnect=true: workers and gateways must start while Redis is down, so remove it (abortConnect=false is the default here).");
+            errors.Add($"{key} sets abortConnect=true: the gateway and workers must start while Redis is down, so remove it (abortConnect=false is the default here).");
             return null;
         }
 
