@@ -1,4 +1,5 @@
 using GpuFleet.Contracts;
+
 namespace GpuFleet.Worker.Hosting;
 
 /// <summary>Worker settings, bound from configuration section <c>Worker</c>.</summary>
