@@ -62,6 +62,8 @@ internal static class DecisionBenchmark
         }
 
         var samples = new double[iterations];
+        var inspectSamples = new double[iterations];
+        var lookupSamples = new double[iterations];
         // As many unrecorded decisions first, so that tiered compilation has settled before timing.
         for (var i = -iterations; i < iterations; i++)
         {
@@ -69,8 +71,10 @@ internal static class DecisionBenchmark
             var body = bodies[((i % bodies.Count) + bodies.Count) % bodies.Count];
             var clock = Stopwatch.GetTimestamp();
             var request = inspector.Inspect(body, chat: true, sessionHeader: null);
+            var inspected = Stopwatch.GetTimestamp();
             var routing = new RoutingState { Request = request, PromptTokens = (int)(request.PromptBytes / 4) };
             routing.Affinity = await affinity.LookupAsync(request.Model, request.Blocks, ids, request.SessionKey, cancel);
+            var looked = Stopwatch.GetTimestamp();
             var context = new DefaultHttpContext();
             context.Features.Set(routing);
             _ = policy.PickDestination(context, cluster, destinations) ?? throw new InvalidOperationException("no worker picked");
@@ -78,6 +82,8 @@ internal static class DecisionBenchmark
             if (i >= 0)
             {
                 samples[i] = elapsed;
+                inspectSamples[i] = Stopwatch.GetElapsedTime(clock, inspected).TotalMicroseconds;
+                lookupSamples[i] = Stopwatch.GetElapsedTime(inspected, looked).TotalMicroseconds;
             }
         }
 
@@ -87,8 +93,12 @@ internal static class DecisionBenchmark
         }
 
         Array.Sort(samples);
+        Array.Sort(inspectSamples);
+        Array.Sort(lookupSamples);
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"decision: {iterations} decisions (inspect a {bodies[0].Length / 1024} KB chat body, Redis lookup of {sample.Blocks.Count} blocks x {Workers} workers, policy): p50 {samples[iterations / 2]:F1} us, p99 {samples[(int)(iterations * 0.99)]:F1} us"));
+            $"decision: {iterations} decisions (inspect a {bodies[0].Length / 1024} KB chat body, Redis lookup of {sample.Blocks.Count} blocks x {Workers} workers, policy): p50 {samples[iterations / 2]:F1} us, p99 {samples[(int)(iterations * 0.99)]:F1} us; " +
+            $"inspect p50 {inspectSamples[iterations / 2]:F1} p99 {inspectSamples[(int)(iterations * 0.99)]:F1} us, " +
+            $"Redis lookup p50 {lookupSamples[iterations / 2]:F1} p99 {lookupSamples[(int)(iterations * 0.99)]:F1} us"));
         return samples[(int)(iterations * 0.99)];
     }
 
