@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts GpuFleet locally on the embedded default: builds the worker and the gateway, makes the demo model (a
-# random-weight qwen35 GGUF made through llama.cpp's own API; no download), starts two workers on the CPU and one
+# random-weight qwen35 GGUF made through llama.cpp's own API, with the real Qwen3.5 tokenizer and chat template from
+# the pinned llama.cpp release; no weights are downloaded), starts two workers on the CPU and one
 # gateway in front of them (in-process affinity store; set REDIS=host:port, or a StackExchange.Redis configuration
 # string, to use Redis instead).
 #   ./run.sh                              gateway on http://127.0.0.1:8000/v1
@@ -12,15 +13,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 flavour="${GPUFLEET_NATIVES:-cpu}"
 scripts/fetch-natives.sh "$flavour"
+tokenizer="$(scripts/fetch-tokenizer.sh)"
 dotnet build src/Worker -c Release --nologo -v quiet -p:GpuFleetNativeFlavour="$flavour"
 dotnet build src/Gateway -c Release --nologo -v quiet
 worker=(dotnet src/Worker/bin/Release/net10.0/GpuFleet.Worker.dll)
 gateway=(dotnet src/Gateway/bin/Release/net10.0/GpuFleet.Gateway.dll)
 
-model="${MODEL:-artifacts/models/demo-qwen35-small.gguf}"
+# The folder names the tokenizer: demo models made before the real one (artifacts/models/) are not reused.
+model="${MODEL:-artifacts/demo-models/demo-qwen35-small.gguf}"
 if [[ ! -f "$model" ]]; then
-  echo "run.sh: creating the demo model $model (qwen35 architecture, ~160 M random weights, Q8_0)" >&2
-  "${worker[@]}" demo-model "$model" --arch qwen35 --size small
+  echo "run.sh: creating the demo model $model (qwen35 architecture, random weights, Qwen3.5 tokenizer, Q8_0)" >&2
+  "${worker[@]}" demo-model "$model" --arch qwen35 --size small --tokenizer "$tokenizer"
 fi
 
 count="${WORKERS:-2}"

@@ -24,6 +24,8 @@ command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninte
 
 # The pinned llama.cpp libraries (CPU), fetched from npm and verified against natives/natives.lock.
 scripts/fetch-natives.sh cpu
+# The real Qwen3.5 tokenizer and chat template for the demo models of the end-to-end tests, verified against natives/tokenizer.lock.
+scripts/fetch-tokenizer.sh >/dev/null
 
 # gRPC interop (tests/GpuFleet.Contracts.Tests): a real @grpc/grpc-js client and server are the reference our
 # wire module is tested against; install the exact versions pinned in tests/interop/node/package-lock.json.

@@ -10,7 +10,7 @@ namespace GpuFleet.Testing;
 public sealed class TestModels : IDisposable
 {
     private readonly Lock _gate = new();
-    private readonly Dictionary<DemoArchitecture, LlamaModel> _loaded = [];
+    private readonly Dictionary<(DemoArchitecture, bool), LlamaModel> _loaded = [];
 
     public TestModels()
     {
@@ -22,30 +22,57 @@ public sealed class TestModels : IDisposable
 
     public string Directory { get; }
 
-    /// <summary>The path of the tiny model of <paramref name="architecture"/>, building it if needed.</summary>
-    public string PathOf(DemoArchitecture architecture)
+    /// <summary>
+    /// The path of the tiny model of <paramref name="architecture"/>, building it if needed: with the small byte-level
+    /// tokenizer, or with the real Qwen3.5 tokenizer and chat template (<paramref name="qwenTokenizer"/>; ~46 MB, as
+    /// end-to-end tests need prompts that cost what they cost on the real model).
+    /// </summary>
+    public string PathOf(DemoArchitecture architecture, bool qwenTokenizer = false)
     {
         lock (_gate)
         {
-            var path = Path.Combine(Directory, $"tiny-{architecture.ToString().ToLowerInvariant()}.gguf");
+            var path = Path.Combine(Directory, $"tiny-{architecture.ToString().ToLowerInvariant()}{(qwenTokenizer ? "-qwen-tokenizer" : "")}.gguf");
             if (!File.Exists(path))
             {
-                DemoModelBuilder.Build(new DemoModelOptions(path, architecture, DemoModelSize.Tiny));
+                DemoModelBuilder.Build(new DemoModelOptions(path, architecture, DemoModelSize.Tiny)
+                {
+                    Tokenizer = qwenTokenizer ? QwenTokenizer : null,
+                });
             }
 
             return path;
         }
     }
 
+    /// <summary>The real tokenizer's files, fetched by scripts/fetch-tokenizer.sh (test.sh runs it) into .natives/tokenizer.</summary>
+    public static QwenTokenizerFiles QwenTokenizer
+    {
+        get
+        {
+            for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+            {
+                if (File.Exists(Path.Combine(directory.FullName, "GpuFleet.sln")))
+                {
+                    var files = QwenTokenizerFiles.InDirectory(Path.Combine(directory.FullName, ".natives", "tokenizer"));
+                    return File.Exists(files.VocabularyPath) && File.Exists(files.ChatTemplatePath)
+                        ? files
+                        : throw new FileNotFoundException($"The Qwen tokenizer is missing from {Path.GetDirectoryName(files.VocabularyPath)}: run scripts/fetch-tokenizer.sh (test.sh does).");
+                }
+            }
+
+            throw new DirectoryNotFoundException("GpuFleet.sln not found above the test binaries; cannot locate .natives/tokenizer.");
+        }
+    }
+
     /// <summary>The loaded tiny model of <paramref name="architecture"/>; shared, do not dispose.</summary>
-    public LlamaModel Get(DemoArchitecture architecture)
+    public LlamaModel Get(DemoArchitecture architecture, bool qwenTokenizer = false)
     {
         lock (_gate)
         {
-            if (!_loaded.TryGetValue(architecture, out var model))
+            if (!_loaded.TryGetValue((architecture, qwenTokenizer), out var model))
             {
-                model = LlamaModel.Load(PathOf(architecture));
-                _loaded[architecture] = model;
+                model = LlamaModel.Load(PathOf(architecture, qwenTokenizer));
+                _loaded[(architecture, qwenTokenizer)] = model;
             }
 
             return model;

@@ -13,6 +13,9 @@ public sealed record DemoModelOptions(string OutputPath, DemoArchitecture Archit
     public DemoQuantization? Quantization { get; init; }
 
     public int Seed { get; init; } = 42;
+
+    /// <summary>The real Qwen3.5 tokenizer and chat template; null = the small byte-level demo tokenizer (fast unit tests only).</summary>
+    public QwenTokenizerFiles? Tokenizer { get; init; }
 }
 
 public enum DemoQuantization
@@ -48,7 +51,7 @@ public static unsafe class DemoModelBuilder
             {
                 gguf.SetString("general.architecture", options.Architecture == DemoArchitecture.Qwen3 ? "qwen3" : "qwen35");
                 gguf.SetString("general.name", $"gpufleet-demo-{(options.Architecture == DemoArchitecture.Qwen3 ? "qwen3" : "qwen35")}-{options.Size.ToString().ToLowerInvariant()}");
-                var vocabulary = DemoTokenizer.Write(gguf);
+                var vocabulary = options.Tokenizer?.Write(gguf) ?? DemoTokenizer.Write(gguf);
                 spec = DemoModelSpec.Create(options.Architecture, options.Size, vocabulary);
                 foreach (var (key, value) in spec.Hyperparameters)
                 {
@@ -94,7 +97,7 @@ public static unsafe class DemoModelBuilder
 
             // llama_model_save_to_file does not write tokenizer.chat_template (probe pitfall C).
             var afterTemplate = quantization == DemoQuantization.F16 ? output : templatedPath;
-            RewriteWithChatTemplate(rawPath, afterTemplate, DemoTokenizer.ChatTemplate);
+            RewriteWithChatTemplate(rawPath, afterTemplate, options.Tokenizer?.ChatTemplate() ?? DemoTokenizer.ChatTemplate);
             if (quantization != DemoQuantization.F16)
             {
                 Quantize(afterTemplate, output, quantization);

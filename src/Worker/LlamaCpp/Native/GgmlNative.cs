@@ -98,6 +98,24 @@ internal static unsafe partial class GgmlNative
     [LibraryImport(Base, EntryPoint = "gguf_get_val_str")]
     public static partial byte* GgufGetValStr(nint context, long keyId);
 
+    [LibraryImport(Base, EntryPoint = "gguf_get_val_u32")]
+    public static partial uint GgufGetValU32(nint context, long keyId);
+
+    [LibraryImport(Base, EntryPoint = "gguf_get_kv_type")]
+    public static partial int GgufGetKvType(nint context, long keyId);
+
+    [LibraryImport(Base, EntryPoint = "gguf_get_arr_type")]
+    public static partial int GgufGetArrType(nint context, long keyId);
+
+    [LibraryImport(Base, EntryPoint = "gguf_get_arr_n")]
+    public static partial nuint GgufGetArrN(nint context, long keyId);
+
+    [LibraryImport(Base, EntryPoint = "gguf_get_arr_data")]
+    public static partial void* GgufGetArrData(nint context, long keyId);
+
+    [LibraryImport(Base, EntryPoint = "gguf_get_arr_str")]
+    public static partial byte* GgufGetArrStr(nint context, long keyId, nuint index);
+
     [LibraryImport(Base, EntryPoint = "gguf_set_kv")]
     public static partial void GgufSetKv(nint destination, nint source);
 
