@@ -62,7 +62,7 @@ public sealed class WorkerApi(EngineHost host, IOptions<WorkerOptions> options, 
     internal GenerationRequest BuildRequest(int[] prompt, GenerationParameters parameters, string? grammar) => new()
     {
         PromptTokens = prompt,
-        MaxTokens = parameters.MaxTokens ?? Math.Max(1, Engine.Options.ContextPerSlot - prompt.Length),
+        MaxTokens = parameters.MaxTokens ?? Math.Max(1, Engine.ContextPerRequest - prompt.Length),
         Sampling = parameters.Sampling,
         StopSequences = parameters.Stop,
         Grammar = grammar,

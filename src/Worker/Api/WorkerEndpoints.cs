@@ -115,6 +115,14 @@ public static class WorkerEndpointRouteBuilderExtensions
         json.WriteString("object", "model");
         json.WriteNumber("created", new DateTimeOffset(File.GetLastWriteTimeUtc(api.Options.ModelPath!)).ToUnixTimeSeconds());
         json.WriteString("owned_by", api.Simulated ? "gpufleet-simulated" : "gpufleet");
+        if (api.TryGetStatus() is { ContextPerRequest: > 0 } status)
+        {
+            // The most tokens (prompt and completion) one request can hold, under the names clients read it from:
+            // max_model_len (vLLM) and context_length (OpenRouter, LiteLLM).
+            json.WriteNumber("max_model_len", status.ContextPerRequest);
+            json.WriteNumber("context_length", status.ContextPerRequest);
+        }
+
         json.WriteEndObject();
     }
 }

@@ -29,7 +29,7 @@ internal static class GenerateCommand
         var options = new EngineOptions
         {
             Slots = args.GetInt("slots", Math.Max(streams, 1)),
-            ContextPerSlot = args.GetInt("ctx-size", 2048),
+            ContextSize = args.GetInt("ctx-size", 0),
         };
         await using var engine = await InferenceEngine.StartAsync(model, options, loggerFactory.CreateLogger("GpuFleet.Worker.Engine"));
 

@@ -78,13 +78,13 @@ internal sealed class AdmissionQueue(int slots, int capacity) : IDisposable
         return true;
     }
 
-    /// <summary>The oldest waiting request, or null.</summary>
-    public PendingRequest? TryDequeue()
+    /// <summary>The oldest waiting request, or null; <paramref name="admit"/> may decline it (it then stays first in line).</summary>
+    public PendingRequest? TryDequeue(Func<PendingRequest, bool>? admit = null)
     {
         lock (_gate)
         {
             var first = _waiting.First;
-            if (first is null)
+            if (first is null || (admit is not null && !admit(first.Value)))
             {
                 return null;
             }

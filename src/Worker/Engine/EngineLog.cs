@@ -6,8 +6,16 @@ namespace GpuFleet.Worker.Engine;
 internal static partial class EngineLog
 {
     [LoggerMessage(EventId = 2000, EventName = "EngineStarted", Level = LogLevel.Information,
-        Message = "Engine started: {Slots} slots x {ContextPerSlot} tokens, batch {BatchSize}, {Architecture} ({Mode} prefix reuse), state {FixedBytes} B/sequence + {BytesPerToken} B/token")]
-    public static partial void EngineStarted(ILogger logger, int slots, int contextPerSlot, int batchSize, string architecture, string mode, long fixedBytes, long bytesPerToken);
+        Message = "Engine started: {Slots} slots sharing {ContextSize} tokens of KV ({ContextPerRequest} per request), batch {BatchSize}, {Architecture} ({Mode} prefix reuse), state {FixedBytes} B/sequence + {BytesPerToken} B/token")]
+    public static partial void EngineStarted(ILogger logger, int slots, int contextSize, int contextPerRequest, int batchSize, string architecture, string mode, long fixedBytes, long bytesPerToken);
+
+    [LoggerMessage(EventId = 2005, EventName = "ContextSized", Level = LogLevel.Information,
+        Message = "Context sized automatically: {Tokens} tokens (model trained for {TrainingTokens}), {KvBytes} B of KV within a budget of {BudgetBytes} B; set Engine:ContextSize (--ctx-size) to choose")]
+    public static partial void ContextSized(ILogger logger, int tokens, int trainingTokens, long kvBytes, long budgetBytes);
+
+    [LoggerMessage(EventId = 2006, EventName = "ContextFull", Level = LogLevel.Warning,
+        Message = "The shared KV pool is full: ended a request at {Tokens} tokens (finish_reason length)")]
+    public static partial void ContextFull(ILogger logger, int tokens);
 
     [LoggerMessage(EventId = 2001, EventName = "DecodeFailed", Level = LogLevel.Error,
         Message = "llama_decode failed with {Result}; failing the {Requests} request(s) of this batch")]

@@ -8,8 +8,15 @@ public sealed class EngineOptions
     /// <summary>Sequence slots decoded together (continuous batching width).</summary>
     public int Slots { get; set; } = 4;
 
-    /// <summary>Tokens of context per slot (prompt + generation).</summary>
-    public int ContextPerSlot { get; set; } = 4096;
+    /// <summary>
+    /// Tokens in the KV pool that all slots share (llama.cpp's unified KV cache), so one long prompt and several short
+    /// ones fit together; one request may use all of it. 0 = auto: the model's training context, capped by
+    /// <see cref="KvCacheBytes"/>.
+    /// </summary>
+    public int ContextSize { get; set; }
+
+    /// <summary>Memory the auto-sized KV pool may take; 0 = half of the memory available where it lives (host RAM, or the GPU's when offloaded).</summary>
+    public long KvCacheBytes { get; set; }
 
     /// <summary>Most tokens in one decode step (decode tokens of running requests + prefill chunks).</summary>
     public int BatchSize { get; set; } = 512;
@@ -45,9 +52,14 @@ public sealed class EngineOptions
             errors.Add($"Engine:Slots must be between 1 and 256, not {Slots}.");
         }
 
-        if (ContextPerSlot < 64)
+        if (ContextSize is not 0 and < 64)
         {
-            errors.Add($"Engine:ContextPerSlot must be at least 64 tokens, not {ContextPerSlot}.");
+            errors.Add($"Engine:ContextSize must be 0 (sized from the model and memory) or at least 64 tokens, not {ContextSize}.");
+        }
+
+        if (KvCacheBytes < 0)
+        {
+            errors.Add($"Engine:KvCacheBytes must be 0 (half the available memory) or positive, not {KvCacheBytes}.");
         }
 
         if (BatchSize < 1)

@@ -13,7 +13,8 @@ public sealed record EngineStatus
 
     public int TotalSlots { get; init; }
 
-    public int ContextPerSlot { get; init; }
+    /// <summary>The most tokens (prompt and completion) one request can hold.</summary>
+    public int ContextPerRequest { get; init; }
 
     /// <summary>Tokens held in KV / state across all slots (cached prefixes included).</summary>
     public long KvTokensUsed { get; init; }

@@ -14,6 +14,9 @@ public interface IInferenceEngine : IAsyncDisposable
 
     EngineOptions Options { get; }
 
+    /// <summary>The most tokens (prompt and completion) one request can hold, known once the engine has started.</summary>
+    int ContextPerRequest { get; }
+
     /// <summary>
     /// Validates and queues a request. Never blocks: an invalid, too long or over-capacity request is
     /// refused at once with a reason. Cancelling <paramref name="cancellationToken"/> ends the generation

@@ -33,6 +33,8 @@ public sealed class InferenceEngine : IInferenceEngine
 
     public EngineOptions Options => _options;
 
+    public int ContextPerRequest => _scheduler.ContextPerRequest;
+
     /// <summary>Test hook: make the next decode steps fail while it returns true.</summary>
     internal Func<bool>? InjectDecodeFailure
     {
@@ -65,7 +67,7 @@ public sealed class InferenceEngine : IInferenceEngine
     public Admission Submit(GenerationRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var rejection = RequestValidation.Validate(request, _model.VocabularySize, _options);
+        var rejection = RequestValidation.Validate(request, _model.VocabularySize, ContextPerRequest);
         if (rejection is not null)
         {
             Interlocked.Increment(ref _rejected);

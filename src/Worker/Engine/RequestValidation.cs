@@ -7,7 +7,7 @@ namespace GpuFleet.Worker.Engine;
 internal static class RequestValidation
 {
     /// <summary>A refusal naming every problem, <see cref="RejectionReason.PromptTooLong"/>, or null when the request is acceptable.</summary>
-    public static Rejection? Validate(GenerationRequest request, int vocabularySize, EngineOptions options)
+    public static Rejection? Validate(GenerationRequest request, int vocabularySize, int contextPerRequest)
     {
         var prompt = request.PromptTokens;
         if (prompt is null || prompt.Count == 0)
@@ -41,10 +41,10 @@ internal static class RequestValidation
         }
 
         // At least one generated token must fit after the prompt.
-        if (prompt.Count >= options.ContextPerSlot)
+        if (prompt.Count >= contextPerRequest)
         {
             return new Rejection(RejectionReason.PromptTooLong,
-                $"The prompt has {prompt.Count} tokens, but this worker's context holds {options.ContextPerSlot} tokens per request (prompt and completion).");
+                $"The prompt has {prompt.Count} tokens, but this worker's context holds {contextPerRequest} tokens per request (prompt and completion).");
         }
 
         return null;

@@ -35,6 +35,7 @@ internal sealed class Scheduler
     private long _step;
     private long _stateBytesPerSequence;
     private long _stateBytesPerToken;
+    private int _contextPerRequest;
     private bool _canTrimTail;
     private EngineStatus _status = new();
 
@@ -68,6 +69,9 @@ internal sealed class Scheduler
     public EngineStatus Status => Volatile.Read(ref _status);
 
     public PrefixSnapshotCache Snapshots => _snapshots;
+
+    /// <summary>The most tokens one request can hold: the whole shared KV pool (set once the context exists).</summary>
+    public int ContextPerRequest => Volatile.Read(ref _contextPerRequest);
 
     public ThroughputMeter Meter => _meter;
 
@@ -118,51 +122,108 @@ internal sealed class Scheduler
     private void Initialize()
     {
         var threads = _options.Threads > 0 ? _options.Threads : Environment.ProcessorCount;
-        _context = new LlamaContext(_model, new LlamaContextSettings
-        {
-            Sequences = _options.Slots,
-            ContextPerSequence = _options.ContextPerSlot,
-            BatchSize = _options.BatchSize,
-            Threads = threads,
-            BatchThreads = threads,
-            // No recurrent rollback snapshots: a partial rollback can silently succeed with a wrong state
-            // (probe pitfall D), so tails are never trimmed on hybrid models; snapshots are used instead.
-            RecurrentRollback = 0,
-        });
+        var contextSize = _options.ContextSize > 0 ? _options.ContextSize : AutoContextSize(threads);
+        _context = CreateContext(contextSize, _options.Slots, threads);
         _batch = new LlamaBatch(_options.BatchSize);
         _slots = Enumerable.Range(0, _options.Slots).Select(i => new SequenceSlot(i)).ToArray();
+        (_stateBytesPerSequence, _stateBytesPerToken, _canTrimTail) = MeasureState(_context, _batch);
+        Volatile.Write(ref _contextPerRequest, _context.ContextPerSequence);
 
-        // Warm up and measure the state footprint: bytes per sequence (recurrent state) and per token (KV).
+        EngineLog.EngineStarted(_logger, _options.Slots, _context.ContextSize, _context.ContextPerSequence, _options.BatchSize, _model.Architecture,
+            _canTrimTail ? "KV trim" : _snapshots.Enabled ? "state snapshot" : "no", _stateBytesPerSequence, _stateBytesPerToken);
+        PublishStatus();
+    }
+
+    private LlamaContext CreateContext(int contextSize, int sequences, int threads) => new(_model, new LlamaContextSettings
+    {
+        Sequences = sequences,
+        ContextSize = contextSize,
+        UnifiedKv = true,
+        BatchSize = _options.BatchSize,
+        Threads = threads,
+        BatchThreads = threads,
+        // No recurrent rollback snapshots: a partial rollback can silently succeed with a wrong state
+        // (probe pitfall D), so tails are never trimmed on hybrid models; snapshots are used instead.
+        RecurrentRollback = 0,
+    });
+
+    /// <summary>
+    /// The pool for an unset <see cref="EngineOptions.ContextSize"/>: the model's training context, capped so that the
+    /// KV cells and every slot's fixed state fit in <see cref="EngineOptions.KvCacheBytes"/> (default half the memory
+    /// available where the cache lives). The state footprint is measured on a small probe context first, so that a
+    /// too-large pool is never allocated.
+    /// </summary>
+    private int AutoContextSize(int threads)
+    {
+        var training = _model.TrainingContextLength > 0 ? _model.TrainingContextLength : 4096;
+        long perSequence, perToken;
+        using (var probe = CreateContext(Math.Max(256, _options.BatchSize), 1, threads))
+        using (var batch = new LlamaBatch(_options.BatchSize))
+        {
+            (perSequence, perToken, _) = MeasureState(probe, batch);
+        }
+
+        var budget = _options.KvCacheBytes > 0 ? _options.KvCacheBytes : AvailableMemoryBytes() / 2;
+        var fits = perToken == 0 ? training : (budget - (perSequence * _options.Slots)) / perToken;
+        var size = (int)Math.Clamp(fits / 256 * 256, 256, training);
+        EngineLog.ContextSized(_logger, size, training, size * perToken, budget);
+        return size;
+    }
+
+    private long AvailableMemoryBytes()
+    {
+        if (_model.GpuLayers != 0 && LlamaBackend.GpuFreeBytes() is { } gpu)
+        {
+            return gpu;
+        }
+
+        // MemAvailable (what can be allocated without swapping) rather than the total; the GC's view as a fallback.
+        try
+        {
+            var line = File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
+            if (line is not null && long.TryParse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], out var kib))
+            {
+                return kib * 1024;
+            }
+        }
+        catch (IOException)
+        {
+            // Not Linux, or /proc is hidden: fall through.
+        }
+
+        return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+    }
+
+    /// <summary>Warms a context up and measures its state footprint: fixed bytes per sequence (recurrent state) and bytes per token (KV).</summary>
+    private (long PerSequence, long PerToken, bool CanTrimTail) MeasureState(LlamaContext context, LlamaBatch batch)
+    {
+        long first = 0;
         for (var i = 0; i < WarmupTokens; i++)
         {
-            _batch.Add(i % _model.VocabularySize, i, 0, i == WarmupTokens - 1);
+            batch.Add(i % _model.VocabularySize, i, 0, i == WarmupTokens - 1);
             if (i == 0)
             {
                 Decode();
-                _stateBytesPerSequence = _context.GetSequenceStateSize(0);
+                first = context.GetSequenceStateSize(0);
             }
         }
 
         Decode();
-        var nine = _context.GetSequenceStateSize(0);
-        _stateBytesPerToken = Math.Max(0, (nine - _stateBytesPerSequence) / (WarmupTokens - 1));
-        _stateBytesPerSequence = Math.Max(0, _stateBytesPerSequence - _stateBytesPerToken);
-        _canTrimTail = _context.TryRemoveTail(0, WarmupTokens - 1);
-        _context.ClearAll();
-
-        EngineLog.EngineStarted(_logger, _options.Slots, _context.ContextPerSequence, _options.BatchSize, _model.Architecture,
-            _canTrimTail ? "KV trim" : _snapshots.Enabled ? "state snapshot" : "no", _stateBytesPerSequence, _stateBytesPerToken);
-        PublishStatus();
+        var nine = context.GetSequenceStateSize(0);
+        var perToken = Math.Max(0, (nine - first) / (WarmupTokens - 1));
+        var canTrimTail = context.TryRemoveTail(0, WarmupTokens - 1);
+        context.ClearAll();
+        return (Math.Max(0, first - perToken), perToken, canTrimTail);
 
         void Decode()
         {
-            var rc = _context!.Decode(_batch!);
+            var rc = context.Decode(batch);
             if (rc != DecodeResult.Ok)
             {
                 throw new LlamaNativeException($"The warm-up decode failed with {rc}.");
             }
 
-            _batch!.Clear();
+            batch.Clear();
         }
     }
 
@@ -225,7 +286,7 @@ internal sealed class Scheduler
 
     private void AdmitWaiting()
     {
-        while (_slots.Any(s => s.Active is null) && _queue.TryDequeue() is { } pending)
+        while (_slots.Any(s => s.Active is null) && _queue.TryDequeue(FitsInPool) is { } pending)
         {
             if (pending.Cancellation.IsCancellationRequested)
             {
@@ -242,6 +303,43 @@ internal sealed class Scheduler
             _active.Add(active);
             _promptTokens += pending.Prompt.Length;
             _reusedTokens += reused;
+        }
+    }
+
+    /// <summary>
+    /// Admission against the shared KV pool: the prompts and generated tokens of the running requests plus this prompt
+    /// must fit, so an admitted prefill always finds its cells (idle slots' cached prefixes are evicted for it). A request
+    /// that does not fit waits, first in line, for running ones to finish; alone it always fits (validation saw to that).
+    /// </summary>
+    private bool FitsInPool(PendingRequest pending) =>
+        _active.Count == 0 || pending.Prompt.Length + _active.Sum(a => (long)a.Prompt.Length + a.Generated) <= _context!.ContextSize;
+
+    private int UsedCells() => _slots.Sum(s => s.Cached.Count);
+
+    /// <summary>
+    /// Frees KV cells for <paramref name="cells"/> more tokens: first the cached prefixes of idle slots, least recently
+    /// used first (their state was snapshotted when their turn ended); then, if the running requests alone fill the pool,
+    /// it ends the decoding request holding the most cells with finish_reason length, as a full context would.
+    /// </summary>
+    private void MakeRoom(int cells, SequenceSlot? keep = null)
+    {
+        var capacity = _context!.ContextSize;
+        foreach (var idle in _slots.Where(s => s.Active is null && s != keep && s.Cached.Count > 0).OrderBy(s => s.LastUsed).ToList())
+        {
+            if (UsedCells() + cells <= capacity)
+            {
+                return;
+            }
+
+            ResetSlot(idle);
+        }
+
+        while (UsedCells() + cells > capacity && _active.Where(a => a.Decoding).MaxBy(a => a.Slot.Cached.Count) is { } largest)
+        {
+            EngineLog.ContextFull(_logger, largest.Slot.Cached.Count);
+            cells -= 1; // its decode token no longer needs a cell
+            Finish(largest, FinishReason.Length, null);
+            ResetSlot(largest.Slot);
         }
     }
 
@@ -276,6 +374,7 @@ internal sealed class Scheduler
             chosen = _slots.Where(s => s.Active is null).MinBy(s => s.LastUsed)!;
             context.ClearSequence(chosen.Sequence);
             chosen.Cached.Clear();
+            MakeRoom(snapshot.Tokens.Length, keep: chosen);
             if (context.TrySetSequenceState(chosen.Sequence, snapshot.State))
             {
                 chosen.Cached.AddRange(snapshot.Tokens);
@@ -319,6 +418,13 @@ internal sealed class Scheduler
             return;
         }
 
+        // Cells for this step: one per decoding request, and at least one for a waiting prefill.
+        MakeRoom(_active.Count(a => a.Decoding) + (_active.Any(a => !a.Decoding) ? 1 : 0));
+        if (_active.Count == 0)
+        {
+            return;
+        }
+
         batch.Clear();
         var decodeTokens = 0;
         foreach (var active in _active)
@@ -335,7 +441,7 @@ internal sealed class Scheduler
         }
 
         var prefillTokens = 0;
-        var budget = batch.Capacity - batch.Count;
+        var budget = Math.Max(0, Math.Min(batch.Capacity - batch.Count, context.ContextSize - UsedCells() - decodeTokens));
         foreach (var active in _active)
         {
             if (active.Decoding || budget == 0)
@@ -609,7 +715,7 @@ internal sealed class Scheduler
             RunningSlots = running,
             FreeSlots = _slots.Length - running,
             TotalSlots = _slots.Length,
-            ContextPerSlot = _context?.ContextPerSequence ?? 0,
+            ContextPerRequest = _context?.ContextPerSequence ?? 0,
             KvTokensUsed = kvTokens,
             KvTokensTotal = contextSize,
             KvBytesUsed = (sequencesInUse * _stateBytesPerSequence) + (kvTokens * _stateBytesPerToken),

@@ -32,7 +32,7 @@ internal static class WorkerServer
         ["--redis"] = "Worker:Redis",
         ["--advertise-url"] = "Worker:AdvertiseUrl",
         ["--slots"] = "Engine:Slots",
-        ["--ctx-size"] = "Engine:ContextPerSlot",
+        ["--ctx-size"] = "Engine:ContextSize",
         ["--batch-size"] = "Engine:BatchSize",
         ["--threads"] = "Engine:Threads",
         ["--queue"] = "Engine:QueueCapacity",

@@ -101,6 +101,23 @@ public static unsafe class LlamaBackend
         }
     }
 
+    /// <summary>Free memory of the first GPU now (after models and contexts took theirs), or null without a GPU.</summary>
+    public static long? GpuFreeBytes()
+    {
+        for (nuint i = 0; i < GgmlNative.BackendDevCount(); i++)
+        {
+            var device = GgmlNative.BackendDevGet(i);
+            if (GgmlNative.BackendDevType(device) is 1 or 2)
+            {
+                nuint free, total;
+                GgmlNative.BackendDevMemory(device, &free, &total);
+                return (long)free;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>The llama.cpp release the bindings mirror; other releases may lay their structs out differently.</summary>
     public const string ExpectedRelease = "v0.5.0";
 

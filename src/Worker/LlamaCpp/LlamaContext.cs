@@ -22,8 +22,14 @@ public sealed record LlamaContextSettings
     /// <summary>Number of sequences (request slots) decoded together.</summary>
     public int Sequences { get; init; } = 4;
 
-    /// <summary>Tokens of context per sequence; the context holds <c>Sequences * ContextPerSequence</c> cells.</summary>
-    public int ContextPerSequence { get; init; } = 4096;
+    /// <summary>KV cells in the context (tokens of all sequences together).</summary>
+    public int ContextSize { get; init; } = 4096;
+
+    /// <summary>
+    /// One KV pool for all sequences (llama.cpp's unified KV cache): a sequence may use any free cell, up to the whole
+    /// context. Off = each sequence gets <c>ContextSize / Sequences</c> cells of its own.
+    /// </summary>
+    public bool UnifiedKv { get; init; } = true;
 
     /// <summary>Logical batch size: most tokens in one llama_decode call.</summary>
     public int BatchSize { get; init; } = 512;
@@ -52,7 +58,8 @@ public sealed unsafe class LlamaContext : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(settings);
         var parameters = LlamaNative.ContextDefaultParams();
-        parameters.NCtx = checked((uint)(settings.Sequences * settings.ContextPerSequence));
+        parameters.NCtx = checked((uint)settings.ContextSize);
+        parameters.KvUnified = settings.UnifiedKv ? (byte)1 : (byte)0;
         parameters.NBatch = (uint)settings.BatchSize;
         parameters.NUbatch = (uint)settings.BatchSize;
         parameters.NSeqMax = (uint)settings.Sequences;
@@ -65,7 +72,7 @@ public sealed unsafe class LlamaContext : IDisposable
         if (_handle.IsInvalid)
         {
             throw new LlamaNativeException(
-                $"llama_init_from_model failed for {settings.Sequences} sequences x {settings.ContextPerSequence} tokens " +
+                $"llama_init_from_model failed for {settings.Sequences} sequences in {settings.ContextSize} tokens of context " +
                 "(out of memory, or more sequences than llama.cpp supports; see the log).");
         }
 

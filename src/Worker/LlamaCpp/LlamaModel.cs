@@ -58,6 +58,9 @@ public sealed unsafe class LlamaModel : IDisposable
 
     public int TrainingContextLength { get; }
 
+    /// <summary>Layers asked to be offloaded to the GPU at load (-1 = all); 0 = the model (and its KV cache) live in host RAM.</summary>
+    public int GpuLayers { get; private init; }
+
     public long ParameterCount { get; }
 
     public long SizeBytes { get; }
@@ -91,7 +94,7 @@ public sealed unsafe class LlamaModel : IDisposable
             throw new LlamaNativeException($"llama.cpp could not load '{path}' (not a GGUF of a supported architecture; see the log).");
         }
 
-        return new LlamaModel(handle, System.IO.Path.GetFullPath(path), vocabularyOnly);
+        return new LlamaModel(handle, System.IO.Path.GetFullPath(path), vocabularyOnly) { GpuLayers = gpuLayers };
     }
 
     /// <summary>A metadata value as a string, or null when the key is absent.</summary>

@@ -12,7 +12,7 @@ public sealed class AdmissionTests(TestModels models)
     public async Task Full_queue_is_refused_at_once_as_overloaded()
     {
         var model = models.Get(DemoArchitecture.Qwen3);
-        await using var engine = await StartAsync(model, slots: 1, queue: 1, contextPerSlot: 4096);
+        await using var engine = await StartAsync(model, slots: 1, queue: 1, contextSize: 4096);
         using var cancel = new CancellationTokenSource();
         var running = engine.Submit(Greedy(ChatPrompt(model, "Long answer."), 4000), cancel.Token);
         var waiting = engine.Submit(Greedy(ChatPrompt(model, "Waiting."), 4), cancel.Token);
@@ -43,7 +43,7 @@ public sealed class AdmissionTests(TestModels models)
     public async Task Prompt_longer_than_the_slot_context_is_refused_before_any_work(string architecture)
     {
         var model = models.Get(TestModels.Parse(architecture));
-        await using var engine = await StartAsync(model, contextPerSlot: 256);
+        await using var engine = await StartAsync(model, contextSize: 256);
         var tooLong = Enumerable.Repeat(model.Tokenize("a").Single(), 256).ToArray();
         var fits = tooLong[..255];
 
@@ -92,7 +92,7 @@ public sealed class AdmissionTests(TestModels models)
     public async Task Cancelling_a_request_frees_its_slot(string architecture)
     {
         var model = models.Get(TestModels.Parse(architecture));
-        await using var engine = await StartAsync(model, slots: 1, contextPerSlot: 4096);
+        await using var engine = await StartAsync(model, slots: 1, contextSize: 4096);
         using var cancel = new CancellationTokenSource();
         var admission = engine.Submit(Greedy(ChatPrompt(model, "Go on forever."), 4000), cancel.Token);
 
@@ -120,7 +120,7 @@ public sealed class AdmissionTests(TestModels models)
     public async Task Cancelling_a_queued_request_completes_it_without_work()
     {
         var model = models.Get(DemoArchitecture.Qwen3);
-        await using var engine = await StartAsync(model, slots: 1, queue: 4, contextPerSlot: 4096);
+        await using var engine = await StartAsync(model, slots: 1, queue: 4, contextSize: 4096);
         using var stopFirst = new CancellationTokenSource();
         using var cancelQueued = new CancellationTokenSource();
         var first = engine.Submit(Greedy(ChatPrompt(model, "Busy."), 4000), stopFirst.Token);

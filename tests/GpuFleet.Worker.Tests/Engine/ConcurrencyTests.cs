@@ -60,7 +60,7 @@ public sealed class ConcurrencyTests(TestModels models)
         var model = models.Get(GpuFleet.Worker.Models.DemoArchitecture.Qwen3);
         // A 64-token batch: the ~700-token prompt needs 11 or more steps of prefill, and each of those
         // steps also carries the next token of the short request.
-        await using var engine = await StartAsync(model, slots: 2, contextPerSlot: 2048, batchSize: 64);
+        await using var engine = await StartAsync(model, slots: 2, contextSize: 2048, batchSize: 64);
         var longPrompt = ChatPrompt(model, string.Concat(Enumerable.Repeat("a long paragraph of context ", 25)));
         Assert.True(longPrompt.Length > 640, $"{longPrompt.Length} tokens");
         var shortRequest = engine.Submit(Greedy(ChatPrompt(model, "Short."), 40));

@@ -14,11 +14,11 @@ public sealed class EngineOptionsTests
     [Fact]
     public void Every_invalid_setting_is_reported_with_its_key_and_value()
     {
-        var errors = new EngineOptions { Slots = 0, ContextPerSlot = 10, BatchSize = -1, QueueCapacity = -2, HostCacheBytes = -1, SnapshotInterval = -5, Threads = -1 }.Validate();
+        var errors = new EngineOptions { Slots = 0, ContextSize = 10, BatchSize = -1, QueueCapacity = -2, HostCacheBytes = -1, SnapshotInterval = -5, Threads = -1 }.Validate();
 
         Assert.Equal(7, errors.Count);
         Assert.Contains(errors, e => e.Contains("Engine:Slots", StringComparison.Ordinal) && e.Contains('0', StringComparison.Ordinal));
-        Assert.Contains(errors, e => e.Contains("Engine:ContextPerSlot", StringComparison.Ordinal) && e.Contains("10", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("Engine:ContextSize", StringComparison.Ordinal) && e.Contains("10", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Contains("Engine:QueueCapacity", StringComparison.Ordinal));
     }
 

@@ -21,11 +21,11 @@ internal static class EngineTestKit
         IgnoreEndOfGeneration = true,
     };
 
-    public static Task<InferenceEngine> StartAsync(LlamaModel model, int slots = 4, int contextPerSlot = 1024, int queue = 16, long hostCacheBytes = 64 << 20, int batchSize = 512, bool prefixReuse = true) =>
+    public static Task<InferenceEngine> StartAsync(LlamaModel model, int slots = 4, int contextSize = 4096, int queue = 16, long hostCacheBytes = 64 << 20, int batchSize = 512, bool prefixReuse = true) =>
         InferenceEngine.StartAsync(model, new EngineOptions
         {
             Slots = slots,
-            ContextPerSlot = contextPerSlot,
+            ContextSize = contextSize,
             QueueCapacity = queue,
             HostCacheBytes = hostCacheBytes,
             BatchSize = batchSize,

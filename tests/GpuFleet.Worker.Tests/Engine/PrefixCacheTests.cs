@@ -62,7 +62,7 @@ public sealed class PrefixCacheTests(TestModels models)
         await using var engine = await InferenceEngine.StartAsync(model, new EngineOptions
         {
             Slots = 1,
-            ContextPerSlot = 1024,
+            ContextSize = 1024,
             SnapshotInterval = 16,
             HostCacheBytes = 64 << 20,
             Threads = 2,
@@ -140,7 +140,7 @@ public sealed class PrefixCacheTests(TestModels models)
     public async Task Status_reports_slots_memory_and_totals()
     {
         var model = models.Get(DemoArchitecture.Qwen3);
-        await using var engine = await StartAsync(model, slots: 3, contextPerSlot: 512);
+        await using var engine = await StartAsync(model, slots: 3, contextSize: 512);
         var prompt = ChatPrompt(model, "Status check.");
         await engine.RunAsync(Greedy(prompt, 5));
         await engine.RunAsync(Greedy(prompt, 5));
@@ -148,7 +148,7 @@ public sealed class PrefixCacheTests(TestModels models)
         var status = engine.GetStatus();
         Assert.Equal(3, status.TotalSlots);
         Assert.Equal(3, status.FreeSlots);
-        Assert.Equal(512, status.ContextPerSlot);
+        Assert.Equal(512, status.ContextPerRequest);
         Assert.Equal(3 * 512, status.KvTokensTotal);
         Assert.Equal(prompt.Length + 4, status.KvTokensUsed);
         Assert.True(status.KvBytesTotal > status.KvBytesUsed && status.KvBytesUsed > 0);

@@ -42,7 +42,7 @@ public sealed class SimulatedEngineTests(TestModels models) : IDisposable
     [Fact]
     public async Task Max_tokens_ignore_eos_and_the_context_end_set_the_length()
     {
-        await using var engine = Start(contextPerSlot: 64, reply: new SimulatedReply { Tokens = 8 });
+        await using var engine = Start(contextSize: 64, reply: new SimulatedReply { Tokens = 8 });
         var prompt = ChatPrompt(_vocabulary, "Hi", system: "s");
 
         var short3 = await engine.RunAsync(new GenerationRequest { PromptTokens = prompt, MaxTokens = 3 });
@@ -185,7 +185,7 @@ public sealed class SimulatedEngineTests(TestModels models) : IDisposable
     [Fact]
     public async Task Requests_are_checked_like_the_real_engine_before_any_work()
     {
-        await using var engine = Start(contextPerSlot: 64);
+        await using var engine = Start(contextSize: 64);
         var longPrompt = Enumerable.Repeat(_vocabulary.Tokenize("a").Single(), 64).ToArray();
 
         var tooLong = engine.Submit(new GenerationRequest { PromptTokens = longPrompt });
@@ -221,6 +221,6 @@ public sealed class SimulatedEngineTests(TestModels models) : IDisposable
         Assert.Equal((0, 0L), (status.HostCacheEntries, status.ReusedPromptTokensTotal));
     }
 
-    private SimulatedEngine Start(int slots = 4, int queue = 16, int contextPerSlot = 1024, SimulatedReply? reply = null) =>
-        SimulatedEngine.Start(_vocabulary, new EngineOptions { Slots = slots, QueueCapacity = queue, ContextPerSlot = contextPerSlot }, reply);
+    private SimulatedEngine Start(int slots = 4, int queue = 16, int contextSize = 1024, SimulatedReply? reply = null) =>
+        SimulatedEngine.Start(_vocabulary, new EngineOptions { Slots = slots, QueueCapacity = queue, ContextSize = contextSize }, reply);
 }

@@ -19,7 +19,7 @@ public sealed class AddGpuFleetWorkerTests(TestModels models)
         {
             ["Worker:ModelPath"] = models.PathOf(DemoArchitecture.Qwen35),
             ["Engine:Slots"] = "2",
-            ["Engine:ContextPerSlot"] = "512",
+            ["Engine:ContextSize"] = "512",
         });
 
         await host.StartAsync(TestTimeouts.Token());
@@ -31,7 +31,7 @@ public sealed class AddGpuFleetWorkerTests(TestModels models)
 
         Assert.Equal(5, result.Tokens.Count);
         Assert.Equal(2, engine.GetStatus().TotalSlots);
-        Assert.Equal(512, engine.GetStatus().ContextPerSlot);
+        Assert.Equal(512, engine.GetStatus().ContextPerRequest);
         Assert.Contains("CPU", engineHost.Backend!.Backends);
         Assert.Equal(RejectionReason.ShuttingDown, engine.Submit(new GenerationRequest { PromptTokens = prompt }).Rejection?.Reason);
     }

@@ -57,7 +57,7 @@ internal sealed class WorkerStatusGrpcService(WorkerApi api) : WorkerStatusServi
                 RunningSlots = (uint)s.RunningSlots,
                 FreeSlots = (uint)s.FreeSlots,
                 TotalSlots = (uint)s.TotalSlots,
-                ContextPerSlot = (uint)s.ContextPerSlot,
+                ContextPerSlot = (uint)s.ContextPerRequest,
                 KvTokensUsed = (ulong)s.KvTokensUsed,
                 KvTokensTotal = (ulong)s.KvTokensTotal,
                 KvBytesUsed = (ulong)s.KvBytesUsed,

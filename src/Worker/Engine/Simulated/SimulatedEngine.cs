@@ -68,6 +68,10 @@ public sealed class SimulatedEngine : IInferenceEngine
 
     public EngineOptions Options => _options;
 
+    /// <summary>The configured context, or the model's training context (4,096 when the vocabulary file names none).</summary>
+    public int ContextPerRequest => _options.ContextSize > 0 ? _options.ContextSize
+        : _model.TrainingContextLength > 0 ? _model.TrainingContextLength : 4096;
+
     /// <summary>
     /// Starts serving at once (there is nothing to load beyond the vocabulary). <paramref name="model"/> may be,
     /// and in the worker is, loaded with <c>vocabularyOnly</c>: this engine never reads weights.
@@ -84,7 +88,7 @@ public sealed class SimulatedEngine : IInferenceEngine
         }
 
         var engine = new SimulatedEngine(model, options, reply, time ?? TimeProvider.System);
-        SimulatedEngineLog.Started(logger ?? NullLogger.Instance, options.Slots, options.ContextPerSlot, options.QueueCapacity,
+        SimulatedEngineLog.Started(logger ?? NullLogger.Instance, options.Slots, engine.ContextPerRequest, options.QueueCapacity,
             reply.Tokens, reply.TokenDelay.TotalMilliseconds);
         return engine;
     }
@@ -92,7 +96,7 @@ public sealed class SimulatedEngine : IInferenceEngine
     public Admission Submit(GenerationRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var rejection = RequestValidation.Validate(request, _model.VocabularySize, _options) ?? CheckGrammar(request);
+        var rejection = RequestValidation.Validate(request, _model.VocabularySize, ContextPerRequest) ?? CheckGrammar(request);
         if (rejection is not null)
         {
             lock (_gate)
@@ -154,7 +158,7 @@ public sealed class SimulatedEngine : IInferenceEngine
                 RunningSlots = _running,
                 FreeSlots = _options.Slots - _running,
                 TotalSlots = _options.Slots,
-                ContextPerSlot = _options.ContextPerSlot,
+                ContextPerRequest = ContextPerRequest,
                 PromptTokensTotal = _promptTokens,
                 GeneratedTokensTotal = _generatedTokens,
                 RequestsCompleted = _completed,
@@ -283,7 +287,7 @@ public sealed class SimulatedEngine : IInferenceEngine
         var request = generation.Request;
         var natural = request.IgnoreEndOfGeneration ? int.MaxValue : _reply.Tokens;
         // As in the real engine: the token sampled from the slot's last cell is still returned, never stored.
-        var limit = Math.Min(request.MaxTokens, _options.ContextPerSlot - generation.Prompt.Length + 1);
+        var limit = Math.Min(request.MaxTokens, ContextPerRequest - generation.Prompt.Length + 1);
         generation.Length = Math.Min(natural, limit);
         generation.Reason = limit <= natural ? FinishReason.Length : FinishReason.Stop;
         generation.ClosesThinking = EndsWith(generation.Prompt, _thinkOpen);
