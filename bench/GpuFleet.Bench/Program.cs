@@ -5,6 +5,7 @@ return args.Length == 0 ? Usage() : args[0] switch
 {
     "engine" => await EngineBenchmark.RunAsync(args[1..]),
     "gateway" => await GatewayBenchmark.RunAsync(args[1..]),
+    "agent" => await AgentBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -15,6 +16,8 @@ static int Usage()
                  [--threads N] [--tokens N] [--prompt-tokens N] [--runs N] [--peer auto|skip] [--gpu-layers N]
                dotnet run --project bench/GpuFleet.Bench -c Release -- {GatewayBenchOptions.Usage}
                  (a SIMULATED worker called directly, through the gateway and through nginx; bench/setup.sh installs nginx)
+               dotnet run --project bench/GpuFleet.Bench -c Release -- agent --model <run.sh's demo model> [--runs 3] [--threads N]
+                 (time to first token of a coding agent's requests on one worker: cold, shared system prompt, next turn)
         Make the model first: dotnet run --project src/Worker -c Release -- demo-model artifacts/small-qwen35.gguf --arch qwen35 --size small
         """);
     return 2;

@@ -25,7 +25,24 @@ internal static class ChatPipeline
         var grammar = forced ? OutputGrammars.ToolCall(offered, toolChoiceName)
             : jsonObject ? OutputGrammars.JsonObject()
             : null;
-        var request = api.BuildRequest(api.SpecialTokens.Tokenize(prompt), parameters, grammar);
+        var tokens = api.SpecialTokens.Tokenize(prompt);
+        var request = api.BuildRequest(tokens, parameters, grammar) with { SharedPrefixLength = SystemTurnLength(api, prompt, tokens) };
         return (request, new QwenOutputParser(thinking != false, offered.Count > 0, offered));
+    }
+
+    /// <summary>
+    /// Tokens of the system turn (system prompt and tools), which every conversation of an agent or team starts with:
+    /// up to the next <c>&lt;|im_start|&gt;</c>. Message text cannot contain that token (the special-token guard
+    /// neutralizes it), so its second occurrence is the second message's start. 0 without a system turn.
+    /// </summary>
+    private static int SystemTurnLength(WorkerApi api, string prompt, int[] tokens)
+    {
+        if (!prompt.StartsWith("<|im_start|>system", StringComparison.Ordinal) || api.Engine.Model.Tokenize("<|im_start|>") is not [var imStart])
+        {
+            return 0;
+        }
+
+        var next = Array.IndexOf(tokens, imStart, 1);
+        return next > 0 ? next : 0;
     }
 }

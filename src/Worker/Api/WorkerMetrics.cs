@@ -35,6 +35,7 @@ internal sealed class WorkerMetrics : IDisposable
         Gauge("gpufleet_worker_decode_tokens_per_second", "{token}/s", "Generated tokens per second over the last 10 s.", s => s.DecodeTokensPerSecond);
         Counter("gpufleet_worker_prompt_tokens", "{token}", "Prompt tokens of admitted requests.", ("", "", s => s.PromptTokensTotal));
         Counter("gpufleet_worker_reused_prompt_tokens", "{token}", "Prompt tokens served from the prefix cache.", ("", "", s => s.ReusedPromptTokensTotal));
+        Counter("gpufleet_worker_host_cache_evictions", "{snapshot}", "Prefix snapshots dropped to stay within the host-RAM budget.", ("", "", s => s.HostCacheEvictions));
         Counter("gpufleet_worker_generated_tokens", "{token}", "Tokens generated.", ("", "", s => s.GeneratedTokensTotal));
         Counter("gpufleet_worker_requests", "{request}", "Requests by outcome.",
             ("outcome", "completed", s => s.RequestsCompleted), ("outcome", "failed", s => s.RequestsFailed), ("outcome", "rejected", s => s.RequestsRejected));

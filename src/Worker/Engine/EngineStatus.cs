@@ -32,6 +32,9 @@ public sealed record EngineStatus
 
     public long HostCacheCapacityBytes { get; init; }
 
+    /// <summary>Snapshots dropped to stay within the host-RAM budget, since start.</summary>
+    public long HostCacheEvictions { get; init; }
+
     /// <summary>Prompt tokens per second over the recent window.</summary>
     public double PrefillTokensPerSecond { get; init; }
 

@@ -23,6 +23,12 @@ public sealed record GenerationRequest
     /// opaque to the engine, which reports the ones it still holds so the gateway's affinity index stays true.
     /// </summary>
     public IReadOnlyList<PrefixBlock> PrefixBlocks { get; init; } = [];
+
+    /// <summary>
+    /// Leading prompt tokens other conversations are likely to start with too (the system turn: system prompt and
+    /// tools); 0 = none. On models whose cache is kept as snapshots (qwen35) the prefill stops there once to snapshot it.
+    /// </summary>
+    public int SharedPrefixLength { get; init; }
 }
 
 /// <summary>One gateway prefix block: its keyed hash and the (estimated) prompt token position where it ends.</summary>

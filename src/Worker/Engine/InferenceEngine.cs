@@ -126,6 +126,7 @@ public sealed class InferenceEngine : IInferenceEngine
             HostCacheEntries = _scheduler.Snapshots.Count,
             HostCacheBytes = _scheduler.Snapshots.Bytes,
             HostCacheCapacityBytes = _scheduler.Snapshots.CapacityBytes,
+            HostCacheEvictions = _scheduler.Snapshots.Evictions,
             PrefillTokensPerSecond = prefill,
             DecodeTokensPerSecond = decode,
             RequestsRejected = Interlocked.Read(ref _rejected),

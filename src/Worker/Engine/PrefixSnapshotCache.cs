@@ -1,9 +1,22 @@
 namespace GpuFleet.Worker.Engine;
 
+/// <summary>Where in a request a snapshot was taken, which decides what it may replace.</summary>
+internal enum SnapshotKind
+{
+    /// <summary>Inside a prompt (before its last token, or at an interval): the prefix the conversation's next turn extends.</summary>
+    Prompt,
+    /// <summary>At the end of the shared prefix (system prompt and tools): restored by other conversations, never replaced.</summary>
+    Shared,
+    /// <summary>At the end of a turn (prompt and reply).</summary>
+    TurnEnd,
+}
+
 /// <summary>
 /// Host-RAM cache of sequence-state snapshots (llama_state_seq_get_data) keyed by the exact token prefix
 /// they hold, bounded in bytes with least-recently-used eviction. Used where a slot's tail cannot be
 /// trimmed (hybrid qwen35): a request restores the longest snapshot that is a prefix of its prompt.
+/// The budget goes to prefixes that are shared or still current: a conversation's older snapshot is dropped
+/// when a newer one extends it, while shared ones (a system prompt and its tools) are kept until LRU eviction.
 /// Owned by the scheduler thread; the counters are read by other threads.
 /// </summary>
 internal sealed class PrefixSnapshotCache
@@ -12,6 +25,8 @@ internal sealed class PrefixSnapshotCache
     private readonly LinkedList<Entry> _lru = new(); // most recent first
     private long _bytes;
     private int _count;
+    private long _evictions;
+    private long _superseded;
 
     public PrefixSnapshotCache(long capacityBytes) => _capacityBytes = capacityBytes;
 
@@ -22,6 +37,12 @@ internal sealed class PrefixSnapshotCache
     public int Count => Volatile.Read(ref _count);
 
     public bool Enabled => _capacityBytes > 0;
+
+    /// <summary>Snapshots dropped to stay within the byte budget.</summary>
+    public long Evictions => Volatile.Read(ref _evictions);
+
+    /// <summary>Snapshots dropped because a newer snapshot of the same conversation extends them.</summary>
+    public long Superseded => Volatile.Read(ref _superseded);
 
     /// <summary>True when a snapshot of exactly this prefix is cached (and marks it used).</summary>
     public bool Contains(ReadOnlySpan<int> prefix)
@@ -42,20 +63,40 @@ internal sealed class PrefixSnapshotCache
     /// <summary>The gateway prefix blocks each cached snapshot holds.</summary>
     public IEnumerable<IReadOnlyList<PrefixBlock>> Blocks => _lru.Select(e => e.Blocks);
 
-    /// <summary>Adds a snapshot; evicts the least recently used ones to stay within the byte budget.</summary>
-    public void Add(int[] tokens, byte[] state, IReadOnlyList<PrefixBlock>? blocks = null)
+    /// <summary>
+    /// Adds a snapshot. A <see cref="SnapshotKind.Prompt"/> snapshot replaces the unshared snapshots it extends (the
+    /// conversation has moved on); a turn-end one replaces nothing, since with thinking on the next prompt re-renders
+    /// the reply and extends the prompt snapshot instead. Evicts the least recently used ones to stay within the byte budget.
+    /// </summary>
+    public void Add(int[] tokens, byte[] state, IReadOnlyList<PrefixBlock>? blocks = null, SnapshotKind kind = SnapshotKind.Prompt)
     {
         if (!Enabled || state.Length > _capacityBytes || tokens.Length == 0 || Contains(tokens))
         {
             return;
         }
 
+        if (kind == SnapshotKind.Prompt)
+        {
+            for (var node = _lru.First; node is not null;)
+            {
+                var next = node.Next;
+                if (node.Value.Kind != SnapshotKind.Shared && node.Value.Tokens.Length < tokens.Length && tokens.AsSpan().StartsWith(node.Value.Tokens))
+                {
+                    Remove(node);
+                    Volatile.Write(ref _superseded, _superseded + 1);
+                }
+
+                node = next;
+            }
+        }
+
         while (_bytes + state.Length > _capacityBytes && _lru.Last is { } oldest)
         {
             Remove(oldest);
+            Volatile.Write(ref _evictions, _evictions + 1);
         }
 
-        _lru.AddFirst(new Entry(tokens, state, Hash(tokens), blocks ?? []));
+        _lru.AddFirst(new Entry(tokens, state, Hash(tokens), blocks ?? [], kind));
         Volatile.Write(ref _bytes, _bytes + state.Length);
         Volatile.Write(ref _count, _count + 1);
     }
@@ -108,5 +149,5 @@ internal sealed class PrefixSnapshotCache
         return hash;
     }
 
-    private sealed record Entry(int[] Tokens, byte[] State, ulong Hash, IReadOnlyList<PrefixBlock> Blocks);
+    private sealed record Entry(int[] Tokens, byte[] State, ulong Hash, IReadOnlyList<PrefixBlock> Blocks, SnapshotKind Kind);
 }

@@ -449,7 +449,7 @@ internal sealed class Scheduler
                 continue;
             }
 
-            var (end, snapshotAtEnd) = NextPrefillBoundary(active);
+            var (end, snapshotAtEnd, shared) = NextPrefillBoundary(active);
             var start = active.PrefillPosition;
             var count = Math.Min(budget, end - start);
             for (var i = 0; i < count; i++)
@@ -465,6 +465,7 @@ internal sealed class Scheduler
 
             active.TokensInBatch = count;
             active.SnapshotAfterStep = snapshotAtEnd && start + count == end;
+            active.SnapshotShared = shared;
             prefillTokens += count;
             budget -= count;
         }
@@ -494,7 +495,7 @@ internal sealed class Scheduler
                 active.PrefillPosition += active.TokensInBatch;
                 if (active.SnapshotAfterStep)
                 {
-                    Snapshot(active.Slot);
+                    Snapshot(active.Slot, active.SnapshotShared ? SnapshotKind.Shared : SnapshotKind.Prompt);
                 }
             }
 
@@ -509,26 +510,33 @@ internal sealed class Scheduler
 
     /// <summary>
     /// Where this step's prefill chunk of a request should stop: the prompt's end, or earlier at a point
-    /// where a snapshot is wanted (the token before the last, so that a repeated or extended prompt can
-    /// restore it and still decode one token; and every SnapshotInterval tokens).
+    /// where a snapshot is wanted: the end of the shared prefix (system prompt and tools, which other
+    /// conversations restore), the token before the last (so that the next turn of this conversation, which
+    /// extends the prompt, can restore it and still decode one token), and every SnapshotInterval tokens.
     /// </summary>
-    private (int End, bool Snapshot) NextPrefillBoundary(ActiveGeneration active)
+    private (int End, bool Snapshot, bool Shared) NextPrefillBoundary(ActiveGeneration active)
     {
         var length = active.Prompt.Length;
         var position = active.PrefillPosition;
         if (!_snapshots.Enabled || position >= length - 1)
         {
-            return (length, false);
+            return (length, false, false);
         }
 
         var end = length - 1;
+        var shared = active.Pending.Request.SharedPrefixLength;
+        if (shared > position && shared < end)
+        {
+            end = shared;
+        }
+
         if (_options.SnapshotInterval > 0)
         {
             var next = ((position / _options.SnapshotInterval) + 1) * _options.SnapshotInterval;
             end = Math.Min(end, next);
         }
 
-        return (end, true);
+        return (end, true, end == shared);
     }
 
     private void SampleAndEmit(ActiveGeneration active)
@@ -616,8 +624,8 @@ internal sealed class Scheduler
         else
         {
             _completed++;
-            // End of a turn is the prefix the next turn of a conversation extends.
-            Snapshot(active.Slot);
+            // End of a turn is the prefix the next turn of a conversation extends (when the reply is re-rendered as generated).
+            Snapshot(active.Slot, SnapshotKind.TurnEnd);
         }
 
         // Capacity released and status published before the caller sees the completion, so that a status
@@ -643,7 +651,7 @@ internal sealed class Scheduler
         pending.Completion.TrySetResult(completion);
     }
 
-    private void Snapshot(SequenceSlot slot)
+    private void Snapshot(SequenceSlot slot, SnapshotKind kind)
     {
         if (!_snapshots.Enabled || slot.Cached.Count == 0)
         {
@@ -654,7 +662,7 @@ internal sealed class Scheduler
         // A state larger than the whole budget would be copied (device to host) only to be dropped.
         if (!_snapshots.Contains(tokens) && _context!.GetSequenceStateSize(slot.Sequence) <= _snapshots.CapacityBytes)
         {
-            _snapshots.Add(tokens, _context.GetSequenceState(slot.Sequence), HeldWithin(slot.Blocks, tokens.Length));
+            _snapshots.Add(tokens, _context.GetSequenceState(slot.Sequence), HeldWithin(slot.Blocks, tokens.Length), kind);
             _holdingsChanged = true; // added, and possibly others evicted
         }
     }

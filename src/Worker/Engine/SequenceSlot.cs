@@ -79,4 +79,7 @@ internal sealed class ActiveGeneration(PendingRequest pending, SequenceSlot slot
     public int LogitsIndex { get; set; } = -1;
 
     public bool SnapshotAfterStep { get; set; }
+
+    /// <summary>The snapshot after this step is of the request's shared prefix.</summary>
+    public bool SnapshotShared { get; set; }
 }

@@ -56,6 +56,49 @@ public sealed class PrefixCacheTests(TestModels models)
     }
 
     [Fact]
+    public async Task Hybrid_model_snapshots_the_system_turn_so_another_conversation_reuses_it_and_matches_a_cold_run()
+    {
+        var model = models.Get(DemoArchitecture.Qwen35);
+        await using var engine = await StartAsync(model, slots: 1);
+        var imStart = model.Tokenize("<|im_start|>").Single();
+        var first = ChatPrompt(model, "Tell me about cats.");
+        var second = ChatPrompt(model, "Tell me about dogs and wolves.");
+        var systemTurn = Array.IndexOf(first, imStart, 1);
+        await engine.RunAsync(Greedy(first, 8) with { SharedPrefixLength = systemTurn });
+        await engine.RunAsync(Greedy(ChatPrompt(model, "Something else entirely."), 8) with { SharedPrefixLength = systemTurn });
+
+        var warm = await engine.RunAsync(Greedy(second, 16) with { SharedPrefixLength = systemTurn });
+        var cold = await RunColdAsync(model, second);
+
+        Assert.Equal(cold.Tokens, warm.Tokens);
+        Assert.Equal(systemTurn, warm.Usage.CachedPromptTokens);
+    }
+
+    [Fact]
+    public async Task A_conversations_newer_prompt_snapshot_replaces_the_older_one_it_extends_but_the_shared_one_stays()
+    {
+        var model = models.Get(DemoArchitecture.Qwen35);
+        await using var engine = await StartAsync(model, slots: 1);
+        var imStart = model.Tokenize("<|im_start|>").Single();
+        var prompt = ChatPrompt(model, "Turn 1.");
+        var systemTurn = Array.IndexOf(prompt, imStart, 1);
+        for (var turn = 2; turn <= 6; turn++)
+        {
+            var reply = await engine.RunAsync(Greedy(prompt, 6) with { SharedPrefixLength = systemTurn });
+            prompt = Continue(model, prompt, reply.Tokens, $"Turn {turn}.");
+        }
+
+        var last = await engine.RunAsync(Greedy(prompt, 6) with { SharedPrefixLength = systemTurn });
+
+        // Shared system turn, the latest prompt snapshot and the turn ends: the older prompt snapshots were replaced.
+        Assert.True(last.Usage.CachedPromptTokens > prompt.Length / 2, $"{last.Usage.CachedPromptTokens} of {prompt.Length} cached");
+        Assert.True(engine.GetStatus().HostCacheEntries <= 4, $"{engine.GetStatus().HostCacheEntries} snapshots for one conversation of six turns");
+        var other = await engine.RunAsync(Greedy(ChatPrompt(model, "A new conversation."), 4) with { SharedPrefixLength = systemTurn });
+        Assert.Equal(systemTurn, other.Usage.CachedPromptTokens);
+        Assert.Equal(0, engine.GetStatus().HostCacheEvictions);
+    }
+
+    [Fact]
     public async Task Hybrid_interval_snapshots_let_a_different_question_reuse_the_shared_system_prompt()
     {
         var model = models.Get(DemoArchitecture.Qwen35);

@@ -65,6 +65,7 @@ internal sealed class WorkerStatusGrpcService(WorkerApi api) : WorkerStatusServi
                 HostCacheEntries = (uint)s.HostCacheEntries,
                 HostCacheBytes = (ulong)s.HostCacheBytes,
                 HostCacheCapacityBytes = (ulong)s.HostCacheCapacityBytes,
+                HostCacheEvictions = (ulong)s.HostCacheEvictions,
                 PrefillTokensPerSecond = s.PrefillTokensPerSecond,
                 DecodeTokensPerSecond = s.DecodeTokensPerSecond,
                 PromptTokensTotal = (ulong)s.PromptTokensTotal,
