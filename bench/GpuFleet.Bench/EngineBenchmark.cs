@@ -61,7 +61,7 @@ internal static class EngineBenchmark
         await using var engine = await InferenceEngine.StartAsync(model, new EngineOptions
         {
             Slots = 8,
-            ContextPerSlot = 1024,
+            ContextSize = 8 * 1024,
             Threads = options.Threads,
             PrefixReuse = false,
         });
@@ -114,7 +114,7 @@ internal static class EngineBenchmark
             await using var engine = await InferenceEngine.StartAsync(model, new EngineOptions
             {
                 Slots = 1,
-                ContextPerSlot = 4096,
+                ContextSize = 4096,
                 Threads = options.Threads,
             });
             var request = new GenerationRequest { PromptTokens = prompt, MaxTokens = 1, Sampling = SamplingParameters.Greedy };
@@ -123,7 +123,7 @@ internal static class EngineBenchmark
             await using var warmEngine = await InferenceEngine.StartAsync(model, new EngineOptions
             {
                 Slots = 1,
-                ContextPerSlot = 4096,
+                ContextSize = 4096,
                 Threads = options.Threads,
             });
             await warmEngine.Submit(request with { PromptTokens = prompt[..1900] }).Stream!.Completion;

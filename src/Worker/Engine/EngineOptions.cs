@@ -15,6 +15,14 @@ public sealed class EngineOptions
     /// </summary>
     public int ContextSize { get; set; }
 
+    /// <summary>
+    /// One KV pool for all slots (default). Off = each slot gets <c>ContextSize / Slots</c> cells of its own, as
+    /// llama.cpp without <c>--kv-unified</c>: a request's output then never depends on what else runs (the unified
+    /// pool's attention sums over other sequences' masked cells, which can flip a near-tie token), at the cost of the
+    /// per-request limit.
+    /// </summary>
+    public bool UnifiedKv { get; set; } = true;
+
     /// <summary>Memory the auto-sized KV pool may take; 0 = half of the memory available where it lives (host RAM, or the GPU's when offloaded).</summary>
     public long KvCacheBytes { get; set; }
 

@@ -138,7 +138,7 @@ internal sealed class Scheduler
     {
         Sequences = sequences,
         ContextSize = contextSize,
-        UnifiedKv = true,
+        UnifiedKv = _options.UnifiedKv,
         BatchSize = _options.BatchSize,
         Threads = threads,
         BatchThreads = threads,

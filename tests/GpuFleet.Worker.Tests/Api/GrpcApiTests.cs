@@ -97,7 +97,7 @@ public sealed class GrpcApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
         Assert.True(status.Ready);
         Assert.False(status.Draining);
         Assert.Equal(4u, status.Engine.TotalSlots);
-        Assert.Equal(8192u, status.Engine.ContextPerSlot); // sized from the tiny model's training context
+        Assert.Equal(4096u, status.Engine.ContextPerSlot); // the fixture's --ctx-size: one pool shared by the 4 slots
         Assert.Equal($"http://127.0.0.1:{fixture.Worker.GrpcPort}", status.GrpcAddress);
         Assert.True(status.Engine.KvBytesTotal > 0);
         Assert.NotNull(status.ObservedAt);

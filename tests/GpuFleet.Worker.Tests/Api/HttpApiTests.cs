@@ -75,6 +75,17 @@ public sealed class HttpApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
     }
 
     [Fact]
+    public async Task Models_publish_the_context_one_request_can_hold()
+    {
+        using var json = JsonDocument.Parse(await Http.GetStringAsync(new Uri("/v1/models", UriKind.Relative)));
+        var model = json.RootElement.GetProperty("data")[0];
+
+        // The fixture's --ctx-size: the pool the slots share, all of which one request may use.
+        Assert.Equal(4096, model.GetProperty("max_model_len").GetInt32());
+        Assert.Equal(4096, model.GetProperty("context_length").GetInt32());
+    }
+
+    [Fact]
     public async Task Too_long_prompt_is_refused_with_context_length_exceeded_before_any_stream_byte()
     {
         var body = JsonSerializer.Serialize(new { model = fixture.ModelId, stream = true, messages = new[] { new { role = "user", content = new string('y', 9000) } } });

@@ -21,7 +21,7 @@ internal static class EngineTestKit
         IgnoreEndOfGeneration = true,
     };
 
-    public static Task<InferenceEngine> StartAsync(LlamaModel model, int slots = 4, int contextSize = 4096, int queue = 16, long hostCacheBytes = 64 << 20, int batchSize = 512, bool prefixReuse = true) =>
+    public static Task<InferenceEngine> StartAsync(LlamaModel model, int slots = 4, int contextSize = 4096, int queue = 16, long hostCacheBytes = 64 << 20, int batchSize = 512, bool prefixReuse = true, bool unifiedKv = true) =>
         InferenceEngine.StartAsync(model, new EngineOptions
         {
             Slots = slots,
@@ -31,5 +31,6 @@ internal static class EngineTestKit
             BatchSize = batchSize,
             Threads = 2,
             PrefixReuse = prefixReuse,
+            UnifiedKv = unifiedKv,
         });
 }
