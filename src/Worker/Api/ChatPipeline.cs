@@ -26,23 +26,27 @@ internal static class ChatPipeline
             : jsonObject ? OutputGrammars.JsonObject()
             : null;
         var tokens = api.SpecialTokens.Tokenize(prompt);
-        var request = api.BuildRequest(tokens, parameters, grammar) with { SharedPrefixLength = SystemTurnLength(api, prompt, tokens) };
+        var (systemTurn, turnPrefix) = MessageBoundaries(api, prompt, tokens);
+        var request = api.BuildRequest(tokens, parameters, grammar) with { SharedPrefixLength = systemTurn, TurnPrefixLength = turnPrefix };
         return (request, new QwenOutputParser(thinking != false, offered.Count > 0, offered));
     }
 
     /// <summary>
-    /// Tokens of the system turn (system prompt and tools), which every conversation of an agent or team starts with:
-    /// up to the next <c>&lt;|im_start|&gt;</c>. Message text cannot contain that token (the special-token guard
-    /// neutralizes it), so its second occurrence is the second message's start. 0 without a system turn.
+    /// Message boundaries in the prompt's tokens, where snapshots are worth taking: the end of the system turn (system
+    /// prompt and tools, which every conversation of an agent or team starts with; 0 without one) and the end of the
+    /// last complete message (before the generation prompt, which the next turn re-renders). Messages start with
+    /// <c>&lt;|im_start|&gt;</c>, and message text cannot contain that token (the special-token guard neutralizes it).
     /// </summary>
-    private static int SystemTurnLength(WorkerApi api, string prompt, int[] tokens)
+    private static (int SystemTurn, int TurnPrefix) MessageBoundaries(WorkerApi api, string prompt, int[] tokens)
     {
-        if (!prompt.StartsWith("<|im_start|>system", StringComparison.Ordinal) || api.Engine.Model.Tokenize("<|im_start|>") is not [var imStart])
+        if (api.Engine.Model.Tokenize("<|im_start|>") is not [var imStart])
         {
-            return 0;
+            return (0, 0);
         }
 
-        var next = Array.IndexOf(tokens, imStart, 1);
-        return next > 0 ? next : 0;
+        var second = Array.IndexOf(tokens, imStart, 1);
+        var systemTurn = prompt.StartsWith("<|im_start|>system", StringComparison.Ordinal) && second > 0 ? second : 0;
+        var last = Array.LastIndexOf(tokens, imStart);
+        return (systemTurn, last > 0 ? last : 0);
     }
 }

@@ -29,6 +29,13 @@ public sealed record GenerationRequest
     /// tools); 0 = none. On models whose cache is kept as snapshots (qwen35) the prefill stops there once to snapshot it.
     /// </summary>
     public int SharedPrefixLength { get; init; }
+
+    /// <summary>
+    /// Prompt tokens before the generation prompt (the end of the last complete message); 0 = unknown. The next turn of
+    /// the conversation extends exactly this prefix (the chat template re-renders the opened assistant turn), so that is
+    /// where a snapshot of the prompt is taken; without it, at the token before the prompt's last.
+    /// </summary>
+    public int TurnPrefixLength { get; init; }
 }
 
 /// <summary>One gateway prefix block: its keyed hash and the (estimated) prompt token position where it ends.</summary>

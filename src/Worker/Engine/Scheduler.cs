@@ -357,10 +357,18 @@ internal sealed class Scheduler
         foreach (var slot in _slots.Where(s => s.Active is null))
         {
             var common = CommonPrefix(slot.Cached, prompt);
-            // Without tail trimming, a slot's state is only usable when all of it is a prefix of the prompt.
+            // Without tail trimming, a slot's state is only usable when all of it is a prefix of the prompt. With it,
+            // trimming is worth it only when it keeps at least as much as it throws away: sharing just the chat
+            // template's first tokens must not cost another conversation's whole cached prefix.
             var reuse = _canTrimTail ? Math.Min(common, maxReuse)
                 : common == slot.Cached.Count && common <= maxReuse ? common : 0;
-            if (best is null || reuse > bestReuse || (reuse == bestReuse && slot.LastUsed < best.LastUsed))
+            if (reuse < slot.Cached.Count - reuse)
+            {
+                reuse = 0;
+            }
+
+            // Equal reuse: an empty slot first (nothing cached is lost), then the least recently used.
+            if (best is null || reuse > bestReuse || (reuse == bestReuse && Emptier(slot, best)))
             {
                 best = slot;
                 bestReuse = reuse;
@@ -371,7 +379,7 @@ internal sealed class Scheduler
         if (_snapshots.Enabled && _snapshots.FindLongestPrefix(prompt, maxReuse) is { } snapshot && snapshot.Tokens.Length > bestReuse)
         {
             // Overwrite the least recently used free slot; its own state was snapshotted when its turn ended.
-            chosen = _slots.Where(s => s.Active is null).MinBy(s => s.LastUsed)!;
+            chosen = _slots.Where(s => s.Active is null).OrderBy(s => s.Cached.Count > 0).ThenBy(s => s.LastUsed).First();
             context.ClearSequence(chosen.Sequence);
             chosen.Cached.Clear();
             MakeRoom(snapshot.Tokens.Length, keep: chosen);
@@ -400,6 +408,9 @@ internal sealed class Scheduler
         ResetSlot(chosen);
         return (chosen, 0);
     }
+
+    private static bool Emptier(SequenceSlot slot, SequenceSlot than) =>
+        (slot.Cached.Count == 0) != (than.Cached.Count == 0) ? slot.Cached.Count == 0 : slot.LastUsed < than.LastUsed;
 
     private void Step()
     {
@@ -511,8 +522,9 @@ internal sealed class Scheduler
     /// <summary>
     /// Where this step's prefill chunk of a request should stop: the prompt's end, or earlier at a point
     /// where a snapshot is wanted: the end of the shared prefix (system prompt and tools, which other
-    /// conversations restore), the token before the last (so that the next turn of this conversation, which
-    /// extends the prompt, can restore it and still decode one token), and every SnapshotInterval tokens.
+    /// conversations restore), the end of the last complete message (which the conversation's next turn
+    /// extends; without a known boundary the token before the last, which a repeated prompt extends), and every
+    /// SnapshotInterval tokens.
     /// </summary>
     private (int End, bool Snapshot, bool Shared) NextPrefillBoundary(ActiveGeneration active)
     {
@@ -523,8 +535,9 @@ internal sealed class Scheduler
             return (length, false, false);
         }
 
-        var end = length - 1;
-        var shared = active.Pending.Request.SharedPrefixLength;
+        var request = active.Pending.Request;
+        var end = request.TurnPrefixLength > position && request.TurnPrefixLength < length - 1 ? request.TurnPrefixLength : length - 1;
+        var shared = request.SharedPrefixLength;
         if (shared > position && shared < end)
         {
             end = shared;
@@ -536,7 +549,8 @@ internal sealed class Scheduler
             end = Math.Min(end, next);
         }
 
-        return (end, true, end == shared);
+        // Interval snapshots are sharing points too: a later prompt snapshot of the same request must not replace them.
+        return (end, true, end == shared || (_options.SnapshotInterval > 0 && end % _options.SnapshotInterval == 0 && end != request.TurnPrefixLength));
     }
 
     private void SampleAndEmit(ActiveGeneration active)
