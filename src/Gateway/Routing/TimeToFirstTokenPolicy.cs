@@ -10,7 +10,8 @@ namespace GpuFleet.Gateway.Routing;
 /// <c>slot wait + prefill backlog / prefill rate + (prompt tokens − tokens it holds) / prefill rate</c>, from the worker's
 /// last report plus what this gateway sent it since, and the minimum wins. A session's worker wins while it is not
 /// a hot spot; the hot-spot guard gives an overloaded affinity choice's request to the least loaded worker instead.
-/// See docs/gateway.md ("Routing policy").
+/// A new conversation goes, among workers about as fast, to the one holding the least cached work; a worker whose
+/// context clearly cannot hold the prompt is skipped. See docs/gateway-routing.md ("Routing policy").
 /// </summary>
 public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic traffic, RoutingOptions options, BytesPerToken calibration) : ILoadBalancingPolicy
 {
@@ -29,6 +30,19 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
             return null;
         }
 
+        // A worker whose context clearly cannot hold the prompt is no candidate. When none can, the one with the largest
+        // context gets it and answers precisely: the gateway never refuses on an estimate.
+        var fitting = candidates.Where(d => Fits(d.DestinationId, routing)).ToList();
+        if (fitting.Count == 0)
+        {
+            var largest = candidates.OrderByDescending(d => ContextPerSlot(d.DestinationId))
+                .ThenBy(d => d.Health.Passive == DestinationHealth.Unhealthy).First();
+            var rate = traffic.KnownPrefillRate(largest.DestinationId, board.Get(largest.DestinationId)?.Status?.Engine?.PrefillTokensPerSecond ?? 0);
+            return Record(routing, new Choice(Score(largest, routing, rate ?? options.DefaultPrefillTokensPerSecond), RouteReasons.Context));
+        }
+
+        candidates = fitting;
+
         // Workers a connection just failed to (passive health) are used only when nothing else is left.
         var healthy = candidates.Where(d => d.Health.Passive != DestinationHealth.Unhealthy).ToList();
         if (healthy.Count > 0)
@@ -43,26 +57,36 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
         // unmeasured idle worker is not favoured over the one holding the prefix just because its rate is unknown.
         var scored = candidates.Select((d, i) => Score(d, routing, rates[i] ?? fleetPrefillRate)).ToList();
         var live = scored.Where(s => s.Live).ToList();
-        Choice choice;
-        if (live.Count == 0)
-        {
-            choice = new Choice(scored.MinBy(s => s.Outstanding)!, RouteReasons.Fallback);
-        }
-        else
-        {
-            choice = Choose(live, routing);
-        }
+        var choice = live.Count == 0 ? new Choice(scored.MinBy(s => s.Outstanding)!, RouteReasons.Fallback) : Choose(live, routing);
+        return Record(routing, choice);
+    }
 
+    private static DestinationState Record(RoutingState? routing, Choice choice)
+    {
         if (routing is not null)
         {
             routing.Reason = choice.Reason;
             // No live report (fallback): no estimate either.
             routing.Estimate = choice.Candidate.Live ? TimeSpan.FromSeconds(choice.Candidate.Seconds) : TimeSpan.Zero;
             routing.ChosenHeldBlocks = choice.Candidate.HeldBlocks;
+            routing.ChosenPrefillTokens = choice.Candidate.PrefillTokens;
         }
 
         return choice.Candidate.Destination;
     }
+
+    /// <summary>
+    /// Only a clearly oversized prompt excludes a worker: estimated tokens over <see cref="RoutingOptions.ContextFitMargin"/>
+    /// times its context. Unknown context (no status yet, or 0) never excludes. A stale status still counts: the
+    /// context is the worker's configuration, not its load.
+    /// </summary>
+    private bool Fits(string destination, RoutingState? routing)
+    {
+        var context = ContextPerSlot(destination);
+        return context == 0 || routing is null || routing.PromptTokens <= options.ContextFitMargin * context;
+    }
+
+    private uint ContextPerSlot(string destination) => board.Get(destination)?.Status?.Engine?.ContextPerSlot ?? 0;
 
     private Choice Choose(List<Candidate> live, RoutingState? routing)
     {
@@ -80,9 +104,20 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
             return new Choice(leastLoaded, RouteReasons.Load);
         }
 
+        if (best.HeldBlocks == 0)
+        {
+            // Nothing held made the difference, so this is a new conversation to the fleet: among the workers that would
+            // serve it about as fast, the one with the least cached work loses the least to it, and exact ties go to the
+            // one chosen longest ago. Holders are left out, so affinity and sessions are as strong as without this.
+            var tolerance = Math.Max(options.SpreadTolerance.TotalSeconds, best.Seconds * options.SpreadToleranceRatio);
+            var spread = live.Where(c => c.HeldBlocks == 0 && c.Seconds <= best.Seconds + tolerance)
+                .MinBy(c => (c.CachedBlocks, c.Load, c.CacheFill, c.LastSentAt))!;
+            return new Choice(spread, RouteReasons.Load);
+        }
+
         // Affinity only when the prefix it holds is what made it win.
         var bestCold = live.Where(c => c.HeldBlocks == 0).Select(c => (double?)c.Seconds).Min();
-        var reason = best.HeldBlocks > 0 && (bestCold is null || bestCold > best.Seconds) ? RouteReasons.Affinity : RouteReasons.Load;
+        var reason = bestCold is null || bestCold > best.Seconds ? RouteReasons.Affinity : RouteReasons.Load;
         return new Choice(best, reason);
     }
 
@@ -94,16 +129,16 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
         var id = destination.DestinationId;
         var load = board.Get(id);
         var status = load?.Status?.Engine;
+        var promptTokens = routing?.PromptTokens ?? 0;
         var fresh = load is not null && status is not null && !board.IsStale(load);
         if (!fresh)
         {
             var inFlight = traffic.InFlight(id);
-            return new Candidate(destination, Live: false, double.MaxValue, 0, inFlight, inFlight);
+            return new Candidate(destination, Live: false, double.MaxValue, 0, promptTokens, inFlight, inFlight, 0, 0, 0);
         }
 
         var slots = Math.Max(1, (int)status!.TotalSlots);
         var (outstanding, unreported, pendingPrefill) = traffic.Outstanding(id, status, load!.ReceivedAt);
-        var promptTokens = routing?.PromptTokens ?? 0;
         var held = 0;
         if (routing?.Request is { } request && routing.Affinity.HeldBlocks.TryGetValue(id, out var blocks) && blocks > 0)
         {
@@ -115,11 +150,23 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
         // Requests beyond the slots wait for slots to free: about one mean request duration per batch of slots ahead.
         var slotWait = outstanding >= slots ? (double)(outstanding - slots + 1) / slots * requestSeconds : 0;
         var backlog = (pendingPrefill + ((double)unreported * promptTokens)) / prefillRate;
-        var prefill = Math.Max(0, promptTokens - heldTokens) / prefillRate;
-        return new Candidate(destination, Live: true, slotWait + backlog + prefill, held, outstanding, (double)outstanding / slots);
+        var prefillTokens = Math.Max(0, promptTokens - heldTokens);
+        var prefill = prefillTokens / prefillRate;
+        // Cached work: the blocks it reported holding plus those this gateway sent it since (the report lags).
+        var (sentBlocks, lastSentAt) = traffic.SentBlocksSince(id, load.ReceivedAt);
+        var cacheFill = Fraction(status.KvTokensUsed, status.KvTokensTotal) + Fraction(status.HostCacheBytes, status.HostCacheCapacityBytes);
+        return new Candidate(destination, Live: true, slotWait + backlog + prefill, held, prefillTokens, outstanding, (double)outstanding / slots,
+            status.HeldPrefixBlocks.Count + sentBlocks, cacheFill, lastSentAt);
     }
 
-    private sealed record Candidate(DestinationState Destination, bool Live, double Seconds, int HeldBlocks, int Outstanding, double Load);
+    private static double Fraction(ulong used, ulong total) => total == 0 ? 0 : Math.Min(1, (double)used / total);
+
+    /// <summary>
+    /// One worker's score: expected seconds to first token, prompt blocks it holds and tokens it would prefill, its load,
+    /// and for new conversations the cached work it holds (blocks; share of KV and host cache in use) and its last send.
+    /// </summary>
+    private sealed record Candidate(DestinationState Destination, bool Live, double Seconds, int HeldBlocks, int PrefillTokens, int Outstanding, double Load,
+        int CachedBlocks, double CacheFill, long LastSentAt);
 
     private sealed record Choice(Candidate Candidate, string Reason);
 }
