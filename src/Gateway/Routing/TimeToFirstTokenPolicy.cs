@@ -8,7 +8,7 @@ namespace GpuFleet.Gateway.Routing;
 /// <summary>
 /// GpuFleet's YARP load-balancing policy: each candidate's expected time to first token is
 /// <c>slot wait + prefill backlog / prefill rate + (prompt tokens − tokens it holds) / prefill rate</c>, from the worker's
-/// last report plus what this gateway sent it since, and the minimum wins. A session's worker wins while it is not
+/// last report plus what this gateway sent it since, with one prefill rate for the cluster, and the minimum wins. A session's worker wins while it is not
 /// a hot spot; the hot-spot guard gives an overloaded affinity choice's request to the least loaded worker instead.
 /// A new conversation goes, among workers about as fast, to the one holding the least cached work; a worker whose
 /// context clearly cannot hold the prompt is skipped. See docs/gateway-routing.md ("Routing policy").
@@ -16,6 +16,10 @@ namespace GpuFleet.Gateway.Routing;
 public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic traffic, RoutingOptions options, BytesPerToken calibration) : ILoadBalancingPolicy
 {
     public const string PolicyName = "GpuFleetTimeToFirstToken";
+
+    // Shares of KV and host cache in use closer than this are equal: a few generated tokens more or less is noise,
+    // and equal workers take turns (least recently chosen first).
+    private const double CacheFillTolerance = 0.05;
 
     public string Name => PolicyName;
 
@@ -37,8 +41,7 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
         {
             var largest = candidates.OrderByDescending(d => ContextPerSlot(d.DestinationId))
                 .ThenBy(d => d.Health.Passive == DestinationHealth.Unhealthy).First();
-            var rate = traffic.KnownPrefillRate(largest.DestinationId, board.Get(largest.DestinationId)?.Status?.Engine?.PrefillTokensPerSecond ?? 0);
-            return Record(routing, new Choice(Score(largest, routing, rate ?? options.DefaultPrefillTokensPerSecond), RouteReasons.Context));
+            return Record(routing, new Choice(Score(largest, routing, FleetPrefillRate(candidates)), RouteReasons.Context));
         }
 
         candidates = fitting;
@@ -50,16 +53,23 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
             candidates = healthy;
         }
 
-        // Each worker's measured prefill rate, read once per decision (it also remembers the last one a worker reported).
-        var rates = candidates.Select(d => traffic.KnownPrefillRate(d.DestinationId, board.Get(d.DestinationId)?.Status?.Engine?.PrefillTokensPerSecond ?? 0)).ToList();
-        var fleetPrefillRate = rates.Max() ?? options.DefaultPrefillTokensPerSecond;
-        // A worker that has not measured its rate yet is assumed as fast as the fastest known one (same model), so an
-        // unmeasured idle worker is not favoured over the one holding the prefix just because its rate is unknown.
-        var scored = candidates.Select((d, i) => Score(d, routing, rates[i] ?? fleetPrefillRate)).ToList();
+        var prefillRate = FleetPrefillRate(candidates);
+        var scored = candidates.Select(d => Score(d, routing, prefillRate)).ToList();
         var live = scored.Where(s => s.Live).ToList();
         var choice = live.Count == 0 ? new Choice(scored.MinBy(s => s.Outstanding)!, RouteReasons.Fallback) : Choose(live, routing);
         return Record(routing, choice);
     }
+
+    /// <summary>
+    /// One prefill rate for every candidate: the highest any of them reported (the default before any did). A worker
+    /// reports its prefill throughput over the last 10 s, which reads low on a worker that was idle and highest on the
+    /// busiest one, so comparing workers by their own figure would let recent traffic, not the prefix they hold or the
+    /// work they have, decide: a later turn would leave the worker holding it, new conversations would follow the
+    /// busiest worker. The workers of one cluster serve the same model, so their speeds are taken as equal.
+    /// </summary>
+    private double FleetPrefillRate(List<DestinationState> candidates) =>
+        candidates.Select(d => traffic.KnownPrefillRate(d.DestinationId, board.Get(d.DestinationId)?.Status?.Engine?.PrefillTokensPerSecond ?? 0)).Max()
+            ?? options.DefaultPrefillTokensPerSecond;
 
     private static DestinationState Record(RoutingState? routing, Choice choice)
     {
@@ -110,8 +120,11 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
             // serve it about as fast, the one with the least cached work loses the least to it, and exact ties go to the
             // one chosen longest ago. Holders are left out, so affinity and sessions are as strong as without this.
             var tolerance = Math.Max(options.SpreadTolerance.TotalSeconds, best.Seconds * options.SpreadToleranceRatio);
-            var spread = live.Where(c => c.HeldBlocks == 0 && c.Seconds <= best.Seconds + tolerance)
-                .MinBy(c => (c.CachedBlocks, c.Load, c.CacheFill, c.LastSentAt))!;
+            var similar = live.Where(c => c.HeldBlocks == 0 && c.Seconds <= best.Seconds + tolerance).ToList();
+            var least = similar.Min(c => (c.CachedBlocks, c.Load));
+            similar.RemoveAll(c => (c.CachedBlocks, c.Load) != least);
+            var leastFill = similar.Min(c => c.CacheFill);
+            var spread = similar.Where(c => c.CacheFill <= leastFill + CacheFillTolerance).MinBy(c => c.LastSentAt)!;
             return new Choice(spread, RouteReasons.Load);
         }
 
@@ -165,7 +178,8 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
     /// One worker's score: expected seconds to first token, prompt blocks it holds and tokens it would prefill, its load,
     /// and for new conversations the cached work it holds (blocks; share of KV and host cache in use) and its last send.
     /// </summary>
-    private sealed record Candidate(DestinationState Destination, bool Live, double Seconds, int HeldBlocks, int PrefillTokens, int Outstanding, double Load,
+    private sealed record Candidate(DestinationState Destination, bool Live, double Seconds, int HeldBlocks, int PrefillTokens,
+        int Outstanding, double Load,
         int CachedBlocks, double CacheFill, long LastSentAt);
 
     private sealed record Choice(Candidate Candidate, string Reason);

@@ -308,9 +308,8 @@ public sealed class TimeToFirstTokenPolicyTests
         Assert.Equal(RouteReasons.Affinity, routing.Reason);
         Assert.Equal(TimeSpan.FromSeconds((4000 - (8 * 256)) / 2000.0), routing.Estimate);
 
-        // Nothing held: the unmeasured one is estimated at the fleet's best rate (2 s, not 4 s at the default rate), so it
-        // ties with w1 and, listed first, wins.
-        var (cold, coldRouting) = Pick(Routing(4000), [_destinations[2], _destinations[1], _destinations[0]]);
+        // Nothing held: the unmeasured one is estimated at the fleet's best rate (2 s, not 4 s at the default rate).
+        var (cold, coldRouting) = Pick(Routing(4000), [_destinations[1], _destinations[0]]);
         Assert.Equal("w2", cold);
         Assert.Equal(TimeSpan.FromSeconds(2), coldRouting.Estimate);
     }
@@ -351,6 +350,17 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w2", heldBlocks: 4, kvUsed: 2000);
         Report("w3", heldBlocks: 4, kvUsed: 5000);
         Assert.Equal("w2", Pick(Routing(2000)).Worker);
+
+        // Cache use a few tokens apart is equal: the one chosen longest ago (w1, never) takes it, then w2 (sent to above).
+        Report("w1", heldBlocks: 4, kvUsed: 5010);
+        Report("w2", heldBlocks: 4, kvUsed: 5000);
+        Report("w3", heldBlocks: 4, kvUsed: 5005);
+        _clock.Advance(TimeSpan.FromMilliseconds(1));
+        _traffic.Begin("w3").Complete();
+        Assert.Equal("w1", Pick(Routing(2000)).Worker);
+        _clock.Advance(TimeSpan.FromMilliseconds(1));
+        _traffic.Begin("w1").Complete();
+        Assert.Equal("w2", Pick(Routing(2000)).Worker);
     }
 
     [Fact]
@@ -378,6 +388,34 @@ public sealed class TimeToFirstTokenPolicyTests
         Assert.Equal("w2", Pick(Routing(2000)).Worker);
         Report("w1", heldBlocks: 9);
         Assert.Equal("w1", Pick(Routing(2000)).Worker);
+    }
+
+    [Fact]
+    public void Reported_prefill_rates_do_not_draw_new_conversations_to_the_busiest_worker()
+    {
+        // A worker's reported rate is its recent prefill throughput: the one that served the most reads fastest.
+        Report("w1", prefillRate: 4000, heldBlocks: 30);
+        Report("w2", prefillRate: 500, heldBlocks: 10);
+        Report("w3", prefillRate: 1000, heldBlocks: 20);
+        var (worker, routing) = Pick(Routing(4000));
+        Assert.Equal(("w2", RouteReasons.Load), (worker, routing.Reason));
+        Assert.Equal(TimeSpan.FromSeconds(1), routing.Estimate); // at the cluster's best rate
+
+        // A real wait still counts: 1000 tokens of backlog on w2 (0.25 s at 4000 tokens/s) is more than the tolerance.
+        Report("w2", prefillRate: 500, heldBlocks: 10, pendingPrefill: 1000);
+        Assert.Equal("w3", Pick(Routing(4000)).Worker);
+    }
+
+    [Fact]
+    public void A_holder_that_was_idle_lately_keeps_the_next_turn_whatever_rate_it_reported()
+    {
+        // w1 prefilled little in the last 10 s, so it reports a low throughput: it still holds 7 of 7.8 blocks.
+        Report("w1", prefillRate: 50);
+        Report("w2", prefillRate: 3000);
+        Report("w3", prefillRate: 3000);
+        var (worker, routing) = Pick(Routing(2000, new() { ["w1"] = 7 }));
+        Assert.Equal(("w1", RouteReasons.Affinity), (worker, routing.Reason));
+        Assert.Equal(TimeSpan.FromSeconds((2000 - (7 * 256)) / 3000.0), routing.Estimate);
     }
 
     [Fact]
