@@ -2,12 +2,10 @@ using GpuFleet.Gateway.Auth;
 using GpuFleet.Gateway.Forwarding;
 using GpuFleet.Gateway.Load;
 using GpuFleet.Gateway.Observability;
-using GpuFleet.Gateway.Routing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Yarp.ReverseProxy.Model;
 
 namespace Microsoft.AspNetCore.Builder;
 
