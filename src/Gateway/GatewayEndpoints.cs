@@ -2,12 +2,10 @@ using GpuFleet.Gateway.Auth;
 using GpuFleet.Gateway.Forwarding;
 using GpuFleet.Gateway.Load;
 using GpuFleet.Gateway.Observability;
-using GpuFleet.Gateway.Routing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Yarp.ReverseProxy.Model;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -28,19 +26,7 @@ public static class GatewayEndpoints
         {
             proxy.UseMiddleware<GatewayForwardingMiddleware>();
             proxy.UseLoadBalancing();
-            proxy.Use(async (context, next) =>
-            {
-                // After load balancing exactly one destination is left: count the request against it while it runs.
-                var chosen = context.Features.Get<IReverseProxyFeature>()!.AvailableDestinations[0].DestinationId;
-                var routing = context.Features.Get<RoutingState>();
-                routing?.Destination = chosen;
-                using var sent = context.RequestServices.GetRequiredService<WorkerTraffic>().Begin(chosen);
-                await next();
-                if (context.Response.StatusCode is >= 200 and < 300)
-                {
-                    sent.Complete();
-                }
-            });
+            proxy.UseMiddleware<ChosenWorkerMiddleware>();
             // Each attempt (the forwarding middleware may make several) reports its outcome to passive health.
             proxy.UsePassiveHealthChecks();
         });

@@ -61,6 +61,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<BytesPerToken>();
         services.TryAddSingleton<RetryBudget>();
         services.TryAddSingleton<ResponseWatchdog>();
+        services.TryAddSingleton<FirstTokenTimeouts>();
         services.AddHostedService(sp => sp.GetRequiredService<ResponseWatchdog>());
         services.AddSingleton<ILoadBalancingPolicy, TimeToFirstTokenPolicy>();
         services.AddHostedService<HoldingsSync>();

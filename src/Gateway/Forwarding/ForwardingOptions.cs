@@ -14,8 +14,21 @@ public sealed class ForwardingOptions
     /// <summary>Retries always allowed per 10 s, whatever the traffic.</summary>
     public int MinRetriesPer10Seconds { get; set; } = 10;
 
-    /// <summary>Longest wait for the first response byte (queueing and prefill of a long prompt included): then 504.</summary>
+    /// <summary>
+    /// Longest wait for the first response byte before the prompt's own prefill is counted (queueing, a short prompt):
+    /// then 504. Each attempt adds the prompt's expected prefill on the chosen worker (see <see cref="FirstTokenPrefillFactor"/>).
+    /// </summary>
     public TimeSpan FirstTokenTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// The first-token timeout adds the prompt tokens the chosen worker must prefill (those it does not hold) over its
+    /// reported prefill rate, times this: the rate is measured on recent prefills, and a long prompt shares the worker
+    /// with the decode of running streams. A worker with no measured rate yet gets <see cref="FirstTokenTimeout"/> alone.
+    /// </summary>
+    public double FirstTokenPrefillFactor { get; set; } = 2.0;
+
+    /// <summary>Upper bound of the first-token timeout, however long the prompt.</summary>
+    public TimeSpan MaxFirstTokenTimeout { get; set; } = TimeSpan.FromMinutes(30);
 
     /// <summary>Longest silence between two pieces of a response once it started: then the stream ends with an error event.</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
@@ -42,6 +55,16 @@ public sealed class ForwardingOptions
         if (FirstTokenTimeout <= TimeSpan.Zero || IdleTimeout <= TimeSpan.Zero || QueueWait < TimeSpan.Zero)
         {
             errors.Add($"{SectionName}: FirstTokenTimeout and IdleTimeout must be positive, QueueWait not negative.");
+        }
+
+        if (FirstTokenPrefillFactor is < 1 or > 100 || double.IsNaN(FirstTokenPrefillFactor))
+        {
+            errors.Add($"{SectionName}:FirstTokenPrefillFactor must be between 1 and 100 (below 1 a prefill at the measured rate would time out), not {FirstTokenPrefillFactor}.");
+        }
+
+        if (MaxFirstTokenTimeout < FirstTokenTimeout)
+        {
+            errors.Add($"{SectionName}:MaxFirstTokenTimeout ({MaxFirstTokenTimeout}) must not be below FirstTokenTimeout ({FirstTokenTimeout}).");
         }
 
         if (MaxRequestBodyBytes < 1024)

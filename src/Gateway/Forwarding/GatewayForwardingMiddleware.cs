@@ -156,6 +156,8 @@ internal sealed class GatewayForwardingMiddleware(
         using var watch = new ResponseWatch(context, options, time, watchdog);
         context.Response.Body = watch;
         context.Features.Set<IHttpRequestLifetimeFeature>(watch);
+        // Later stages reach the watch as a feature: ChosenWorkerMiddleware sets its first-token timeout.
+        context.Features.Set(watch);
         try
         {
             await next(context);
@@ -164,6 +166,7 @@ internal sealed class GatewayForwardingMiddleware(
         {
             context.Response.Body = clientBody;
             context.Features.Set(clientLifetime);
+            context.Features.Set<ResponseWatch>(null);
         }
 
         routing.Usage = watch.Usage ?? routing.Usage;
@@ -194,7 +197,7 @@ internal sealed class GatewayForwardingMiddleware(
             if (watch.TimedOut is not null)
             {
                 ResetResponse(context);
-                await new GatewayError(504, $"The worker sent nothing within {options.FirstTokenTimeout.TotalSeconds:0} s.", "timeout", watch.TimedOut).WriteAsync(context);
+                await new GatewayError(504, $"The worker sent nothing within {watch.FirstTokenTimeout.TotalSeconds:0} s.", "timeout", watch.TimedOut).WriteAsync(context);
                 return Outcome.Done;
             }
 

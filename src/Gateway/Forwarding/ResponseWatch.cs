@@ -24,6 +24,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private readonly ResponseWatchdog _watchdog;
     private readonly long _startedAt;
     private readonly List<byte> _line = [];
+    private long _firstTokenTimeoutTicks;
     private long _firstByteAt;
     private long _lastWriteAt;
     private bool _inUsageLine;
@@ -38,8 +39,19 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         _time = time;
         _options = options;
         _startedAt = time.GetTimestamp();
+        _firstTokenTimeoutTicks = options.FirstTokenTimeout.Ticks;
         _watchdog = watchdog;
         watchdog.Add(this);
+    }
+
+    /// <summary>
+    /// This attempt's wait for the first byte, counted from the watch's start: <see cref="ForwardingOptions.FirstTokenTimeout"/>
+    /// until the chosen worker is known, then that plus the prompt's expected prefill there (see FirstTokenTimeouts).
+    /// </summary>
+    public TimeSpan FirstTokenTimeout
+    {
+        get => TimeSpan.FromTicks(Volatile.Read(ref _firstTokenTimeoutTicks));
+        set => Volatile.Write(ref _firstTokenTimeoutTicks, value.Ticks);
     }
 
     /// <summary>The gateway's own timeout fired (not the client).</summary>
@@ -189,7 +201,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         var now = _time.GetTimestamp();
         var last = Volatile.Read(ref _lastWriteAt);
         var (deadline, reason) = last == 0
-            ? (_startedAt + Ticks(_options.FirstTokenTimeout), "time_to_first_token_timeout")
+            ? (_startedAt + Ticks(FirstTokenTimeout), "time_to_first_token_timeout")
             : (last + Ticks(_options.IdleTimeout), "inter_token_timeout");
         if (now >= deadline)
         {

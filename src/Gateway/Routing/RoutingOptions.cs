@@ -34,6 +34,26 @@ public sealed class RoutingOptions
     /// </summary>
     public double HotSpotLoad { get; set; } = 1.5;
 
+    /// <summary>
+    /// New conversations (no worker holds any of the prompt): workers whose expected time to first token is within this
+    /// of the best one's count as equal, and the one holding the least cached work among them takes it, so the fleet's
+    /// caches together hold more conversations. Zero still spreads exact ties.
+    /// </summary>
+    public TimeSpan SpreadTolerance { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The same tolerance as a share of the best estimate, for long prompts; the larger of the two applies.</summary>
+    public double SpreadToleranceRatio { get; set; } = 0.1;
+
+    /// <summary>
+    /// A worker is no candidate for a prompt whose estimated tokens exceed this many times its context per request
+    /// (<c>context_per_slot</c>). The estimate divides canonical bytes by a per-model average of bytes per token, so
+    /// one prompt can be sparser than the average (whitespace-heavy code, or the uncalibrated default of 4 against a
+    /// tokenizer at 5 to 6 bytes per token): 1.5 keeps every worker that could serve a prompt up to 50 % sparser
+    /// than estimated. When no worker passes, the one with the largest context gets the request and answers
+    /// precisely.
+    /// </summary>
+    public double ContextFitMargin { get; set; } = 1.5;
+
     /// <summary>Prefill rate assumed until a worker has reported one (tokens/s).</summary>
     public double DefaultPrefillTokensPerSecond { get; set; } = 1000;
 
@@ -77,6 +97,21 @@ public sealed class RoutingOptions
         if (AffinityTtl <= TimeSpan.Zero || SessionTtl <= TimeSpan.Zero || LookupTimeout <= TimeSpan.Zero || DefaultRequestDuration <= TimeSpan.Zero)
         {
             errors.Add($"{SectionName}: AffinityTtl, SessionTtl, LookupTimeout and DefaultRequestDuration must be positive.");
+        }
+
+        if (SpreadTolerance < TimeSpan.Zero)
+        {
+            errors.Add($"{SectionName}:SpreadTolerance must not be negative, not {SpreadTolerance}.");
+        }
+
+        if (SpreadToleranceRatio is < 0 or > 1 || double.IsNaN(SpreadToleranceRatio))
+        {
+            errors.Add($"{SectionName}:SpreadToleranceRatio must be between 0 and 1, not {SpreadToleranceRatio}.");
+        }
+
+        if (ContextFitMargin is < 1 or > 10 || double.IsNaN(ContextFitMargin))
+        {
+            errors.Add($"{SectionName}:ContextFitMargin must be between 1 and 10 (below 1 an estimate error would exclude workers that fit), not {ContextFitMargin}.");
         }
 
         if (MaxInProcessBlocks < 1000)

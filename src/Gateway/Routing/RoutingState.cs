@@ -14,6 +14,12 @@ public static class RouteReasons
     /// <summary>The conversation's session sticks to it.</summary>
     public const string Session = "session";
 
+    /// <summary>
+    /// No worker's context seems to hold the prompt: the one with the largest context gets it and answers precisely
+    /// (<c>context_length_exceeded</c> when it cannot).
+    /// </summary>
+    public const string Context = "context";
+
     /// <summary>No live load report to score by (status streams reconnecting): the least busy by the gateway's own count.</summary>
     public const string Fallback = "fallback";
 }
@@ -41,6 +47,9 @@ public sealed class RoutingState
 
     /// <summary>Leading prompt blocks the chosen worker holds.</summary>
     public int ChosenHeldBlocks { get; set; }
+
+    /// <summary>Estimated prompt tokens the chosen worker must prefill (those it does not hold): its first-token timeout grows with them.</summary>
+    public int ChosenPrefillTokens { get; set; }
 
     /// <summary>The destination of the current attempt.</summary>
     public string? Destination { get; set; }

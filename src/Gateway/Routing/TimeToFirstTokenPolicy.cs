@@ -8,13 +8,18 @@ namespace GpuFleet.Gateway.Routing;
 /// <summary>
 /// GpuFleet's YARP load-balancing policy: each candidate's expected time to first token is
 /// <c>slot wait + prefill backlog / prefill rate + (prompt tokens − tokens it holds) / prefill rate</c>, from the worker's
-/// last report plus what this gateway sent it since, and the minimum wins. A session's worker wins while it is not
+/// last report plus what this gateway sent it since, with one prefill rate for the cluster, and the minimum wins. A session's worker wins while it is not
 /// a hot spot; the hot-spot guard gives an overloaded affinity choice's request to the least loaded worker instead.
-/// See docs/gateway.md ("Routing policy").
+/// A new conversation goes, among workers about as fast, to the one holding the least cached work; a worker whose
+/// context clearly cannot hold the prompt is skipped. See docs/gateway-routing.md ("Routing policy").
 /// </summary>
 public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic traffic, RoutingOptions options, BytesPerToken calibration) : ILoadBalancingPolicy
 {
     public const string PolicyName = "GpuFleetTimeToFirstToken";
+
+    // Shares of KV and host cache in use closer than this are equal: a few generated tokens more or less is noise,
+    // and equal workers take turns (least recently chosen first).
+    private const double CacheFillTolerance = 0.05;
 
     public string Name => PolicyName;
 
@@ -29,6 +34,18 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
             return null;
         }
 
+        // A worker whose context clearly cannot hold the prompt is no candidate. When none can, the one with the largest
+        // context gets it and answers precisely: the gateway never refuses on an estimate.
+        var fitting = candidates.Where(d => Fits(d.DestinationId, routing)).ToList();
+        if (fitting.Count == 0)
+        {
+            var largest = candidates.OrderByDescending(d => ContextPerSlot(d.DestinationId))
+                .ThenBy(d => d.Health.Passive == DestinationHealth.Unhealthy).First();
+            return Record(routing, new Choice(Score(largest, routing, FleetPrefillRate(candidates)), RouteReasons.Context));
+        }
+
+        candidates = fitting;
+
         // Workers a connection just failed to (passive health) are used only when nothing else is left.
         var healthy = candidates.Where(d => d.Health.Passive != DestinationHealth.Unhealthy).ToList();
         if (healthy.Count > 0)
@@ -36,33 +53,50 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
             candidates = healthy;
         }
 
-        // Each worker's measured prefill rate, read once per decision (it also remembers the last one a worker reported).
-        var rates = candidates.Select(d => traffic.KnownPrefillRate(d.DestinationId, board.Get(d.DestinationId)?.Status?.Engine?.PrefillTokensPerSecond ?? 0)).ToList();
-        var fleetPrefillRate = rates.Max() ?? options.DefaultPrefillTokensPerSecond;
-        // A worker that has not measured its rate yet is assumed as fast as the fastest known one (same model), so an
-        // unmeasured idle worker is not favoured over the one holding the prefix just because its rate is unknown.
-        var scored = candidates.Select((d, i) => Score(d, routing, rates[i] ?? fleetPrefillRate)).ToList();
+        var prefillRate = FleetPrefillRate(candidates);
+        var scored = candidates.Select(d => Score(d, routing, prefillRate)).ToList();
         var live = scored.Where(s => s.Live).ToList();
-        Choice choice;
-        if (live.Count == 0)
-        {
-            choice = new Choice(scored.MinBy(s => s.Outstanding)!, RouteReasons.Fallback);
-        }
-        else
-        {
-            choice = Choose(live, routing);
-        }
+        var choice = live.Count == 0 ? new Choice(scored.MinBy(s => s.Outstanding)!, RouteReasons.Fallback) : Choose(live, routing);
+        return Record(routing, choice);
+    }
 
+    /// <summary>
+    /// One prefill rate for every candidate: the highest any of them reported (the default before any did). A worker
+    /// reports its prefill throughput over the last 10 s, which reads low on a worker that was idle and highest on the
+    /// busiest one, so comparing workers by their own figure would let recent traffic, not the prefix they hold or the
+    /// work they have, decide: a later turn would leave the worker holding it, new conversations would follow the
+    /// busiest worker. The workers of one cluster serve the same model, so their speeds are taken as equal.
+    /// </summary>
+    private double FleetPrefillRate(List<DestinationState> candidates) =>
+        candidates.Select(d => traffic.KnownPrefillRate(d.DestinationId, board.Get(d.DestinationId)?.Status?.Engine?.PrefillTokensPerSecond ?? 0)).Max()
+            ?? options.DefaultPrefillTokensPerSecond;
+
+    private static DestinationState Record(RoutingState? routing, Choice choice)
+    {
         if (routing is not null)
         {
             routing.Reason = choice.Reason;
             // No live report (fallback): no estimate either.
             routing.Estimate = choice.Candidate.Live ? TimeSpan.FromSeconds(choice.Candidate.Seconds) : TimeSpan.Zero;
             routing.ChosenHeldBlocks = choice.Candidate.HeldBlocks;
+            routing.ChosenPrefillTokens = choice.Candidate.PrefillTokens;
         }
 
         return choice.Candidate.Destination;
     }
+
+    /// <summary>
+    /// Only a clearly oversized prompt excludes a worker: estimated tokens over <see cref="RoutingOptions.ContextFitMargin"/>
+    /// times its context. Unknown context (no status yet, or 0) never excludes. A stale status still counts: the
+    /// context is the worker's configuration, not its load.
+    /// </summary>
+    private bool Fits(string destination, RoutingState? routing)
+    {
+        var context = ContextPerSlot(destination);
+        return context == 0 || routing is null || routing.PromptTokens <= options.ContextFitMargin * context;
+    }
+
+    private uint ContextPerSlot(string destination) => board.Get(destination)?.Status?.Engine?.ContextPerSlot ?? 0;
 
     private Choice Choose(List<Candidate> live, RoutingState? routing)
     {
@@ -80,9 +114,23 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
             return new Choice(leastLoaded, RouteReasons.Load);
         }
 
+        if (best.HeldBlocks == 0)
+        {
+            // Nothing held made the difference, so this is a new conversation to the fleet: among the workers that would
+            // serve it about as fast, the one with the least cached work loses the least to it, and exact ties go to the
+            // one chosen longest ago. Holders are left out, so affinity and sessions are as strong as without this.
+            var tolerance = Math.Max(options.SpreadTolerance.TotalSeconds, best.Seconds * options.SpreadToleranceRatio);
+            var similar = live.Where(c => c.HeldBlocks == 0 && c.Seconds <= best.Seconds + tolerance).ToList();
+            var least = similar.Min(c => (c.CachedBlocks, c.Load));
+            similar.RemoveAll(c => (c.CachedBlocks, c.Load) != least);
+            var leastFill = similar.Min(c => c.CacheFill);
+            var spread = similar.Where(c => c.CacheFill <= leastFill + CacheFillTolerance).MinBy(c => c.LastSentAt)!;
+            return new Choice(spread, RouteReasons.Load);
+        }
+
         // Affinity only when the prefix it holds is what made it win.
         var bestCold = live.Where(c => c.HeldBlocks == 0).Select(c => (double?)c.Seconds).Min();
-        var reason = best.HeldBlocks > 0 && (bestCold is null || bestCold > best.Seconds) ? RouteReasons.Affinity : RouteReasons.Load;
+        var reason = bestCold is null || bestCold > best.Seconds ? RouteReasons.Affinity : RouteReasons.Load;
         return new Choice(best, reason);
     }
 
@@ -94,16 +142,16 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
         var id = destination.DestinationId;
         var load = board.Get(id);
         var status = load?.Status?.Engine;
+        var promptTokens = routing?.PromptTokens ?? 0;
         var fresh = load is not null && status is not null && !board.IsStale(load);
         if (!fresh)
         {
             var inFlight = traffic.InFlight(id);
-            return new Candidate(destination, Live: false, double.MaxValue, 0, inFlight, inFlight);
+            return new Candidate(destination, Live: false, double.MaxValue, 0, promptTokens, inFlight, inFlight, 0, 0, 0);
         }
 
         var slots = Math.Max(1, (int)status!.TotalSlots);
         var (outstanding, unreported, pendingPrefill) = traffic.Outstanding(id, status, load!.ReceivedAt);
-        var promptTokens = routing?.PromptTokens ?? 0;
         var held = 0;
         if (routing?.Request is { } request && routing.Affinity.HeldBlocks.TryGetValue(id, out var blocks) && blocks > 0)
         {
@@ -115,11 +163,24 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
         // Requests beyond the slots wait for slots to free: about one mean request duration per batch of slots ahead.
         var slotWait = outstanding >= slots ? (double)(outstanding - slots + 1) / slots * requestSeconds : 0;
         var backlog = (pendingPrefill + ((double)unreported * promptTokens)) / prefillRate;
-        var prefill = Math.Max(0, promptTokens - heldTokens) / prefillRate;
-        return new Candidate(destination, Live: true, slotWait + backlog + prefill, held, outstanding, (double)outstanding / slots);
+        var prefillTokens = Math.Max(0, promptTokens - heldTokens);
+        var prefill = prefillTokens / prefillRate;
+        // Cached work: the blocks it reported holding plus those this gateway sent it since (the report lags).
+        var (sentBlocks, lastSentAt) = traffic.SentBlocksSince(id, load.ReceivedAt);
+        var cacheFill = Fraction(status.KvTokensUsed, status.KvTokensTotal) + Fraction(status.HostCacheBytes, status.HostCacheCapacityBytes);
+        return new Candidate(destination, Live: true, slotWait + backlog + prefill, held, prefillTokens, outstanding, (double)outstanding / slots,
+            status.HeldPrefixBlocks.Count + sentBlocks, cacheFill, lastSentAt);
     }
 
-    private sealed record Candidate(DestinationState Destination, bool Live, double Seconds, int HeldBlocks, int Outstanding, double Load);
+    private static double Fraction(ulong used, ulong total) => total == 0 ? 0 : Math.Min(1, (double)used / total);
+
+    /// <summary>
+    /// One worker's score: expected seconds to first token, prompt blocks it holds and tokens it would prefill, its load,
+    /// and for new conversations the cached work it holds (blocks; share of KV and host cache in use) and its last send.
+    /// </summary>
+    private sealed record Candidate(DestinationState Destination, bool Live, double Seconds, int HeldBlocks, int PrefillTokens,
+        int Outstanding, double Load,
+        int CachedBlocks, double CacheFill, long LastSentAt);
 
     private sealed record Choice(Candidate Candidate, string Reason);
 }

@@ -9,19 +9,52 @@ namespace GpuFleet.Gateway.Routing;
 /// </summary>
 public sealed class WorkerTraffic(TimeProvider time)
 {
+    // Workers report at least every 2 s; more sends than this to one worker between two reports only make the
+    // count of unreported blocks low, which the tie-break on the last send still covers.
+    private const int MaxRecentSends = 64;
+
     private readonly ConcurrentDictionary<string, Counters> _workers = new(StringComparer.Ordinal);
 
-    /// <summary>Counts a request sent to <paramref name="destination"/>; dispose the result when its response ends.</summary>
-    public Sent Begin(string destination)
+    /// <summary>
+    /// Counts a request sent to <paramref name="destination"/> that brings it <paramref name="newBlocks"/> prefix blocks
+    /// it does not hold yet; dispose the result when its response ends.
+    /// </summary>
+    public Sent Begin(string destination, int newBlocks = 0)
     {
         var counters = For(destination);
         var at = time.GetTimestamp();
         lock (counters)
         {
             counters.InFlightSentAt.Add(at);
+            counters.RecentSends.Enqueue((at, Math.Max(0, newBlocks)));
+            if (counters.RecentSends.Count > MaxRecentSends)
+            {
+                counters.RecentSends.Dequeue();
+            }
         }
 
         return new Sent(this, counters, at);
+    }
+
+    /// <summary>
+    /// Prefix blocks new to the worker in the requests this gateway sent it after <paramref name="reportReceivedAt"/>
+    /// (its report cannot list them yet), and when this gateway last sent it a request (0: never).
+    /// </summary>
+    public (int Blocks, long LastSentAt) SentBlocksSince(string destination, long reportReceivedAt)
+    {
+        var counters = For(destination);
+        lock (counters)
+        {
+            var blocks = 0;
+            var last = 0L;
+            foreach (var (at, count) in counters.RecentSends)
+            {
+                blocks += at > reportReceivedAt ? count : 0;
+                last = Math.Max(last, at);
+            }
+
+            return (blocks, last);
+        }
     }
 
     /// <summary>Requests in flight to the worker that were sent after <paramref name="reportReceivedAt"/> (not counted in its report).</summary>
@@ -104,6 +137,9 @@ public sealed class WorkerTraffic(TimeProvider time)
     internal sealed class Counters
     {
         public List<long> InFlightSentAt { get; } = [];
+
+        /// <summary>The latest sends (when, new prefix blocks), oldest first, at most <see cref="MaxRecentSends"/>.</summary>
+        public Queue<(long At, int Blocks)> RecentSends { get; } = new();
 
         public double MeanSeconds { get; set; }
 

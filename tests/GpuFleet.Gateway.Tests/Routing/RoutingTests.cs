@@ -169,9 +169,9 @@ public sealed class RoutingTests : IAsyncLifetime
 
     internal async Task<ChatResult> ChatAsync(HttpClient http, List<object> messages) => await ChatAsync(http, _gateway!.BaseAddress, messages);
 
-    internal static async Task<ChatResult> ChatAsync(HttpClient http, Uri gateway, List<object> messages)
+    internal static async Task<ChatResult> ChatAsync(HttpClient http, Uri gateway, List<object> messages, string model = Model)
     {
-        using var response = await http.PostAsync(new Uri(gateway, "/v1/chat/completions"), Json(new { model = Model, max_tokens = 8, messages }));
+        using var response = await http.PostAsync(new Uri(gateway, "/v1/chat/completions"), Json(new { model, max_tokens = 8, messages }));
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, text);
         using var json = JsonDocument.Parse(text);

@@ -31,23 +31,25 @@ public sealed class TimeToFirstTokenPolicyTests
         _policy = new TimeToFirstTokenPolicy(_board, _traffic, _options, new BytesPerToken(_options));
     }
 
-    private void Report(string worker, uint running = 0, uint queued = 0, uint slots = 4, double prefillRate = 1000, ulong pendingPrefill = 0) =>
-        _board.Update(worker, new WorkerStatus
+    private void Report(string worker, uint running = 0, uint queued = 0, uint slots = 4, double prefillRate = 1000, ulong pendingPrefill = 0,
+        uint context = 0, int heldBlocks = 0, ulong kvUsed = 0)
+    {
+        var engine = new EngineStatus
         {
-            Name = worker,
-            Model = Model,
-            Ready = true,
-            Engine = new EngineStatus
-            {
-                TotalSlots = slots,
-                RunningSlots = running,
-                FreeSlots = slots - Math.Min(slots, running),
-                QueueDepth = queued,
-                QueueCapacity = 16,
-                PrefillTokensPerSecond = prefillRate,
-                PendingPrefillTokens = pendingPrefill,
-            },
-        });
+            TotalSlots = slots,
+            RunningSlots = running,
+            FreeSlots = slots - Math.Min(slots, running),
+            QueueDepth = queued,
+            QueueCapacity = 16,
+            PrefillTokensPerSecond = prefillRate,
+            PendingPrefillTokens = pendingPrefill,
+            ContextPerSlot = context,
+            KvTokensUsed = kvUsed,
+            KvTokensTotal = 32_768,
+        };
+        engine.HeldPrefixBlocks.AddRange(Enumerable.Range(1, heldBlocks).Select(i => (ulong)(i + (1000 * worker[^1]))));
+        _board.Update(worker, new WorkerStatus { Name = worker, Model = Model, Ready = true, Engine = engine });
+    }
 
     private void ReportIdle()
     {
@@ -306,11 +308,193 @@ public sealed class TimeToFirstTokenPolicyTests
         Assert.Equal(RouteReasons.Affinity, routing.Reason);
         Assert.Equal(TimeSpan.FromSeconds((4000 - (8 * 256)) / 2000.0), routing.Estimate);
 
-        // Nothing held: the unmeasured one is estimated at the fleet's best rate (2 s, not 4 s at the default rate), so it
-        // ties with w1 and, listed first, wins.
-        var (cold, coldRouting) = Pick(Routing(4000), [_destinations[2], _destinations[1], _destinations[0]]);
+        // Nothing held: the unmeasured one is estimated at the fleet's best rate (2 s, not 4 s at the default rate).
+        var (cold, coldRouting) = Pick(Routing(4000), [_destinations[1], _destinations[0]]);
         Assert.Equal("w2", cold);
         Assert.Equal(TimeSpan.FromSeconds(2), coldRouting.Estimate);
+    }
+
+    [Fact]
+    public void New_conversations_sent_one_by_one_to_an_idle_fleet_spread_over_every_worker()
+    {
+        ReportIdle();
+        var chosen = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            // Sequential conversations: each has ended before the next is routed, and no report has come since.
+            _clock.Advance(TimeSpan.FromMilliseconds(1));
+            var (worker, routing) = Pick(Routing(2000));
+            Assert.Equal(RouteReasons.Load, routing.Reason);
+            chosen.Add(worker!);
+            _traffic.Begin(worker!, routing.Request!.Blocks.Count - routing.ChosenHeldBlocks).Complete();
+        }
+
+        Assert.Equal(["w1", "w2", "w3", "w1", "w2", "w3"], chosen);
+    }
+
+    [Fact]
+    public void A_new_conversation_goes_to_the_worker_holding_the_least_cached_work()
+    {
+        Report("w1", heldBlocks: 12);
+        Report("w2", heldBlocks: 3);
+        Report("w3", heldBlocks: 7);
+        Assert.Equal(("w2", RouteReasons.Load), Reasoned(Pick(Routing(2000))));
+
+        // Blocks this gateway sent since the report count as held: the report cannot list them yet.
+        _clock.Advance(TimeSpan.FromMilliseconds(1));
+        _traffic.Begin("w2", 7).Complete();
+        Assert.Equal("w3", Pick(Routing(2000)).Worker);
+
+        // As many blocks each: the least KV and host cache in use.
+        Report("w1", heldBlocks: 4, kvUsed: 9000);
+        Report("w2", heldBlocks: 4, kvUsed: 2000);
+        Report("w3", heldBlocks: 4, kvUsed: 5000);
+        Assert.Equal("w2", Pick(Routing(2000)).Worker);
+
+        // Cache use a few tokens apart is equal: the one chosen longest ago (w1, never) takes it, then w2 (sent to above).
+        Report("w1", heldBlocks: 4, kvUsed: 5010);
+        Report("w2", heldBlocks: 4, kvUsed: 5000);
+        Report("w3", heldBlocks: 4, kvUsed: 5005);
+        _clock.Advance(TimeSpan.FromMilliseconds(1));
+        _traffic.Begin("w3").Complete();
+        Assert.Equal("w1", Pick(Routing(2000)).Worker);
+        _clock.Advance(TimeSpan.FromMilliseconds(1));
+        _traffic.Begin("w1").Complete();
+        Assert.Equal("w2", Pick(Routing(2000)).Worker);
+    }
+
+    [Fact]
+    public void Spreading_only_chooses_among_workers_about_as_fast_as_the_best()
+    {
+        // w2 and w3 hold more, but w1 has a prefill backlog of 5 s: it is not "about as fast".
+        Report("w1", pendingPrefill: 5000);
+        Report("w2", heldBlocks: 20);
+        Report("w3", heldBlocks: 30);
+        Assert.Equal("w2", Pick(Routing(2000)).Worker);
+
+        // 50 ms of backlog is within the tolerance (100 ms, or 10 % of 2 s): the empty cache wins.
+        Report("w1", pendingPrefill: 50);
+        Assert.Equal("w1", Pick(Routing(2000)).Worker);
+
+        // With a 20 s prompt 10 % is 2 s: a 1.5 s backlog still counts as about as fast.
+        Report("w1", pendingPrefill: 1500);
+        Assert.Equal("w1", Pick(Routing(20_000)).Worker);
+        Assert.Equal("w2", Pick(Routing(2000)).Worker);
+
+        // Zero tolerance: a millisecond slower is not equal, but exact ties still spread.
+        _options.SpreadTolerance = TimeSpan.Zero;
+        _options.SpreadToleranceRatio = 0;
+        Report("w1", pendingPrefill: 1);
+        Assert.Equal("w2", Pick(Routing(2000)).Worker);
+        Report("w1", heldBlocks: 9);
+        Assert.Equal("w1", Pick(Routing(2000)).Worker);
+    }
+
+    [Fact]
+    public void Reported_prefill_rates_do_not_draw_new_conversations_to_the_busiest_worker()
+    {
+        // A worker's reported rate is its recent prefill throughput: the one that served the most reads fastest.
+        Report("w1", prefillRate: 4000, heldBlocks: 30);
+        Report("w2", prefillRate: 500, heldBlocks: 10);
+        Report("w3", prefillRate: 1000, heldBlocks: 20);
+        var (worker, routing) = Pick(Routing(4000));
+        Assert.Equal(("w2", RouteReasons.Load), (worker, routing.Reason));
+        Assert.Equal(TimeSpan.FromSeconds(1), routing.Estimate); // at the cluster's best rate
+
+        // A real wait still counts: 1000 tokens of backlog on w2 (0.25 s at 4000 tokens/s) is more than the tolerance.
+        Report("w2", prefillRate: 500, heldBlocks: 10, pendingPrefill: 1000);
+        Assert.Equal("w3", Pick(Routing(4000)).Worker);
+    }
+
+    [Fact]
+    public void A_holder_that_was_idle_lately_keeps_the_next_turn_whatever_rate_it_reported()
+    {
+        // w1 prefilled little in the last 10 s, so it reports a low throughput: it still holds 7 of 7.8 blocks.
+        Report("w1", prefillRate: 50);
+        Report("w2", prefillRate: 3000);
+        Report("w3", prefillRate: 3000);
+        var (worker, routing) = Pick(Routing(2000, new() { ["w1"] = 7 }));
+        Assert.Equal(("w1", RouteReasons.Affinity), (worker, routing.Reason));
+        Assert.Equal(TimeSpan.FromSeconds((2000 - (7 * 256)) / 3000.0), routing.Estimate);
+    }
+
+    [Fact]
+    public void Later_turns_keep_their_worker_however_much_it_caches()
+    {
+        Report("w1", heldBlocks: 200, kvUsed: 30_000);
+        Report("w2");
+        Report("w3");
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(2000, new() { ["w1"] = 7 }))));
+        Assert.Equal(("w1", RouteReasons.Session), Reasoned(Pick(Routing(2000, session: "w1"))));
+
+        // A holder that is slower than a cold worker loses as before, and the cold workers spread among themselves.
+        Report("w1", heldBlocks: 200, pendingPrefill: 10_000);
+        Report("w2", heldBlocks: 5);
+        Report("w3", heldBlocks: 1);
+        Assert.Equal(("w3", RouteReasons.Load), Reasoned(Pick(Routing(2000, new() { ["w1"] = 7 }))));
+    }
+
+    [Fact]
+    public void A_worker_whose_context_clearly_cannot_hold_the_prompt_is_skipped_even_when_it_holds_the_prefix()
+    {
+        Report("w1", context: 4096);
+        Report("w2", context: 32_768);
+        Report("w3", context: 32_768);
+        var held = new Dictionary<string, int> { ["w1"] = 20 };
+
+        // 8000 estimated tokens > 1.5 x 4096.
+        var (worker, routing) = Pick(Routing(8000, held));
+        Assert.NotEqual("w1", worker);
+        Assert.Equal(RouteReasons.Load, routing.Reason);
+
+        // Within the margin the estimate may be wrong: w1 stays a candidate (and wins by affinity).
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(6000, held))));
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing((int)(1.5 * 4096), held))));
+        Assert.NotEqual("w1", Pick(Routing((int)(1.5 * 4096) + 1, held)).Worker);
+    }
+
+    [Fact]
+    public void When_no_worker_can_hold_the_prompt_the_one_with_the_largest_context_gets_it_to_answer()
+    {
+        Report("w1", context: 4096);
+        Report("w2", context: 16_384);
+        Report("w3", context: 8192, heldBlocks: 0);
+        var (worker, routing) = Pick(Routing(100_000, new() { ["w3"] = 50 }));
+        Assert.Equal("w2", worker);
+        Assert.Equal(RouteReasons.Context, routing.Reason);
+        Assert.Equal(100_000, routing.ChosenPrefillTokens);
+
+        // Not one tried already; and passive health only breaks ties.
+        var retry = Routing(100_000);
+        retry.Tried.Add("w2");
+        Assert.Equal("w3", Pick(retry).Worker);
+        Report("w1", context: 16_384);
+        _destinations[0].Health.Passive = DestinationHealth.Unhealthy;
+        Assert.Equal("w2", Pick(Routing(100_000)).Worker);
+        _destinations[1].Health.Passive = DestinationHealth.Unhealthy;
+        Assert.Equal("w1", Pick(Routing(100_000)).Worker);
+    }
+
+    [Fact]
+    public void A_worker_with_unknown_context_is_never_excluded()
+    {
+        Report("w1", context: 0);
+        Report("w2", context: 4096);
+        Assert.Equal(("w1", RouteReasons.Load), Reasoned(Pick(Routing(100_000), _destinations.Take(2))));
+
+        // No status at all (w3 never reported): unknown too, a candidate by fallback.
+        Assert.Equal(("w3", RouteReasons.Fallback), Reasoned(Pick(Routing(100_000), [_destinations[1], _destinations[2]])));
+
+        // Traffic without routing state (gRPC) has no estimate and excludes nothing.
+        Assert.Equal("w2", PickId(new DefaultHttpContext(), [_destinations[1]]));
+    }
+
+    [Fact]
+    public void The_chosen_workers_prefill_is_the_prompt_less_what_it_holds()
+    {
+        ReportIdle();
+        Assert.Equal(2000 - (7 * 256), Pick(Routing(2000, new() { ["w2"] = 7 })).Routing.ChosenPrefillTokens);
+        Assert.Equal(2000, Pick(Routing(2000)).Routing.ChosenPrefillTokens);
     }
 
     private static (string?, string?) Reasoned((string? Worker, RoutingState Routing) pick) => (pick.Worker, pick.Routing.Reason);

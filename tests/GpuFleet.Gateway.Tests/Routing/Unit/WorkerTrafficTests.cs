@@ -51,4 +51,25 @@ public sealed class WorkerTrafficTests
         using var again = traffic.Begin("w1");
         Assert.Equal(new WorkerTraffic.WorkEstimate(3 + 1 + 1, 1, 500), traffic.Outstanding("w1", Report(3, 1, 500), reportAt));
     }
+
+    [Fact]
+    public void Blocks_sent_after_a_report_are_counted_until_the_next_report_and_the_last_send_is_known()
+    {
+        var traffic = new WorkerTraffic(_clock);
+        Assert.Equal((0, 0L), traffic.SentBlocksSince("w1", 0));
+        traffic.Begin("w1", 5).Complete();
+        var firstAt = _clock.GetTimestamp();
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        var reportAt = _clock.GetTimestamp();
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        using var open = traffic.Begin("w1", 3);
+        traffic.Begin("w1", 4).Complete();
+        traffic.Begin("w1", -2).Dispose(); // a count below zero (held more than sent) adds nothing
+
+        var lastAt = _clock.GetTimestamp();
+        Assert.Equal((7, lastAt), traffic.SentBlocksSince("w1", reportAt));
+        Assert.Equal((12, lastAt), traffic.SentBlocksSince("w1", firstAt - 1));
+        Assert.Equal((0, lastAt), traffic.SentBlocksSince("w1", lastAt));
+        Assert.Equal((0, 0L), traffic.SentBlocksSince("w2", 0));
+    }
 }

@@ -1,0 +1,30 @@
+using GpuFleet.Gateway.Routing;
+using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Model;
+
+namespace GpuFleet.Gateway.Forwarding;
+
+/// <summary>
+/// The proxy stage right after load balancing, once per attempt: exactly one destination is left. Records it, sets the
+/// attempt's first-token timeout from the prompt's expected prefill there, and counts the request against the worker
+/// while it runs.
+/// </summary>
+internal sealed class ChosenWorkerMiddleware(RequestDelegate next, WorkerTraffic traffic, FirstTokenTimeouts timeouts)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var chosen = context.Features.Get<IReverseProxyFeature>()!.AvailableDestinations[0].DestinationId;
+        var routing = context.Features.Get<RoutingState>();
+        routing?.Destination = chosen;
+        var prefillTokens = routing?.ChosenPrefillTokens ?? 0;
+        context.Features.Get<ResponseWatch>()?.FirstTokenTimeout = timeouts.For(chosen, prefillTokens);
+        var newBlocks = routing?.Request is { } request ? request.Blocks.Count - routing.ChosenHeldBlocks : 0;
+        using var sent = traffic.Begin(chosen, newBlocks);
+        await next(context);
+        if (context.Response.StatusCode is >= 200 and < 300)
+        {
+            sent.Complete();
+        }
+    }
+}
