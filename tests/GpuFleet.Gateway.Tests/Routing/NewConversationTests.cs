@@ -23,10 +23,9 @@ public sealed class NewConversationTests : IAsyncLifetime
     {
         LlamaBackend.Initialize();
         var model = Path.Combine(_directory, Model + ".gguf");
-        DemoModelBuilder.Build(new DemoModelOptions(model, DemoArchitecture.Qwen35, DemoModelSize.Tiny));
+        DemoModelBuilder.Build(new DemoModelOptions(model, DemoArchitecture.Qwen35, DemoModelSize.Tiny) { Tokenizer = TestModels.QwenTokenizer });
         _workers.AddRange(await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
-            WorkerProcess.StartAsync(model, "--name", $"w{i}", "--slots", "2", "--ctx-size", "8192", "--enable-thinking", "false",
-                "--Engine:SnapshotInterval=512"))));
+            WorkerProcess.StartAsync(model, "--name", $"w{i}", "--slots", "2", "--ctx-size", "8192", "--enable-thinking", "false"))));
         _gateway = await GatewayProcess.StartAsync([.. _workers.SelectMany(w => new[] { "--worker", w.BaseAddress.ToString().TrimEnd('/') })]);
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
         await _gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 3);
