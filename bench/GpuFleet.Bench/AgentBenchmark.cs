@@ -39,13 +39,89 @@ internal static class AgentBenchmark
                 $"run {run + 1}/{runs}: cold {cold[^1]}, warm {warm[^1]}, next turn {next[^1]}"));
         }
 
+        var (idleGap, prefillGap, prefillGapMax) = await MeasureInterferenceAsync(http, modelId);
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"interference: a running stream's inter-token gap p50 {idleGap:F0} ms alone; during a cold agent prefill p50 {prefillGap:F0} ms, max {prefillGapMax:F0} ms"));
+
         var coldMs = Median(cold);
         var warmMs = Median(warm);
         var nextMs = Median(next);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"agent: prompt_tokens={cold[0].PromptTokens} cold_ttft_ms={coldMs:F0} warm_ttft_ms={warmMs:F0} next_turn_ttft_ms={nextMs:F0} " +
-            $"warm_speedup={coldMs / warmMs:F1} next_turn_speedup={coldMs / nextMs:F1} warm_cached={warm[0].CachedTokens} next_turn_cached={next[0].CachedTokens}"));
+            $"warm_speedup={coldMs / warmMs:F1} next_turn_speedup={coldMs / nextMs:F1} warm_cached={warm[0].CachedTokens} next_turn_cached={next[0].CachedTokens} " +
+            $"prefill_itl_max_ms={prefillGapMax:F0}"));
         return 0;
+    }
+
+    /// <summary>
+    /// Chunked prefill, seen from a running stream: its inter-token gaps alone, then while a new agent's cold ~14,000-token
+    /// prompt is prefilled beside it (each step carries the stream's next token and at most one batch of prompt tokens).
+    /// </summary>
+    private static async Task<(double IdleP50, double PrefillP50, double PrefillMax)> MeasureInterferenceAsync(HttpClient http, string modelId)
+    {
+        var gaps = new List<(TimeSpan At, TimeSpan Gap)>();
+        var clock = Stopwatch.StartNew();
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(20));
+        var stream = Task.Run(async () =>
+        {
+            var body = new JsonObject
+            {
+                ["model"] = modelId,
+                ["stream"] = true,
+                ["max_tokens"] = 100_000,
+                ["ignore_eos"] = true,
+                ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Write a long story." }),
+            };
+            var cancel = stop.Token;
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/v1/chat/completions", UriKind.Relative))
+            {
+                Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
+            };
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancel));
+            var last = TimeSpan.Zero;
+            while (await reader.ReadLineAsync(cancel) is { } line && line != "data: [DONE]")
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal) && line.Contains("\"delta\"", StringComparison.Ordinal))
+                {
+                    var now = clock.Elapsed;
+                    if (last != TimeSpan.Zero)
+                    {
+                        lock (gaps)
+                        {
+                            gaps.Add((now, now - last));
+                        }
+                    }
+
+                    last = now;
+                }
+            }
+        });
+
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        var prefillStart = clock.Elapsed;
+        var agent = AgentWorkload.FirstRequest(modelId, "Refactor Service2.", AgentWorkload.SystemPrompt(agent: $"interference-{Environment.TickCount64}"), maxTokens: 1);
+        var ttft = await MeasureAsync(http, agent);
+        var prefillEnd = prefillStart + ttft.TimeToFirstToken;
+        await stop.CancelAsync();
+        try
+        {
+            await stream;
+        }
+        catch (OperationCanceledException)
+        {
+            // Closing the connection ends the stream on the worker; the gaps are already recorded.
+        }
+
+        List<(TimeSpan At, TimeSpan Gap)> recorded;
+        lock (gaps)
+        {
+            recorded = [.. gaps];
+        }
+
+        var idle = recorded.Where(g => g.At < prefillStart).Select(g => g.Gap.TotalMilliseconds).Order().ToList();
+        var during = recorded.Where(g => g.At > prefillStart && g.At <= prefillEnd).Select(g => g.Gap.TotalMilliseconds).Order().ToList();
+        return (idle.Count > 0 ? idle[idle.Count / 2] : double.NaN, during.Count > 0 ? during[during.Count / 2] : double.NaN, during.Count > 0 ? during[^1] : double.NaN);
     }
 
     private static double Median(List<Measurement> values)
