@@ -20,7 +20,9 @@ internal static class AgentBenchmark
         var model = Option(args, "--model") ?? throw new ArgumentException("agent needs --model <file.gguf> (run.sh's demo model: artifacts/demo-models/demo-qwen35-small.gguf)");
         var runs = int.Parse(Option(args, "--runs") ?? "3", CultureInfo.InvariantCulture);
         var threads = Option(args, "--threads") ?? Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture);
-        await using var worker = await WorkerProcess.StartAsync(model, "--name", "agent-bench", "--threads", threads);
+        // Worker defaults (run.sh's) unless a context is given: a model trained on fewer tokens than an agent prompt needs one.
+        string[] context = Option(args, "--ctx-size") is { } size ? ["--ctx-size", size] : [];
+        await using var worker = await WorkerProcess.StartAsync(model, ["--name", "agent-bench", "--threads", threads, .. context]);
         using var http = new HttpClient { BaseAddress = worker.BaseAddress, Timeout = TimeSpan.FromMinutes(30) };
         using var models = JsonDocument.Parse(await http.GetStringAsync(new Uri("/v1/models", UriKind.Relative)));
         var modelId = models.RootElement.GetProperty("data")[0].GetProperty("id").GetString()!;

@@ -16,7 +16,7 @@ static int Usage()
                  [--threads N] [--tokens N] [--prompt-tokens N] [--runs N] [--peer auto|skip] [--gpu-layers N]
                dotnet run --project bench/GpuFleet.Bench -c Release -- {GatewayBenchOptions.Usage}
                  (a SIMULATED worker called directly, through the gateway and through nginx; bench/setup.sh installs nginx)
-               dotnet run --project bench/GpuFleet.Bench -c Release -- agent --model <run.sh's demo model> [--runs 3] [--threads N]
+               dotnet run --project bench/GpuFleet.Bench -c Release -- agent --model <run.sh's demo model> [--runs 3] [--threads N] [--ctx-size N]
                  (time to first token of a coding agent's requests on one worker: cold, shared system prompt, next turn)
         Make the model first: dotnet run --project src/Worker -c Release -- demo-model artifacts/small-qwen35.gguf --arch qwen35 --size small
         """);

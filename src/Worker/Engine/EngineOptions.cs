@@ -29,6 +29,13 @@ public sealed class EngineOptions
     /// <summary>Most tokens in one decode step (decode tokens of running requests + prefill chunks).</summary>
     public int BatchSize { get; set; } = 512;
 
+    /// <summary>
+    /// Most prompt tokens in a step that also carries running streams' next tokens: the bound on how long a long
+    /// prefill delays each of their tokens (one step of this many prompt tokens). Without running streams a prefill
+    /// takes the whole <see cref="BatchSize"/>.
+    /// </summary>
+    public int PrefillChunkTokens { get; set; } = 256;
+
     /// <summary>CPU threads for llama.cpp; 0 = all cores.</summary>
     public int Threads { get; set; }
 
@@ -77,6 +84,11 @@ public sealed class EngineOptions
         else if (BatchSize < Slots)
         {
             errors.Add($"Engine:BatchSize ({BatchSize}) must be at least Engine:Slots ({Slots}) so every running request advances each step.");
+        }
+
+        if (PrefillChunkTokens < 1)
+        {
+            errors.Add($"Engine:PrefillChunkTokens must be positive, not {PrefillChunkTokens}.");
         }
 
         if (Threads < 0)

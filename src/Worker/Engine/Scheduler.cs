@@ -453,6 +453,11 @@ internal sealed class Scheduler
 
         var prefillTokens = 0;
         var budget = Math.Max(0, Math.Min(batch.Capacity - batch.Count, context.ContextSize - UsedCells() - decodeTokens));
+        if (decodeTokens > 0)
+        {
+            // Running streams wait for this step: a long prefill advances in chunks that bound their inter-token gap.
+            budget = Math.Min(budget, _options.PrefillChunkTokens);
+        }
         foreach (var active in _active)
         {
             if (active.Decoding || budget == 0)

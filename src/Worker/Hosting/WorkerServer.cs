@@ -34,6 +34,8 @@ internal static class WorkerServer
         ["--slots"] = "Engine:Slots",
         ["--ctx-size"] = "Engine:ContextSize",
         ["--batch-size"] = "Engine:BatchSize",
+        ["--prefill-chunk"] = "Engine:PrefillChunkTokens",
+        ["--kv-unified"] = "Engine:UnifiedKv",
         ["--threads"] = "Engine:Threads",
         ["--queue"] = "Engine:QueueCapacity",
         ["--host-cache-bytes"] = "Engine:HostCacheBytes",
