@@ -17,7 +17,7 @@ internal static class AgentBenchmark
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var model = Option(args, "--model") ?? throw new ArgumentException("agent needs --model <file.gguf> (run.sh's demo model: artifacts/demo-models/demo-qwen35-small.gguf)");
+        var model = Path.GetFullPath(Option(args, "--model") ?? throw new ArgumentException("agent needs --model <file.gguf> (run.sh's demo model: artifacts/demo-models/demo-qwen35-small.gguf)"));
         var runs = int.Parse(Option(args, "--runs") ?? "3", CultureInfo.InvariantCulture);
         var threads = Option(args, "--threads") ?? Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture);
         // Worker defaults (run.sh's) unless a context is given: a model trained on fewer tokens than an agent prompt needs one.

@@ -94,10 +94,11 @@ internal static class WorkerServer
 
         var app = builder.Build();
         app.Use(HandleUnexpectedErrorsAsync);
-        app.MapGpuFleetWorker();
-        app.MapFallback(context => new OpenAiException(404, $"No endpoint {context.Request.Method} {context.Request.Path}.", "invalid_request_error", null, "not_found").WriteAsync(context));
         try
         {
+            // Mapping reads the validated options: a bad setting (a missing model file) is reported here, not as a crash.
+            app.MapGpuFleetWorker();
+            app.MapFallback(context => new OpenAiException(404, $"No endpoint {context.Request.Method} {context.Request.Path}.", "invalid_request_error", null, "not_found").WriteAsync(context));
             await app.StartAsync();
         }
         catch (Microsoft.Extensions.Options.OptionsValidationException ex)
