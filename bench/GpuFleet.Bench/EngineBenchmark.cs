@@ -9,7 +9,8 @@ namespace GpuFleet.Bench;
 /// <summary>
 /// The engine benchmark of issue 2: decode throughput at 1, 4 and 8 streams, time to first token of a
 /// 2,000-token prompt cold and with a cached 1,900-token prefix, and the same decode workload through
-/// node-llama-cpp (same GGUF, same llama.cpp v0.5.0 libraries) as the peer. Medians of several runs.
+/// node-llama-cpp (same GGUF, same llama.cpp v0.5.0 libraries) as the peer, and the 8-stream rate against a
+/// bare decode loop on the same kind of context (engine_efficiency). Medians of several runs.
 /// </summary>
 internal static class EngineBenchmark
 {
@@ -26,11 +27,17 @@ internal static class EngineBenchmark
             $"devices {string.Join(", ", backend.Devices.Select(d => d.Name))}");
 
         var decode = new Dictionary<int, double>();
-        foreach (var streams in new[] { 1, 4, 8 })
+        foreach (var streams in new[] { 1, 4 })
         {
             decode[streams] = await MeasureDecodeAsync(model, options, streams);
             Console.Error.WriteLine($"decode: {streams} stream(s): {decode[streams]:F1} tokens/s (median of {options.Runs})");
         }
+
+        var (batch8, bare8, ratios, decodeShare) = await MeasureEngineAgainstBareLoopAsync(model, options);
+        decode[8] = batch8;
+        Console.Error.WriteLine($"decode: 8 stream(s): {batch8:F1} tokens/s, bare loop {bare8:F1} tokens/s (medians of {options.Runs} interleaved pairs; " +
+            $"per-pair engine/bare {string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}; " +
+            $"the bare loop spends {decodeShare:P0} of its time in llama_decode)");
 
         var (cold, warm, reused) = await MeasureTimeToFirstTokenAsync(model, options);
         Console.Error.WriteLine($"ttft: 2000-token prompt cold {cold.TotalMilliseconds:F0} ms, with cached 1900-token prefix {warm.TotalMilliseconds:F0} ms ({reused} tokens reused)");
@@ -42,65 +49,119 @@ internal static class EngineBenchmark
         }
 
         var single = decode[1];
-        var batch8 = decode[8];
         var vsPeer = peer8 is > 0 ? (batch8 / peer8.Value).ToString("F2", CultureInfo.InvariantCulture) : "n/a";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"engine: single_tok_s={single:F1} batch8_tok_s={batch8:F1} batch_speedup={batch8 / single:F2} warm_ttft_speedup={cold / warm:F1} vs_peer={vsPeer}"));
+            $"engine: single_tok_s={single:F1} batch8_tok_s={batch8:F1} batch_speedup={batch8 / single:F2} warm_ttft_speedup={cold / warm:F1} vs_peer={vsPeer} engine_efficiency={batch8 / bare8:F2}"));
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"detail: batch4_tok_s={decode[4]:F1} cold_ttft_ms={cold.TotalMilliseconds:F0} warm_ttft_ms={warm.TotalMilliseconds:F0} peer_batch8_tok_s={peer8?.ToString("F1", CultureInfo.InvariantCulture) ?? "n/a"}"));
+            $"detail: batch4_tok_s={decode[4]:F1} cold_ttft_ms={cold.TotalMilliseconds:F0} warm_ttft_ms={warm.TotalMilliseconds:F0} peer_batch8_tok_s={peer8?.ToString("F1", CultureInfo.InvariantCulture) ?? "n/a"} bare8_tok_s={bare8:F1}"));
         return 0;
     }
 
-    /// <summary>
-    /// Aggregate decode tokens/s with <paramref name="streams"/> concurrent requests: tokens after each
-    /// stream's first one, over the time from the last first token to the last completion (prefill excluded,
-    /// as the peer measures it).
-    /// </summary>
+    /// <summary>The engine of the decode measurements; the bare loop's context is made from the same options.</summary>
+    private static EngineOptions DecodeEngineOptions(BenchOptions options) => new()
+    {
+        Slots = 8,
+        ContextSize = 8 * 1024,
+        Threads = options.Threads,
+        PrefixReuse = false,
+    };
+
+    /// <summary>Aggregate decode tokens/s with <paramref name="streams"/> concurrent requests: median of the runs after a warm-up run.</summary>
     private static async Task<double> MeasureDecodeAsync(LlamaModel model, BenchOptions options, int streams)
     {
-        await using var engine = await InferenceEngine.StartAsync(model, new EngineOptions
-        {
-            Slots = 8,
-            ContextSize = 8 * 1024,
-            Threads = options.Threads,
-            PrefixReuse = false,
-        });
-
+        await using var engine = await InferenceEngine.StartAsync(model, DecodeEngineOptions(options));
         var results = new List<double>();
         for (var run = 0; run <= options.Runs; run++)
         {
-            var clock = Stopwatch.StartNew();
-            var firstTokens = new long[streams];
-            var admissions = Enumerable.Range(0, streams).Select(i => engine.Submit(new GenerationRequest
-            {
-                PromptTokens = Prompt(model, options.PromptTokens, $" [stream {i}]"),
-                MaxTokens = options.Tokens,
-                Sampling = SamplingParameters.Greedy,
-                IgnoreEndOfGeneration = true,
-            })).ToList();
-            var tasks = admissions.Select(async (admission, i) =>
-            {
-                await foreach (var item in admission.Stream!.ReadAllAsync())
-                {
-                    if (item is TokenEvent && firstTokens[i] == 0)
-                    {
-                        firstTokens[i] = clock.ElapsedTicks;
-                    }
-                }
-
-                return clock.ElapsedTicks;
-            });
-            var ends = await Task.WhenAll(tasks);
-            var seconds = (ends.Max() - firstTokens.Max()) / (double)Stopwatch.Frequency;
+            var rate = await RunEngineDecodeAsync(engine, model, options, streams);
             if (run > 0)
             {
                 // Run 0 warms up.
-                results.Add(streams * (options.Tokens - 1) / seconds);
+                results.Add(rate);
             }
         }
 
         return Median(results);
     }
+
+    /// <summary>
+    /// 8-stream decode through the engine and through the bare loop on a context made the same way, in
+    /// alternating runs (each pair's order flips) so that machine noise falls on both; medians of the pairs
+    /// after one warm-up run of each, each pair's engine/bare ratio, and the bare loop's median share of time in llama_decode.
+    /// </summary>
+    private static async Task<(double Engine, double Bare, List<double> Ratios, double DecodeShare)> MeasureEngineAgainstBareLoopAsync(LlamaModel model, BenchOptions options)
+    {
+        const int Streams = 8;
+        var engineOptions = DecodeEngineOptions(options);
+        await using var engine = await InferenceEngine.StartAsync(model, engineOptions);
+        using var bare = new BareDecodeLoop(model, engineOptions);
+        var prompts = Enumerable.Range(0, Streams).Select(i => StreamPrompt(model, options, i)).ToList();
+        var engineRates = new List<double>();
+        var bareRates = new List<double>();
+        var ratios = new List<double>();
+        var decodeShares = new List<double>();
+        for (var run = 0; run <= options.Runs; run++)
+        {
+            double engineRate;
+            double bareRate;
+            if (run % 2 == 0)
+            {
+                engineRate = await RunEngineDecodeAsync(engine, model, options, Streams);
+                bareRate = bare.Run(prompts, options.Tokens);
+            }
+            else
+            {
+                bareRate = bare.Run(prompts, options.Tokens);
+                engineRate = await RunEngineDecodeAsync(engine, model, options, Streams);
+            }
+
+            if (run > 0)
+            {
+                // Run 0 warms up both.
+                engineRates.Add(engineRate);
+                bareRates.Add(bareRate);
+                ratios.Add(engineRate / bareRate);
+                decodeShares.Add(bare.LastDecodeShare);
+            }
+        }
+
+        return (Median(engineRates), Median(bareRates), ratios, Median(decodeShares));
+    }
+
+    /// <summary>
+    /// One run of <paramref name="streams"/> concurrent requests: tokens after each stream's first one, over
+    /// the time from the last first token to the last completion (prefill excluded, as the peer measures it).
+    /// </summary>
+    private static async Task<double> RunEngineDecodeAsync(InferenceEngine engine, LlamaModel model, BenchOptions options, int streams)
+    {
+        var clock = Stopwatch.StartNew();
+        var firstTokens = new long[streams];
+        var admissions = Enumerable.Range(0, streams).Select(i => engine.Submit(new GenerationRequest
+        {
+            PromptTokens = StreamPrompt(model, options, i),
+            MaxTokens = options.Tokens,
+            Sampling = SamplingParameters.Greedy,
+            IgnoreEndOfGeneration = true,
+        })).ToList();
+        var tasks = admissions.Select(async (admission, i) =>
+        {
+            await foreach (var item in admission.Stream!.ReadAllAsync())
+            {
+                if (item is TokenEvent && firstTokens[i] == 0)
+                {
+                    firstTokens[i] = clock.ElapsedTicks;
+                }
+            }
+
+            return clock.ElapsedTicks;
+        });
+        var ends = await Task.WhenAll(tasks);
+        var seconds = (ends.Max() - firstTokens.Max()) / (double)Stopwatch.Frequency;
+        return streams * (options.Tokens - 1) / seconds;
+    }
+
+    private static int[] StreamPrompt(LlamaModel model, BenchOptions options, int stream) =>
+        Prompt(model, options.PromptTokens, $" [stream {stream}]");
 
     /// <summary>TTFT of a 2,000-token prompt on a cold engine and after a 1,900-token prefix of it was served.</summary>
     private static async Task<(TimeSpan Cold, TimeSpan Warm, int Reused)> MeasureTimeToFirstTokenAsync(LlamaModel model, BenchOptions options)
