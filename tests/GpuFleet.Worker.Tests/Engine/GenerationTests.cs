@@ -47,7 +47,9 @@ public sealed class GenerationTests(TestModels models)
     public async Task End_of_generation_token_stops_unless_ignored()
     {
         var model = models.Get(GpuFleet.Worker.Models.DemoArchitecture.Qwen3);
-        await using var engine = await StartAsync(model);
+        // Per-slot KV and no reuse: the two runs compared below must compute the prompt identically (in the shared pool
+        // other slots' cached cells change the attention's rounding, which a temperature-2 draw can notice).
+        await using var engine = await StartAsync(model, prefixReuse: false, unifiedKv: false);
         var prompt = ChatPrompt(model, "Say goodbye.");
         GenerationRequest Hot(uint seed, bool ignore) => new()
         {

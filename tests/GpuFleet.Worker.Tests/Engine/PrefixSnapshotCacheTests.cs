@@ -8,7 +8,7 @@ public sealed class PrefixSnapshotCacheTests
     public void Finds_the_longest_cached_prefix_within_the_limit()
     {
         var cache = new PrefixSnapshotCache(1000);
-        cache.Add([1, 2], new byte[10]);
+        cache.Add([1, 2], new byte[10], kind: SnapshotKind.Shared);
         cache.Add([1, 2, 3, 4], new byte[20]);
         cache.Add([9, 9, 9], new byte[30]);
 
@@ -18,6 +18,25 @@ public sealed class PrefixSnapshotCacheTests
         Assert.Null(cache.FindLongestPrefix([5, 6, 7], 10));
         Assert.Equal(60, cache.Bytes);
         Assert.Equal(3, cache.Count);
+    }
+
+    [Fact]
+    public void A_prompt_snapshot_replaces_the_unshared_ones_it_extends_and_a_turn_end_replaces_none()
+    {
+        var cache = new PrefixSnapshotCache(1000);
+        cache.Add([1, 2], new byte[10], kind: SnapshotKind.Shared);
+        cache.Add([1, 2, 3], new byte[10]);
+        cache.Add([1, 2, 3, 4, 5], new byte[10], kind: SnapshotKind.TurnEnd);
+        Assert.Equal(3, cache.Count);
+
+        cache.Add([1, 2, 3, 4, 5, 6, 7], new byte[10]);
+
+        Assert.True(cache.Contains([1, 2]));
+        Assert.False(cache.Contains([1, 2, 3]));
+        Assert.False(cache.Contains([1, 2, 3, 4, 5]));
+        Assert.Equal(2, cache.Superseded);
+        Assert.Equal(0, cache.Evictions);
+        Assert.Equal(20, cache.Bytes);
     }
 
     [Fact]
@@ -31,6 +50,7 @@ public sealed class PrefixSnapshotCacheTests
         cache.Add([3], new byte[40]);
 
         Assert.Equal(80, cache.Bytes);
+        Assert.Equal(1, cache.Evictions);
         Assert.True(cache.Contains([1]));
         Assert.False(cache.Contains([2]));
         Assert.True(cache.Contains([3]));
