@@ -60,6 +60,6 @@ public static class GatewayEndpoints
 
 internal static partial class GatewayEndpointsLog
 {
-    [LoggerMessage(EventId = 210, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected error serving {Path}")]
+    [LoggerMessage(EventId = 710, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected error serving {Path}")]
     public static partial void UnexpectedError(ILogger logger, Exception exception, string path);
 }

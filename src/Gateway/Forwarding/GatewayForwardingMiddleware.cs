@@ -393,12 +393,12 @@ public interface IRequestAdmission
 
 internal static partial class ForwardingLog
 {
-    [LoggerMessage(EventId = 400, EventName = "Retrying", Level = LogLevel.Information, Message = "Worker {Destination} failed before answering (attempt {Attempt}); retrying on another worker")]
+    [LoggerMessage(EventId = 600, EventName = "Retrying", Level = LogLevel.Information, Message = "Worker {Destination} failed before answering (attempt {Attempt}); retrying on another worker")]
     public static partial void Retrying(ILogger logger, string destination, int attempt);
 
-    [LoggerMessage(EventId = 401, EventName = "RetryBudgetSpent", Level = LogLevel.Warning, Message = "Worker {Destination} failed and the retry budget is spent; not retrying")]
+    [LoggerMessage(EventId = 601, EventName = "RetryBudgetSpent", Level = LogLevel.Warning, Message = "Worker {Destination} failed and the retry budget is spent; not retrying")]
     public static partial void RetryBudgetSpent(ILogger logger, string destination);
 
-    [LoggerMessage(EventId = 402, EventName = "StreamBroken", Level = LogLevel.Warning, Message = "A response from worker {Destination} broke after it started ({Reason}); ended with an error")]
+    [LoggerMessage(EventId = 602, EventName = "StreamBroken", Level = LogLevel.Warning, Message = "A response from worker {Destination} broke after it started ({Reason}); ended with an error")]
     public static partial void StreamBroken(ILogger logger, string destination, string reason);
 }
