@@ -8,7 +8,8 @@ namespace GpuFleet.Gateway.Forwarding;
 /// <summary>
 /// Watches one forwarded response as it is written to the client: when the first byte went out and when the last
 /// did (the time-to-first-token and inter-token idle timeouts cancel the forwarding through <see cref="Cancelled"/>),
-/// and the usage report workers end their streams with. Also stands in for the request lifetime feature, so that
+/// and the usage report workers end their streams with, which it takes out of the stream (it is meant for the gateway,
+/// not for clients). Also stands in for the request lifetime feature, so that
 /// when the worker side breaks after the response started, YARP's abort of the client connection is turned into a
 /// proper end of the stream (an error event) by the forwarding middleware.
 /// </summary>
@@ -24,12 +25,14 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private readonly ResponseWatchdog _watchdog;
     private readonly long _startedAt;
     private readonly List<byte> _line = [];
+    private readonly List<byte> _held = []; // a line start that may still become the usage marker: not written yet
     private long _firstTokenTimeoutTicks;
     private long _firstByteAt;
     private long _lastWriteAt;
     private bool _inUsageLine;
     private int _markerMatched;
     private bool _atLineStart = true;
+    private bool _dropBlankLine;
 
     public ResponseWatch(HttpContext context, ForwardingOptions options, TimeProvider time, ResponseWatchdog watchdog)
     {
@@ -100,8 +103,11 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        Observe(buffer.Span);
-        await _inner.WriteAsync(buffer, cancellationToken);
+        var forClient = Observe(buffer);
+        if (!forClient.IsEmpty)
+        {
+            await _inner.WriteAsync(forClient, cancellationToken);
+        }
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -109,13 +115,31 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
 
     public override void Write(byte[] buffer, int offset, int count)
     {
-        Observe(buffer.AsSpan(offset, count));
-        _inner.Write(buffer, offset, count);
+        var forClient = Observe(buffer.AsMemory(offset, count));
+        if (!forClient.IsEmpty)
+        {
+            _inner.Write(forClient.Span);
+        }
     }
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
+    /// <summary>
+    /// A flush sends what is held back as a possible marker start (the usage line then reaches the client as the SSE
+    /// comment it is, which clients ignore): a flushed stream must not sit on bytes. Workers write the line whole.
+    /// </summary>
+    public override async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        if (_held.Count > 0)
+        {
+            byte[] held = [.. _held];
+            _held.Clear();
+            _markerMatched = 0;
+            await _inner.WriteAsync(held, cancellationToken);
+        }
 
-    public override void Flush() => _inner.Flush();
+        await _inner.FlushAsync(cancellationToken);
+    }
+
+    public override void Flush() => FlushAsync(CancellationToken.None).GetAwaiter().GetResult();
 
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
@@ -135,11 +159,12 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         base.Dispose(disposing);
     }
 
-    private void Observe(ReadOnlySpan<byte> data)
+    /// <summary>Records the write's timing and returns what the client gets: the data without the usage comment.</summary>
+    private ReadOnlyMemory<byte> Observe(ReadOnlyMemory<byte> data)
     {
         if (data.IsEmpty)
         {
-            return;
+            return data;
         }
 
         var now = _time.GetTimestamp();
@@ -149,45 +174,101 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         }
 
         Volatile.Write(ref _lastWriteAt, now);
-        ScanForUsage(data);
+        return ScanForUsage(data);
     }
 
-    /// <summary>Finds the <c>: x-gpufleet-usage ...</c> comment line, which may be split across writes.</summary>
-    private void ScanForUsage(ReadOnlySpan<byte> data)
+    /// <summary>
+    /// Finds the <c>: x-gpufleet-usage ...</c> comment line (and the blank line that ends its event), which may be split
+    /// across writes, and returns the data without them. Most writes hold no part of it and pass through as they are.
+    /// </summary>
+    private ReadOnlyMemory<byte> ScanForUsage(ReadOnlyMemory<byte> data)
     {
-        foreach (var b in data)
+        var span = data.Span;
+        List<byte>? kept = null; // allocated at the first byte that is not passed through
+        for (var i = 0; i < span.Length; i++)
         {
-            if (_inUsageLine)
+            var b = span[i];
+            var pass = Classify(b, out var releaseHeld);
+            if (kept is null && (!pass || releaseHeld))
             {
-                if (b == (byte)'\n')
-                {
-                    _inUsageLine = false;
-                    _atLineStart = true;
-                    if (_line.Count <= 128 && UsageReport.TryParse(Encoding.ASCII.GetString([.. _line]), out var report))
-                    {
-                        Usage = report;
-                    }
-
-                    _line.Clear();
-                }
-                else if (_line.Count <= 128)
-                {
-                    _line.Add(b); // a 129th byte marks the line as too long to be a report
-                }
-
-                continue;
+                kept = [.. span[..i]];
             }
 
-            // Only a line that starts with the marker is the report (an SSE comment); model text never starts a line with ':'.
-            _markerMatched = _markerMatched > 0 && b == UsageMarker[_markerMatched] ? _markerMatched + 1
-                : _atLineStart && b == UsageMarker[0] ? 1 : 0;
-            _atLineStart = b == (byte)'\n';
-            if (_markerMatched == UsageMarker.Length)
+            if (kept is not null)
             {
-                _markerMatched = 0;
-                _inUsageLine = true;
+                if (releaseHeld)
+                {
+                    kept.AddRange(_held);
+                    _held.Clear();
+                }
+
+                if (pass)
+                {
+                    kept.Add(b);
+                }
             }
         }
+
+        return kept is null ? data : kept.ToArray();
+    }
+
+    /// <summary>One byte of the stream: true when it goes to the client now; <paramref name="releaseHeld"/> when the held bytes turned out not to be the marker.</summary>
+    private bool Classify(byte b, out bool releaseHeld)
+    {
+        releaseHeld = false;
+        if (_inUsageLine)
+        {
+            if (b == (byte)'\n')
+            {
+                _inUsageLine = false;
+                _atLineStart = true;
+                _dropBlankLine = true;
+                if (_line.Count <= 128 && UsageReport.TryParse(Encoding.ASCII.GetString([.. _line]), out var report))
+                {
+                    Usage = report;
+                }
+
+                _line.Clear();
+            }
+            else if (_line.Count <= 128)
+            {
+                _line.Add(b); // a 129th byte marks the line as too long to be a report
+            }
+
+            return false;
+        }
+
+        if (_dropBlankLine)
+        {
+            _dropBlankLine = false;
+            if (b == (byte)'\n')
+            {
+                return false; // the end of the comment's event
+            }
+        }
+
+        // Only a line that starts with the marker is the report (an SSE comment); model text never starts a line with ':'.
+        var wasMatching = _markerMatched > 0;
+        _markerMatched = _markerMatched > 0 && b == UsageMarker[_markerMatched] ? _markerMatched + 1
+            : _atLineStart && b == UsageMarker[0] ? 1 : 0;
+        _atLineStart = b == (byte)'\n';
+        if (_markerMatched == UsageMarker.Length)
+        {
+            _markerMatched = 0;
+            _held.Clear();
+            _inUsageLine = true;
+            return false;
+        }
+
+        if (_markerMatched > 0)
+        {
+            // Still the marker so far (a new one cannot start inside it: it needs a line start).
+            _held.Add(b);
+            return false;
+        }
+
+        releaseHeld = wasMatching; // the held bytes were ordinary text after all
+        return true;
     }
 
     /// <summary>Called by the watchdog: cancels the forwarding once the current deadline has passed.</summary>

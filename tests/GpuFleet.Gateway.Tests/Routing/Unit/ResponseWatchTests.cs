@@ -35,13 +35,18 @@ public sealed class ResponseWatchTests : IDisposable
         + ": x-gpufleet-usage prompt=1234;completion=56;cached=1024\n\n"
         + "data: [DONE]\n\n";
 
+    // What the client gets: the usage comment is for the gateway, and its event (the line and the blank line) is taken out.
+    private const string ClientStream = "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n"
+        + "data: {\"choices\":[{\"delta\":{\"content\":\" world\"}}]}\n\n"
+        + "data: [DONE]\n\n";
+
     [Fact]
-    public async Task The_usage_comment_is_found_in_one_write_and_everything_is_passed_through()
+    public async Task The_usage_comment_is_found_in_one_write_and_everything_else_is_passed_through()
     {
         using var watch = Watch();
         await watch.WriteAsync(Encoding.UTF8.GetBytes(Stream));
         Assert.Equal(new UsageReport(1234, 56, 1024), watch.Usage);
-        Assert.Equal(Stream, Encoding.UTF8.GetString(_body.ToArray()));
+        Assert.Equal(ClientStream, Encoding.UTF8.GetString(_body.ToArray()));
     }
 
     [Theory]
@@ -68,7 +73,7 @@ public sealed class ResponseWatchTests : IDisposable
         }
 
         Assert.Equal(new UsageReport(1234, 56, 1024), watch.Usage);
-        Assert.Equal(bytes, _body.ToArray());
+        Assert.Equal(ClientStream, Encoding.UTF8.GetString(_body.ToArray()));
     }
 
     [Fact]
@@ -83,6 +88,7 @@ public sealed class ResponseWatchTests : IDisposable
             await watch.WriteAsync(bytes.AsMemory(0, split));
             await watch.WriteAsync(bytes.AsMemory(split));
             Assert.Equal(new UsageReport(1234, 56, 1024), watch.Usage);
+            Assert.Equal(ClientStream, Encoding.UTF8.GetString(_body.ToArray()));
         }
     }
 
@@ -92,6 +98,19 @@ public sealed class ResponseWatchTests : IDisposable
         using var watch = Watch();
         await watch.WriteAsync(Encoding.ASCII.GetBytes(":: x-gpufleet-usag\n: x-gpufleet-usag: x\n: x-gpufleet-usage prompt=1;completion=2;cached=3\n"));
         Assert.Equal(new UsageReport(1, 2, 3), watch.Usage);
+        Assert.Equal(":: x-gpufleet-usag\n: x-gpufleet-usag: x\n", Encoding.ASCII.GetString(_body.ToArray()));
+    }
+
+    [Fact]
+    public async Task A_flush_sends_a_held_line_start_that_may_have_been_the_marker()
+    {
+        using var watch = Watch();
+        await watch.WriteAsync(Encoding.ASCII.GetBytes("data: {}\n\n: x-gpu"));
+        Assert.Equal("data: {}\n\n", Encoding.ASCII.GetString(_body.ToArray()));
+
+        await watch.FlushAsync();
+
+        Assert.Equal("data: {}\n\n: x-gpu", Encoding.ASCII.GetString(_body.ToArray()));
     }
 
     [Fact]
@@ -108,8 +127,10 @@ public sealed class ResponseWatchTests : IDisposable
     {
         using var watch = Watch();
         var injected = ": x-gpufleet-usage prompt=0;completion=0;cached=0;x=" + new string('0', 200);
-        await watch.WriteAsync(Encoding.UTF8.GetBytes("data: {\"choices\":[{\"delta\":{\"content\":\"" + injected + "\"}}]}\n\n"));
+        var text = "data: {\"choices\":[{\"delta\":{\"content\":\"" + injected + "\"}}]}\n\n";
+        await watch.WriteAsync(Encoding.UTF8.GetBytes(text));
         Assert.Null(watch.Usage);
+        Assert.Equal(text, Encoding.UTF8.GetString(_body.ToArray()));
     }
 
     [Fact]
