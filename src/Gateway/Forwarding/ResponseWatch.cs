@@ -33,6 +33,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private int _markerMatched;
     private bool _atLineStart = true;
     private bool _dropBlankLine;
+    private bool _heldReleased; // a flush sent the held start: this line, if it is the comment, goes through whole
 
     public ResponseWatch(HttpContext context, ForwardingOptions options, TimeProvider time, ResponseWatchdog watchdog)
     {
@@ -123,16 +124,18 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     }
 
     /// <summary>
-    /// A flush sends what is held back as a possible marker start (the usage line then reaches the client as the SSE
-    /// comment it is, which clients ignore): a flushed stream must not sit on bytes. Workers write the line whole.
+    /// A flush sends what is held back as a possible marker start: a flushed stream must not sit on bytes. The usage
+    /// line then still counts, and reaches the client whole as the SSE comment it is (which clients ignore). Workers
+    /// write the line in one piece, so this is the rare case.
     /// </summary>
     public override async Task FlushAsync(CancellationToken cancellationToken)
     {
         if (_held.Count > 0)
         {
+            // The match goes on, so the report is still read; only its removal is given up for this line.
             byte[] held = [.. _held];
             _held.Clear();
-            _markerMatched = 0;
+            _heldReleased = true;
             await _inner.WriteAsync(held, cancellationToken);
         }
 
@@ -218,11 +221,13 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         releaseHeld = false;
         if (_inUsageLine)
         {
+            var pass = _heldReleased;
             if (b == (byte)'\n')
             {
                 _inUsageLine = false;
                 _atLineStart = true;
-                _dropBlankLine = true;
+                _dropBlankLine = !_heldReleased;
+                _heldReleased = false;
                 if (_line.Count <= 128 && UsageReport.TryParse(Encoding.ASCII.GetString([.. _line]), out var report))
                 {
                     Usage = report;
@@ -235,7 +240,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
                 _line.Add(b); // a 129th byte marks the line as too long to be a report
             }
 
-            return false;
+            return pass;
         }
 
         if (_dropBlankLine)
@@ -257,17 +262,23 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
             _markerMatched = 0;
             _held.Clear();
             _inUsageLine = true;
-            return false;
+            return _heldReleased;
         }
 
         if (_markerMatched > 0)
         {
             // Still the marker so far (a new one cannot start inside it: it needs a line start).
+            if (_heldReleased)
+            {
+                return true;
+            }
+
             _held.Add(b);
             return false;
         }
 
-        releaseHeld = wasMatching; // the held bytes were ordinary text after all
+        releaseHeld = wasMatching && _held.Count > 0; // the held bytes were ordinary text after all
+        _heldReleased = false;
         return true;
     }
 

@@ -109,8 +109,12 @@ public sealed class ResponseWatchTests : IDisposable
         Assert.Equal("data: {}\n\n", Encoding.ASCII.GetString(_body.ToArray()));
 
         await watch.FlushAsync();
-
         Assert.Equal("data: {}\n\n: x-gpu", Encoding.ASCII.GetString(_body.ToArray()));
+
+        // The line, once partly sent, goes through whole and is still read as the report.
+        await watch.WriteAsync(Encoding.ASCII.GetBytes("fleet-usage prompt=1;completion=2;cached=0\n\ndata: [DONE]\n\n"));
+        Assert.Equal("data: {}\n\n: x-gpufleet-usage prompt=1;completion=2;cached=0\n\ndata: [DONE]\n\n", Encoding.ASCII.GetString(_body.ToArray()));
+        Assert.Equal(new UsageReport(1, 2, 0), watch.Usage);
     }
 
     [Fact]
