@@ -86,6 +86,8 @@ public sealed class CodingAgentTests : IAsyncLifetime
         var done = false;
         while (await reader.ReadLineAsync() is { } line)
         {
+            // The worker's usage comment is for the gateway: clients get the stream without it.
+            Assert.False(line.StartsWith(": x-gpufleet-usage", StringComparison.Ordinal), "the usage comment reached the client");
             if (!line.StartsWith("data: ", StringComparison.Ordinal))
             {
                 continue;
