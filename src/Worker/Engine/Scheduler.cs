@@ -10,8 +10,6 @@ namespace GpuFleet.Worker.Engine;
 /// </summary>
 internal sealed class Scheduler
 {
-    private const int WarmupTokens = 9;
-
     private readonly LlamaModel _model;
     private readonly EngineOptions _options;
     private readonly AdmissionQueue _queue;
@@ -121,110 +119,16 @@ internal sealed class Scheduler
 
     private void Initialize()
     {
-        var threads = _options.Threads > 0 ? _options.Threads : Environment.ProcessorCount;
-        var contextSize = _options.ContextSize > 0 ? _options.ContextSize : AutoContextSize(threads);
-        _context = CreateContext(contextSize, _options.Slots, threads);
+        var created = EngineContext.Create(_model, _options, _logger);
+        _context = created.Context;
+        (_stateBytesPerSequence, _stateBytesPerToken, _canTrimTail) = created.State;
         _batch = new LlamaBatch(_options.BatchSize);
         _slots = Enumerable.Range(0, _options.Slots).Select(i => new SequenceSlot(i)).ToArray();
-        (_stateBytesPerSequence, _stateBytesPerToken, _canTrimTail) = MeasureState(_context, _batch);
         Volatile.Write(ref _contextPerRequest, _context.ContextPerSequence);
 
         EngineLog.EngineStarted(_logger, _options.Slots, _context.ContextSize, _context.ContextPerSequence, _options.BatchSize, _model.Architecture,
             _canTrimTail ? "KV trim" : _snapshots.Enabled ? "state snapshot" : "no", _stateBytesPerSequence, _stateBytesPerToken);
         PublishStatus();
-    }
-
-    private LlamaContext CreateContext(int contextSize, int sequences, int threads) => new(_model, new LlamaContextSettings
-    {
-        Sequences = sequences,
-        ContextSize = contextSize,
-        UnifiedKv = _options.UnifiedKv,
-        BatchSize = _options.BatchSize,
-        Threads = threads,
-        BatchThreads = threads,
-        // No recurrent rollback snapshots: a partial rollback can silently succeed with a wrong state
-        // (probe pitfall D), so tails are never trimmed on hybrid models; snapshots are used instead.
-        RecurrentRollback = 0,
-    });
-
-    /// <summary>
-    /// The pool for an unset <see cref="EngineOptions.ContextSize"/>: the model's training context, capped so that the
-    /// KV cells and every slot's fixed state fit in <see cref="EngineOptions.KvCacheBytes"/> (default half the memory
-    /// available where the cache lives). The state footprint is measured on a small probe context first, so that a
-    /// too-large pool is never allocated.
-    /// </summary>
-    private int AutoContextSize(int threads)
-    {
-        var training = _model.TrainingContextLength > 0 ? _model.TrainingContextLength : 4096;
-        long perSequence, perToken;
-        using (var probe = CreateContext(Math.Max(256, _options.BatchSize), 1, threads))
-        using (var batch = new LlamaBatch(_options.BatchSize))
-        {
-            (perSequence, perToken, _) = MeasureState(probe, batch);
-        }
-
-        var budget = _options.KvCacheBytes > 0 ? _options.KvCacheBytes : AvailableMemoryBytes() / 2;
-        var fits = perToken == 0 ? training : (budget - (perSequence * _options.Slots)) / perToken;
-        var size = (int)Math.Clamp(fits / 256 * 256, 256, training);
-        EngineLog.ContextSized(_logger, size, training, size * perToken, budget);
-        return size;
-    }
-
-    private long AvailableMemoryBytes()
-    {
-        if (_model.GpuLayers != 0 && LlamaBackend.GpuFreeBytes() is { } gpu)
-        {
-            return gpu;
-        }
-
-        // MemAvailable (what can be allocated without swapping) rather than the total; the GC's view as a fallback.
-        try
-        {
-            var line = File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
-            if (line is not null && long.TryParse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], out var kib))
-            {
-                return kib * 1024;
-            }
-        }
-        catch (IOException)
-        {
-            // Not Linux, or /proc is hidden: fall through.
-        }
-
-        return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-    }
-
-    /// <summary>Warms a context up and measures its state footprint: fixed bytes per sequence (recurrent state) and bytes per token (KV).</summary>
-    private (long PerSequence, long PerToken, bool CanTrimTail) MeasureState(LlamaContext context, LlamaBatch batch)
-    {
-        long first = 0;
-        for (var i = 0; i < WarmupTokens; i++)
-        {
-            batch.Add(i % _model.VocabularySize, i, 0, i == WarmupTokens - 1);
-            if (i == 0)
-            {
-                Decode();
-                first = context.GetSequenceStateSize(0);
-            }
-        }
-
-        Decode();
-        var nine = context.GetSequenceStateSize(0);
-        var perToken = Math.Max(0, (nine - first) / (WarmupTokens - 1));
-        var canTrimTail = context.TryRemoveTail(0, WarmupTokens - 1);
-        context.ClearAll();
-        return (Math.Max(0, first - perToken), perToken, canTrimTail);
-
-        void Decode()
-        {
-            var rc = context.Decode(batch);
-            if (rc != DecodeResult.Ok)
-            {
-                throw new LlamaNativeException($"The warm-up decode failed with {rc}.");
-            }
-
-            batch.Clear();
-        }
     }
 
     private void Loop()
