@@ -20,7 +20,15 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = []
 // Quiet defaults (one line per request from ASP.NET Core and YARP is noise at this rate); configuration overrides them.
 builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
 {
-    InitialData = new Dictionary<string, string?> { ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning", ["Logging:LogLevel:Yarp"] = "Warning" },
+    InitialData = new Dictionary<string, string?>
+    {
+        ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+        ["Logging:LogLevel:Yarp"] = "Warning",
+        // ASP.NET Core starts an Activity for every request while this category logs at any level, and the forwarder's
+        // HttpClient then starts and propagates a child one: about 15 % of the gateway's CPU per request (five alternated
+        // pairs of the gateway benchmark, docs/benchmarks.md). A tracer that listens still gets its activities.
+        ["Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics"] = "None",
+    },
 });
 builder.Configuration.AddInMemoryCollection(settings);
 builder.Services.AddGpuFleetGateway(builder.Configuration);
