@@ -39,7 +39,8 @@ internal static class ChatPipeline
     /// </summary>
     private static (int SystemTurn, int TurnPrefix) MessageBoundaries(WorkerApi api, string prompt, int[] tokens)
     {
-        if (api.Engine.Model.Tokenize("<|im_start|>") is not [var imStart])
+        var imStart = api.MessageStartToken;
+        if (imStart < 0)
         {
             return (0, 0);
         }

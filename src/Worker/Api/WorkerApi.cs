@@ -11,11 +11,15 @@ namespace GpuFleet.Worker.Api;
 public sealed class WorkerApi(EngineHost host, IOptions<WorkerOptions> options, WorkerLifecycle lifecycle, TimeProvider time, ILogger<WorkerApi> logger)
 {
     private SpecialTokenGuard? _specialTokens;
+    private int? _messageStartToken;
 
     public IInferenceEngine Engine => host.Engine;
 
     /// <summary>Keeps request text from becoming special tokens (built on first use: the model loads at start).</summary>
     internal SpecialTokenGuard SpecialTokens => _specialTokens ??= new SpecialTokenGuard(host.Engine.Model);
+
+    /// <summary>The token that starts every chat message (<c>&lt;|im_start|&gt;</c>), or -1 when the vocabulary has none; looked up once.</summary>
+    internal int MessageStartToken => _messageStartToken ??= host.Engine.Model.Tokenize("<|im_start|>") is [var token] ? token : -1;
 
     public WorkerOptions Options => options.Value;
 
