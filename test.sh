@@ -24,6 +24,18 @@ command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=non
 # Metrics tests check every process's /metrics with Prometheus' own promtool (Debian package prometheus).
 command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null)
 
+# Deployment tests (tests/GpuFleet.Deploy.Tests): a Docker engine of their own (dockerd, started and stopped by the
+# test), docker-compose 1.29 and mmdebstrap (local base images: no image registry is reachable), kubectl for kustomize.
+deploy_missing=()
+[[ -x /usr/sbin/dockerd ]] || deploy_missing+=(docker.io)
+command -v docker-compose >/dev/null || deploy_missing+=(docker-compose)
+command -v mmdebstrap >/dev/null || deploy_missing+=(mmdebstrap)
+command -v iptables >/dev/null || deploy_missing+=(iptables)
+command -v kubectl >/dev/null || deploy_missing+=(kubernetes-client)
+if ((${#deploy_missing[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${deploy_missing[@]}" >/dev/null
+fi
+
 # The pinned llama.cpp libraries (CPU), fetched from npm and verified against natives/natives.lock.
 scripts/fetch-natives.sh cpu
 # The real Qwen3.5 tokenizer and chat template for the demo models of the end-to-end tests, verified against natives/tokenizer.lock.
@@ -32,6 +44,8 @@ scripts/fetch-tokenizer.sh >/dev/null
 # gRPC interop (tests/GpuFleet.Contracts.Tests): a real @grpc/grpc-js client and server are the reference our
 # wire module is tested against; install the exact versions pinned in tests/interop/node/package-lock.json.
 npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
+# The Kubernetes API schemas the rendered manifests are validated against (kubernetes-models and friends).
+npm ci --prefix tests/deploy/node --no-audit --no-fund --loglevel=error
 
 results="$root/artifacts/test-results"
 rm -rf "$results"
@@ -39,8 +53,16 @@ mkdir -p "$results"
 
 dotnet build GpuFleet.sln -c Release --nologo -v quiet
 status=0
-dotnet test GpuFleet.sln -c Release --no-build --nologo \
-  --logger "trx" --results-directory "$results" "$@" || status=$?
+run_tests() { dotnet test "$@" -c Release --no-build --nologo --logger "trx" --results-directory "$results" || status=$?; }
+if (($#)); then
+  run_tests GpuFleet.sln "$@"
+else
+  # The compose test builds images and runs a fleet of containers: it runs alone, after the rest, so that its CPU use
+  # does not slow the timing-sensitive tests down.
+  compose=GpuFleet.Deploy.Tests.Compose
+  run_tests GpuFleet.sln --filter "FullyQualifiedName!~$compose"
+  run_tests tests/GpuFleet.Deploy.Tests --filter "FullyQualifiedName~$compose"
+fi
 
 passed=0
 failed=0

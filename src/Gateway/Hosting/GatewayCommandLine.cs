@@ -3,7 +3,7 @@ namespace GpuFleet.Gateway.Hosting;
 /// <summary>Maps the gateway's switches to configuration keys; <c>--worker</c> and <c>--workers-dns</c> may repeat.</summary>
 internal static class GatewayCommandLine
 {
-    private static readonly Dictionary<string, string> Switches = new(StringComparer.Ordinal)
+    internal static readonly Dictionary<string, string> Switches = new(StringComparer.Ordinal)
     {
         ["--http-port"] = "Gateway:HttpPort",
         ["--grpc-port"] = "Gateway:GrpcPort",
