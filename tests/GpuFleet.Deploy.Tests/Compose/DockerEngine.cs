@@ -88,6 +88,12 @@ public sealed class DockerEngine : IAsyncLifetime
         _daemon?.Dispose();
         if (_execRoot is not null)
         {
+            // dockerd leaves its network namespace file mounted under the exec root.
+            foreach (var mount in File.ReadAllLines("/proc/mounts").Select(l => l.Split(' ')[1]).Where(m => m.StartsWith(_execRoot, StringComparison.Ordinal)))
+            {
+                await ExternalCommand.RunAsync("umount", ["--lazy", mount]);
+            }
+
             try
             {
                 Directory.Delete(_execRoot, recursive: true);
