@@ -45,7 +45,15 @@ internal sealed class InferenceGrpcService(WorkerApi api) : Inference.InferenceB
         switch (request.InputCase)
         {
             case GenerateRequest.InputOneofCase.Prompt when request.Prompt.Length > 0:
-                generation = api.BuildRequest(api.Engine.Model.Tokenize(request.Prompt), parameters, grammar: null);
+                try
+                {
+                    generation = api.BuildRequest(ChatPipeline.TokenizePrompt(api, request.Prompt), parameters, grammar: null);
+                }
+                catch (OpenAiException ex)
+                {
+                    throw ToGrpc(ex);
+                }
+
                 break;
             case GenerateRequest.InputOneofCase.Chat:
                 try
@@ -57,6 +65,10 @@ internal sealed class InferenceGrpcService(WorkerApi api) : Inference.InferenceB
                 catch (ChatFormatException ex)
                 {
                     throw new RpcException(new Status(StatusCode.InvalidArgument, ex.Message));
+                }
+                catch (OpenAiException ex)
+                {
+                    throw ToGrpc(ex);
                 }
 
                 break;
