@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Unicode;
 
@@ -43,8 +44,10 @@ public static class JsonRequestBody
         }
         catch (JsonException ex)
         {
-            // The reader's message names a position and at most one character, never a whole value.
-            return $"The request body is not valid JSON: {ex.Message}";
+            // The reader's own message may quote a whole bad token (a corrupted literal can run for megabytes): only
+            // its start, with the position.
+            return string.Create(CultureInfo.InvariantCulture,
+                $"The request body is not valid JSON (line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1}): {Quote(ex.Message, 200)}");
         }
         catch (InvalidOperationException)
         {
