@@ -41,8 +41,9 @@ public sealed class SimulatedWorkerFixture : IAsyncLifetime
 [Collection(LlamaCollection.Name)]
 public sealed class BadInputTests(SimulatedWorkerFixture fixture) : IClassFixture<SimulatedWorkerFixture>
 {
-    // Far above what any of these costs (milliseconds), far below what a quadratic step costs (seconds at 10,000 messages).
-    private static readonly TimeSpan PerRequestBudget = TimeSpan.FromSeconds(2);
+    // Far above what any of these costs alone (milliseconds; a shared 2-core machine adds up to a second or two), and
+    // about what the quadratic tokenizer step cost at 10,000 messages. The linear-growth test below is the fine check.
+    private static readonly TimeSpan PerRequestBudget = TimeSpan.FromSeconds(5);
 
     [Fact]
     public async Task Every_catalogued_bad_input_gets_its_status_in_the_OpenAI_error_shape()
