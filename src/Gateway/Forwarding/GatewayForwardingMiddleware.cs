@@ -133,10 +133,10 @@ internal sealed class GatewayForwardingMiddleware(
 
             var destination = routing.Destination!;
             routing.Tried.Add(destination);
-            if (!retryBudget.TryRetry())
+            if (!retryBudget.TryRetry(routing.RetryCause))
             {
                 ForwardingLog.RetryBudgetSpent(logger, destination);
-                await new GatewayError(503, "The worker failed and the retry budget is spent; retry shortly.", "service_unavailable", "retry_budget_exhausted") { RetryAfterSeconds = 1 }.WriteAsync(context);
+                await GatewayError.RetryBudgetSpent(routing.RetryCause).WriteAsync(context);
                 return;
             }
 
@@ -206,6 +206,7 @@ internal sealed class GatewayForwardingMiddleware(
                 // The connection to the worker failed before it answered (passive health has noted it): another worker.
                 if (routing.MayRetry)
                 {
+                    routing.RetryCause = RetryCause.ConnectionFailed;
                     return Outcome.Retry;
                 }
             }
