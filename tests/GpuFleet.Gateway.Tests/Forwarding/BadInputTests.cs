@@ -1,63 +1,11 @@
 using System.Globalization;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
-using GpuFleet.Gateway.Auth;
 using GpuFleet.Gateway.Routing;
-using GpuFleet.Gateway.Tests.Destinations;
 using GpuFleet.Testing;
-using GpuFleet.Worker.LlamaCpp;
-using GpuFleet.Worker.Models;
 
 namespace GpuFleet.Gateway.Tests.Forwarding;
-
-/// <summary>
-/// A gateway with API keys in front of one simulated worker, shared by the bad-input tests. The key has a
-/// tokens-per-minute limit, so every request also goes through the limit's arithmetic.
-/// </summary>
-public sealed class KeyedGatewayFixture : IAsyncLifetime
-{
-    private readonly string _directory = Directory.CreateTempSubdirectory("gpufleet-gw-badinput-").FullName;
-
-    public WorkerProcess Worker { get; private set; } = null!;
-
-    internal GatewayProcess Gateway { get; private set; } = null!;
-
-    public string ModelId => "tiny-qwen35";
-
-    public HttpClient Http()
-    {
-        var http = new HttpClient { BaseAddress = Gateway.BaseAddress, Timeout = TestTimeouts.Default };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
-        return http;
-    }
-
-    private string Key { get; set; } = "";
-
-    public async Task InitializeAsync()
-    {
-        LlamaBackend.Initialize();
-        var model = Path.Combine(_directory, "tiny-qwen35.gguf");
-        DemoModelBuilder.Build(new DemoModelOptions(model, DemoArchitecture.Qwen35, DemoModelSize.Tiny));
-        Worker = await WorkerProcess.StartAsync(model, "--simulate", "--slots", "4", "--ctx-size", "4096", "--name", "w0");
-        var keys = Path.Combine(_directory, "keys.json");
-        var output = new StringWriter();
-        Assert.Equal(0, await KeysCommand.RunAsync(["add", "fuzz", "--tpm", "1000000", "--keys", keys], output, TextWriter.Null));
-        Key = output.ToString().Trim();
-        Gateway = await GatewayProcess.StartAsync("--worker", Worker.BaseAddress.ToString().TrimEnd('/'), "--keys", keys);
-        using var http = Http();
-        // Available means the worker's status (with its context size) has reached the gateway.
-        await Gateway.WaitForWorkersAsync(http, view => view.Count == 1 && view[0].Available);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await Gateway.DisposeAsync();
-        await Worker.DisposeAsync();
-        Directory.Delete(_directory, recursive: true);
-    }
-}
 
 /// <summary>
 /// Hostile and malformed requests through the gateway: the gateway answers what it reads itself (the same 400s as the
@@ -162,6 +110,7 @@ public sealed class BadInputTests(KeyedGatewayFixture fixture) : IClassFixture<K
     [Fact]
     public async Task An_abandoned_chunked_upload_is_no_unexpected_error_and_the_gateway_serves_on()
     {
+        using var http = fixture.Http();
         for (var i = 0; i < 3; i++)
         {
             using var client = new TcpClient();
@@ -169,7 +118,7 @@ public sealed class BadInputTests(KeyedGatewayFixture fixture) : IClassFixture<K
             var stream = client.GetStream();
             await stream.WriteAsync(Encoding.ASCII.GetBytes(
                 "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
-                + $"Authorization: {fixture.Http().DefaultRequestHeaders.Authorization}\r\n\r\n10\r\n{{\"model\":\"tiny-q"));
+                + $"Authorization: {http.DefaultRequestHeaders.Authorization}\r\n\r\n10\r\n{{\"model\":\"tiny-q"));
             await stream.FlushAsync();
             client.Client.Shutdown(SocketShutdown.Send);
             try
@@ -185,7 +134,6 @@ public sealed class BadInputTests(KeyedGatewayFixture fixture) : IClassFixture<K
             }
         }
 
-        using var http = fixture.Http();
         var (status, _, _) = await BadInput.SendAsync(http, BadInput.Chat, Encoding.UTF8.GetBytes($$"""{"model":"{{fixture.ModelId}}","messages":[{"role":"user","content":"x"}]}"""));
 
         Assert.Equal(HttpStatusCode.OK, status);
