@@ -19,6 +19,16 @@ public sealed class GatewayError(int status, string message, string type, string
     public static GatewayError BadRequest(string message, string? param = null, string code = "invalid_value") =>
         new(400, message, "invalid_request_error", code, param);
 
+    /// <summary>The 503 of a request whose worker failed (<paramref name="cause"/>) when no more failover is allowed: it says what happened.</summary>
+    public static GatewayError RetryBudgetSpent(RetryCause cause)
+    {
+        var what = cause == RetryCause.WorkerUnavailable
+            ? "The worker chosen was unavailable (draining or loading)"
+            : "The connection to the worker chosen failed before it answered";
+        return new GatewayError(503, what + ", and too many requests were retried elsewhere in the last 10 s to retry this one (the retry budget keeps failover from multiplying an outage); retry shortly.",
+            "service_unavailable", "retry_budget_exhausted") { RetryAfterSeconds = 1 };
+    }
+
     public string ToJson() => OpenAiErrorJson.Format(Message, Type, Param, Code);
 
     /// <summary>Writes the error as the response (the response must not have started); a gRPC call gets its status in trailers.</summary>

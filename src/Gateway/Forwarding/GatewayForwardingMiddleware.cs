@@ -62,7 +62,7 @@ internal sealed class GatewayForwardingMiddleware(
                 context.Features.Set(routing);
                 foreach (var admission in _admissions)
                 {
-                    if (!await admission.AdmitAsync(context, request, routing.PromptTokens + (request.MaxTokens ?? 0)))
+                    if (!await admission.AdmitAsync(context, request, request.TokenEstimate(routing.PromptTokens)))
                     {
                         return; // refused: the admission wrote the response
                     }
@@ -133,10 +133,10 @@ internal sealed class GatewayForwardingMiddleware(
 
             var destination = routing.Destination!;
             routing.Tried.Add(destination);
-            if (!retryBudget.TryRetry())
+            if (!retryBudget.TryRetry(routing.RetryCause))
             {
                 ForwardingLog.RetryBudgetSpent(logger, destination);
-                await new GatewayError(503, "The worker failed and the retry budget is spent; retry shortly.", "service_unavailable", "retry_budget_exhausted") { RetryAfterSeconds = 1 }.WriteAsync(context);
+                await GatewayError.RetryBudgetSpent(routing.RetryCause).WriteAsync(context);
                 return;
             }
 
@@ -206,6 +206,7 @@ internal sealed class GatewayForwardingMiddleware(
                 // The connection to the worker failed before it answered (passive health has noted it): another worker.
                 if (routing.MayRetry)
                 {
+                    routing.RetryCause = RetryCause.ConnectionFailed;
                     return Outcome.Retry;
                 }
             }
@@ -328,7 +329,7 @@ internal sealed class GatewayForwardingMiddleware(
             {
                 await context.Request.Body.ReadExactlyAsync(exact, context.RequestAborted);
             }
-            catch (Exception ex) when (ex is EndOfStreamException or BadHttpRequestException)
+            catch (Exception ex) when (IsIncompleteBody(ex))
             {
                 throw GatewayError.BadRequest("The request body is shorter than its Content-Length.", null, "invalid_body");
             }
@@ -351,6 +352,10 @@ internal sealed class GatewayForwardingMiddleware(
                 buffer.Write(chunk, 0, read);
             }
         }
+        catch (Exception ex) when (IsIncompleteBody(ex))
+        {
+            throw GatewayError.BadRequest("The request body ended before its last chunk.", null, "invalid_body");
+        }
         finally
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
@@ -358,6 +363,10 @@ internal sealed class GatewayForwardingMiddleware(
 
         return buffer.ToArray();
     }
+
+    // A client that stops sending mid-body (an abandoned chunked upload, a reset connection) is the client's doing, not
+    // an unexpected error: a 400 (which a closed connection never reads), not a logged exception and a 500.
+    private static bool IsIncompleteBody(Exception ex) => ex is EndOfStreamException or BadHttpRequestException or IOException;
 
     private static GatewayError TooLarge(long limit) =>
         new(413, string.Create(CultureInfo.InvariantCulture, $"The request body is larger than {limit} bytes."), "invalid_request_error", "request_too_large");

@@ -15,6 +15,9 @@ public sealed class RetryBudget(ForwardingOptions options, TimeProvider time)
 
     public void RecordRequest() => Interlocked.Increment(ref _requests[Bucket(Second())]);
 
+    /// <summary>Whether a retry for <paramref name="cause"/> may go ahead: a refusal at capacity always may, without spending anything; a failure takes one retry from the budget.</summary>
+    public bool TryRetry(RetryCause cause) => cause == RetryCause.WorkerAtCapacity || TryRetry();
+
     /// <summary>Takes one retry from the budget; false when it is spent.</summary>
     public bool TryRetry()
     {

@@ -41,6 +41,7 @@ internal static class WorkerResponseTransform
             // Refused before any work: another worker may take it. The client sees nothing of this answer.
             transform.SuppressResponseBody = true;
             routing.RetryRequested = true;
+            routing.RetryCause = status == StatusCodes.Status429TooManyRequests ? RetryCause.WorkerAtCapacity : RetryCause.WorkerUnavailable;
             return ValueTask.CompletedTask;
         }
 

@@ -19,6 +19,13 @@ public sealed class InspectedRequest
     /// <summary>The requested completion budget, when given.</summary>
     public int? MaxTokens { get; init; }
 
+    /// <summary>
+    /// Tokens this request may cost at most: the prompt estimate plus the completion budget, saturated at
+    /// <see cref="int.MaxValue"/>. Both are client numbers (OpenAI accepts a max_tokens far beyond any context, and
+    /// the worker clamps it), so their sum must not wrap around into a negative cost.
+    /// </summary>
+    public int TokenEstimate(int promptTokens) => (int)Math.Min(int.MaxValue, (long)Math.Max(0, promptTokens) + (MaxTokens ?? 0));
+
     /// <summary>A keyed hash of the session (x-session-id header or the OpenAI <c>user</c> field), when given.</summary>
     public string? SessionKey { get; init; }
 }

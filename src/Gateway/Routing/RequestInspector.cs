@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using GpuFleet.Contracts;
 using GpuFleet.Gateway.Forwarding;
 
 namespace GpuFleet.Gateway.Routing;
@@ -26,28 +27,14 @@ public sealed class RequestInspector(PrefixHasher hasher)
 
     public InspectedRequest Inspect(ReadOnlyMemory<byte> body, bool chat, string? sessionHeader)
     {
-        JsonDocument document;
-        try
+        if (JsonRequestBody.Problem(body.Span) is { } problem)
         {
-            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
-        }
-        catch (JsonException)
-        {
-            throw GatewayError.BadRequest("The request body is not valid JSON.", null, "invalid_json");
+            throw GatewayError.BadRequest(problem, null, "invalid_json");
         }
 
-        using (document)
-        {
-            try
-            {
-                return Inspect(document.RootElement, chat, sessionHeader);
-            }
-            catch (InvalidOperationException)
-            {
-                // JsonDocument accepts invalid UTF-8 inside strings; reading such a string throws.
-                throw GatewayError.BadRequest("The request body contains a string that is not valid UTF-8.", null, "invalid_json");
-            }
-        }
+        // Checked above, as the worker checks it: this parse cannot fail, and no string read below can throw.
+        using var document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = JsonRequestBody.MaxDepth });
+        return Inspect(document.RootElement, chat, sessionHeader);
     }
 
     private InspectedRequest Inspect(JsonElement root, bool chat, string? sessionHeader)

@@ -60,6 +60,9 @@ public sealed class RoutingState
     /// <summary>Set by the response transform: the worker refused (429/503) and the body was suppressed for a retry.</summary>
     public bool RetryRequested { get; set; }
 
+    /// <summary>Why the current attempt asked for a retry: a refusal at capacity spends no retry budget.</summary>
+    public GpuFleet.Gateway.Forwarding.RetryCause RetryCause { get; set; }
+
     /// <summary>The worker's usage report, once seen.</summary>
     public GpuFleet.Contracts.UsageReport? Usage { get; set; }
 }

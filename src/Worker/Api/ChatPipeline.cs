@@ -1,3 +1,4 @@
+using System.Globalization;
 using GpuFleet.Worker.Api.OpenAi;
 using GpuFleet.Worker.Chat;
 using GpuFleet.Worker.Engine;
@@ -10,11 +11,20 @@ namespace GpuFleet.Worker.Api;
 /// </summary>
 internal static class ChatPipeline
 {
-    /// <summary>Renders the prompt (400 / INVALID_ARGUMENT material on a <see cref="ChatFormatException"/>).</summary>
+    /// <summary>
+    /// Renders and tokenizes the prompt: 400 / INVALID_ARGUMENT material on a <see cref="ChatFormatException"/>, an
+    /// <see cref="OpenAiException"/> for too many messages or a prompt that cannot fit the context.
+    /// </summary>
     public static (GenerationRequest Request, QwenOutputParser Parser) Prepare(
         WorkerApi api, IReadOnlyList<ChatMessage> messages, IReadOnlyList<ChatTool> tools, ToolChoiceMode toolChoice, string? toolChoiceName,
         bool jsonObject, bool? enableThinking, GenerationParameters parameters)
     {
+        if (messages.Count > api.Options.MaxMessages)
+        {
+            throw OpenAiException.BadRequest(
+                $"The request has {messages.Count} messages; this worker accepts at most {api.Options.MaxMessages}.", "messages", "too_many_messages");
+        }
+
         // A forced tool call or JSON object starts at the first output token, so there is no room for a
         // <think> block: such requests render with thinking switched off.
         var forced = toolChoice is ToolChoiceMode.Required or ToolChoiceMode.Named;
@@ -25,11 +35,22 @@ internal static class ChatPipeline
         var grammar = forced ? OutputGrammars.ToolCall(offered, toolChoiceName)
             : jsonObject ? OutputGrammars.JsonObject()
             : null;
-        var tokens = api.SpecialTokens.Tokenize(prompt);
+        var tokens = FitContext(api, api.SpecialTokens.Tokenize(prompt, api.Engine.ContextPerRequest));
         var (systemTurn, turnPrefix) = MessageBoundaries(api, prompt, tokens);
         var request = api.BuildRequest(tokens, parameters, grammar) with { SharedPrefixLength = systemTurn, TurnPrefixLength = turnPrefix };
         return (request, new QwenOutputParser(thinking != false, offered.Count > 0, offered));
     }
+
+    /// <summary>A raw prompt (text completions, gRPC prompt) tokenized with special parsing, refused like a chat prompt when it cannot fit.</summary>
+    public static int[] TokenizePrompt(WorkerApi api, string text) =>
+        FitContext(api, api.SpecialTokens.TokenizeText(text, api.Engine.ContextPerRequest));
+
+    // Tokenization stopped past the context: the prompt cannot fit, and its exact length is not worth the time (a
+    // prompt many times the context would otherwise be tokenized whole just to be refused).
+    private static int[] FitContext(WorkerApi api, int[] tokens) => tokens.Length <= api.Engine.ContextPerRequest
+        ? tokens
+        : throw api.ToError(new Rejection(RejectionReason.PromptTooLong, string.Create(CultureInfo.InvariantCulture,
+            $"The prompt has more than {api.Engine.ContextPerRequest} tokens, but this worker's context holds {api.Engine.ContextPerRequest} tokens per request (prompt and completion).")));
 
     /// <summary>
     /// Message boundaries in the prompt's tokens, where snapshots are worth taking: the end of the system turn (system

@@ -1,3 +1,4 @@
+using GpuFleet.Contracts;
 using GpuFleet.Worker.Api.OpenAi;
 using GpuFleet.Worker.Chat;
 using GpuFleet.Worker.Engine;
@@ -58,7 +59,7 @@ public sealed class WorkerApi(EngineHost host, IOptions<WorkerOptions> options, 
     {
         if (!string.Equals(model, ModelId, StringComparison.Ordinal))
         {
-            throw new OpenAiException(404, $"The model '{model}' does not exist on this worker; it serves '{ModelId}'.", "invalid_request_error", "model", "model_not_found");
+            throw new OpenAiException(404, $"The model '{JsonRequestBody.Quote(model)}' does not exist on this worker; it serves '{ModelId}'.", "invalid_request_error", "model", "model_not_found");
         }
     }
 

@@ -38,7 +38,8 @@ internal sealed class WorkerMetrics : IDisposable
         Counter("gpufleet_worker_host_cache_evictions", "{snapshot}", "Prefix snapshots dropped to stay within the host-RAM budget.", ("", "", s => s.HostCacheEvictions));
         Counter("gpufleet_worker_generated_tokens", "{token}", "Tokens generated.", ("", "", s => s.GeneratedTokensTotal));
         Counter("gpufleet_worker_requests", "{request}", "Requests by outcome.",
-            ("outcome", "completed", s => s.RequestsCompleted), ("outcome", "failed", s => s.RequestsFailed), ("outcome", "rejected", s => s.RequestsRejected));
+            ("outcome", "completed", s => s.RequestsCompleted), ("outcome", "failed", s => s.RequestsFailed), ("outcome", "rejected", s => s.RequestsRejected),
+            ("outcome", "cancelled", s => s.RequestsCancelled));
     }
 
     public void Dispose() => _meter.Dispose();

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using GpuFleet.Contracts;
 
 namespace GpuFleet.Worker.Chat;
 
@@ -232,21 +233,19 @@ public static class QwenChatFormat
             return [];
         }
 
-        try
+        // Checked first (invalid JSON, too deep, an escape that is no text such as a lone surrogate), so that reading
+        // the arguments' strings below cannot throw.
+        if (JsonRequestBody.Problem(Encoding.UTF8.GetBytes(call.ArgumentsJson)) is null)
         {
-            using var document = JsonDocument.Parse(call.ArgumentsJson);
+            using var document = JsonDocument.Parse(call.ArgumentsJson, new JsonDocumentOptions { MaxDepth = JsonRequestBody.MaxDepth });
             if (document.RootElement.ValueKind == JsonValueKind.Object)
             {
                 // Clone: the elements outlive the document.
                 return PythonText.DictionaryItems(document.RootElement.Clone());
             }
         }
-        catch (JsonException)
-        {
-            // Reported below with the same message as a non-object.
-        }
 
-        throw new ChatFormatException($"The arguments of tool call '{call.Name}' are not a JSON object.");
+        throw new ChatFormatException($"The arguments of tool call '{JsonRequestBody.Quote(call.Name)}' are not a JSON object.");
     }
 
     // An OpenAI function tool as the request carries it: {"type": "function", "function": {...}}.

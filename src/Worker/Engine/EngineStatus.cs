@@ -52,6 +52,9 @@ public sealed record EngineStatus
 
     public long RequestsFailed { get; init; }
 
+    /// <summary>Requests whose caller went away before they finished (not in <see cref="RequestsCompleted"/>).</summary>
+    public long RequestsCancelled { get; init; }
+
     public long RequestsRejected { get; init; }
 
     public bool Stopping { get; init; }

@@ -43,6 +43,7 @@ internal sealed class Scheduler
     private long _generatedTokens;
     private long _completed;
     private long _failed;
+    private long _cancelled;
 
     public Scheduler(LlamaModel model, EngineOptions options, AdmissionQueue queue, TimeProvider time, ILogger logger)
     {
@@ -546,7 +547,15 @@ internal sealed class Scheduler
         }
         else
         {
-            _completed++;
+            if (reason == FinishReason.Cancelled)
+            {
+                _cancelled++;
+            }
+            else
+            {
+                _completed++;
+            }
+
             // End of a turn is the prefix the next turn of a conversation extends (when the reply is re-rendered as generated).
             Snapshot(active.Slot, SnapshotKind.TurnEnd);
         }
@@ -561,6 +570,11 @@ internal sealed class Scheduler
     private void CompleteWithoutWork(PendingRequest pending, FinishReason reason, string? error)
     {
         var elapsed = _time.GetElapsedTime(pending.EnqueuedAt);
+        if (reason == FinishReason.Cancelled)
+        {
+            _cancelled++;
+        }
+
         _queue.Release();
         Complete(pending, new CompletionEvent(reason, new GenerationUsage(pending.Prompt.Length, 0, 0, elapsed, TimeSpan.Zero, elapsed), string.Empty, error));
     }
@@ -656,6 +670,7 @@ internal sealed class Scheduler
             GeneratedTokensTotal = _generatedTokens,
             RequestsCompleted = _completed,
             RequestsFailed = _failed,
+            RequestsCancelled = _cancelled,
         });
     }
 

@@ -38,6 +38,13 @@ public sealed class WorkerOptions
     public int MaxRequestBodyBytes { get; set; } = 16 << 20;
 
     /// <summary>
+    /// Most messages in one chat request (default 10,000); more get a 400 before anything is rendered. A long
+    /// coding-agent session is a few hundred tool calls (two messages each), so the default is far above real use,
+    /// while it bounds the work one request can cause however small its messages (a 16 MB body holds 400,000).
+    /// </summary>
+    public int MaxMessages { get; set; } = 10_000;
+
+    /// <summary>
     /// Thinking for requests that do not say (<c>chat_template_kwargs.enable_thinking</c>); null = the model's
     /// own default (Qwen3.5/3.6: on). Teams whose agents pay per token often switch it off.
     /// </summary>
@@ -135,6 +142,11 @@ public sealed class WorkerOptions
         if (MaxRequestBodyBytes < 1024)
         {
             errors.Add($"Worker:MaxRequestBodyBytes must be at least 1024, not {MaxRequestBodyBytes}.");
+        }
+
+        if (MaxMessages < 1)
+        {
+            errors.Add($"Worker:MaxMessages must be at least 1, not {MaxMessages}.");
         }
 
         if (SimulatedReplyTokens < 1)

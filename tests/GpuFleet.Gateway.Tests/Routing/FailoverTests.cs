@@ -83,6 +83,11 @@ public sealed class FailoverTests : IAsyncLifetime
     public async Task A_gateway_and_a_worker_started_while_redis_is_down_serve_at_once_and_connect_when_it_comes_up()
     {
         await using var redis = RedisServerProcess.NotStarted();
+        // Redis's port takes connections and never answers (a Redis that hangs, or a partition): every connect attempt
+        // then lasts the whole 20 s connect timeout, however loaded the machine. (A closed port would refuse at once,
+        // ending the first attempt, and logging its end, before the first request whether or not the gateway waited.)
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, redis.Port);
+        silent.Start();
         _workers.Add(await WorkerProcess.StartAsync(_model, "--name", "w0", "--slots", "2", "--ctx-size", "8192", "--enable-thinking", "false", "--redis", redis.Endpoint));
         // A 20 s connect timeout: a gateway whose start or first request waited for the first connect attempt would
         // take that long, and would have logged the attempt's end ("Redis unavailable", RedisDisconnected) before answering.
@@ -97,6 +102,7 @@ public sealed class FailoverTests : IAsyncLifetime
         Assert.Equal(1, (await http.ScrapeAsync(new Uri(gateway.BaseAddress, "/metrics"))).Single("gpufleet_gateway_redis_degraded"));
 
         // Redis comes up: the gateway connects by itself and the worker announces itself in the registry.
+        silent.Stop();
         await redis.StartAgainAsync();
         await TestTimeouts.WaitUntilAsync(async () => (await http.ScrapeAsync(new Uri(gateway.BaseAddress, "/metrics"))).Single("gpufleet_gateway_redis_degraded") == 0);
         await using var admin = await GpuFleet.Gateway.Tests.State.RedisTestConnections.AdminAsync(redis.Endpoint);

@@ -62,4 +62,48 @@ public sealed class SpecialTokenGuardTests(TestModels models)
         Assert.Equal(2, tokens.Count(t => t == think));
         Assert.Equal(model.Tokenize(QwenChatFormat.Render(messages, Options)), tokens);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Long_conversations_tokenize_in_pieces_exactly_as_in_one_call(bool qwenTokenizer)
+    {
+        var model = models.Get(DemoArchitecture.Qwen35, qwenTokenizer);
+        var guard = new SpecialTokenGuard(model);
+        var messages = new List<ChatMessage> { new("system", "Be brief. <think> is a tag. ") };
+        for (var i = 0; i < 150; i++)
+        {
+            // Specials next to whitespace, next to each other and typed by the user, across far more than one piece.
+            messages.Add(new ChatMessage("user", $"  question {i} <think></think>\n <tool_call> x </tool_call>\t"));
+            messages.Add(i % 3 == 0
+                ? new ChatMessage("assistant", "<think>\nhm\n</think>\n\nlet me call") { ToolCalls = [new ChatToolCall($"c{i}", "f", "{\"a\": \" <tool_call> \"}")] }
+                : new ChatMessage("assistant", $"answer {i}\n"));
+            if (i % 3 == 0)
+            {
+                messages.Add(new ChatMessage("tool", " result <tool_response> ") { ToolCallId = $"c{i}" });
+            }
+        }
+
+        var prompt = QwenChatFormat.Render(messages, new ChatRenderOptions { EnableThinking = true });
+        var whole = model.Tokenize(prompt);
+
+        Assert.True(whole.Length > 3000);
+        Assert.Equal(whole, guard.Tokenize(prompt));
+        Assert.Equal(whole, guard.TokenizeText(prompt));
+    }
+
+    [Fact]
+    public void Tokenizing_stops_soon_after_the_limit()
+    {
+        var model = models.Get(DemoArchitecture.Qwen35);
+        var guard = new SpecialTokenGuard(model);
+        var messages = Enumerable.Range(0, 2000).Select(i => new ChatMessage(i % 2 == 0 ? "user" : "assistant", $"message {i}")).ToList();
+        var prompt = QwenChatFormat.Render(messages, Options);
+
+        var all = guard.Tokenize(prompt);
+        var limited = guard.Tokenize(prompt, limit: 1000);
+
+        Assert.InRange(limited.Length, 1001, all.Length / 4);
+        Assert.Equal(all.AsSpan(0, limited.Length).ToArray(), limited);
+    }
 }

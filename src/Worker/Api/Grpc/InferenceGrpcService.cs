@@ -37,14 +37,23 @@ internal sealed class InferenceGrpcService(WorkerApi api) : Inference.InferenceB
             throw ToGrpc(ex);
         }
 
+        // A uint32 max_tokens beyond int saturates rather than wrapping negative: the engine clamps it to the context anyway.
         var parameters = new GenerationParameters(api.ModelId, Stream: true, IncludeUsage: true,
-            request.MaxTokens > 0 ? (int)request.MaxTokens : null, Sampling(request.Sampling), request.Stop, request.IgnoreEos);
+            request.MaxTokens > 0 ? (int)Math.Min(int.MaxValue, request.MaxTokens) : null, Sampling(request.Sampling), request.Stop, request.IgnoreEos);
         GenerationRequest generation;
         QwenOutputParser? parser = null;
         switch (request.InputCase)
         {
             case GenerateRequest.InputOneofCase.Prompt when request.Prompt.Length > 0:
-                generation = api.BuildRequest(api.Engine.Model.Tokenize(request.Prompt), parameters, grammar: null);
+                try
+                {
+                    generation = api.BuildRequest(ChatPipeline.TokenizePrompt(api, request.Prompt), parameters, grammar: null);
+                }
+                catch (OpenAiException ex)
+                {
+                    throw ToGrpc(ex);
+                }
+
                 break;
             case GenerateRequest.InputOneofCase.Chat:
                 try
@@ -56,6 +65,10 @@ internal sealed class InferenceGrpcService(WorkerApi api) : Inference.InferenceB
                 catch (ChatFormatException ex)
                 {
                     throw new RpcException(new Status(StatusCode.InvalidArgument, ex.Message));
+                }
+                catch (OpenAiException ex)
+                {
+                    throw ToGrpc(ex);
                 }
 
                 break;
@@ -166,15 +179,14 @@ internal sealed class InferenceGrpcService(WorkerApi api) : Inference.InferenceB
         JsonElement? parameters = null;
         if (t.ParametersJson.Length > 0)
         {
-            try
+            // Checked as strictly as an HTTP body, since the chat format reads the schema's strings.
+            if (JsonRequestBody.Problem(System.Text.Encoding.UTF8.GetBytes(t.ParametersJson)) is not null)
             {
-                using var document = JsonDocument.Parse(t.ParametersJson);
-                parameters = document.RootElement.Clone();
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"The parameters of tool '{JsonRequestBody.Quote(t.Name)}' are not valid JSON."));
             }
-            catch (JsonException)
-            {
-                throw new RpcException(new Status(StatusCode.InvalidArgument, $"The parameters of tool '{t.Name}' are not valid JSON."));
-            }
+
+            using var document = JsonDocument.Parse(t.ParametersJson, new JsonDocumentOptions { MaxDepth = JsonRequestBody.MaxDepth });
+            parameters = document.RootElement.Clone();
         }
 
         return new ChatTool(t.Name, t.Description.Length > 0 ? t.Description : null, parameters);

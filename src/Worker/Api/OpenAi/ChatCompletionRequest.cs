@@ -1,4 +1,5 @@
 using System.Text.Json;
+using GpuFleet.Contracts;
 using GpuFleet.Worker.Chat;
 
 namespace GpuFleet.Worker.Api.OpenAi;
@@ -59,7 +60,7 @@ internal sealed record ChatCompletionRequest(
             var role = fields.RequiredString("role");
             if (!Roles.Contains(role))
             {
-                throw OpenAiException.BadRequest($"'{path}.role' must be one of system, developer, user, assistant, tool; not '{role}'.", $"{path}.role", "invalid_value");
+                throw OpenAiException.BadRequest($"'{path}.role' must be one of system, developer, user, assistant, tool; not '{JsonRequestBody.Quote(role)}'.", $"{path}.role", "invalid_value");
             }
 
             var toolCalls = role == "assistant" ? ParseToolCalls(fields) : null;
@@ -122,7 +123,7 @@ internal sealed record ChatCompletionRequest(
             var type = fields.RequiredString("type");
             if (type != "text")
             {
-                throw OpenAiException.BadRequest($"'{partPath}.type' '{type}' is not supported: this model reads text only.", $"{partPath}.type", "unsupported_value");
+                throw OpenAiException.BadRequest($"'{partPath}.type' '{JsonRequestBody.Quote(type)}' is not supported: this model reads text only.", $"{partPath}.type", "unsupported_value");
             }
 
             text.Append(fields.RequiredString("text"));
@@ -152,15 +153,8 @@ internal sealed record ChatCompletionRequest(
             var function = call.Object("function")
                 ?? throw OpenAiException.BadRequest($"'{path}.function' is required.", $"{path}.function", "missing_required_parameter");
             var arguments = function.String("arguments") ?? "{}";
-            try
-            {
-                using var parsed = JsonDocument.Parse(arguments);
-                if (parsed.RootElement.ValueKind != JsonValueKind.Object)
-                {
-                    throw new JsonException();
-                }
-            }
-            catch (JsonException)
+            // JSON inside a JSON string, whose strings the chat format reads: checked as strictly as a body.
+            if (JsonRequestBody.Problem(System.Text.Encoding.UTF8.GetBytes(arguments)) is not null || !IsJsonObject(arguments))
             {
                 throw OpenAiException.BadRequest($"'{path}.function.arguments' must be a JSON object encoded as a string.", $"{path}.function.arguments", "invalid_value");
             }
@@ -169,6 +163,12 @@ internal sealed record ChatCompletionRequest(
         }
 
         return calls;
+    }
+
+    private static bool IsJsonObject(string json)
+    {
+        using var parsed = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = JsonRequestBody.MaxDepth });
+        return parsed.RootElement.ValueKind == JsonValueKind.Object;
     }
 
     private static List<ChatTool> ParseTools(JsonFields body)
@@ -192,7 +192,7 @@ internal sealed record ChatCompletionRequest(
             var type = tool.String("type") ?? "function";
             if (type != "function")
             {
-                throw OpenAiException.BadRequest($"'{path}.type' must be 'function', not '{type}'.", $"{path}.type", "unsupported_value");
+                throw OpenAiException.BadRequest($"'{path}.type' must be 'function', not '{JsonRequestBody.Quote(type)}'.", $"{path}.type", "unsupported_value");
             }
 
             var function = tool.Object("function")
@@ -223,7 +223,7 @@ internal sealed record ChatCompletionRequest(
                 "auto" => ToolChoiceMode.Auto,
                 "none" => ToolChoiceMode.None,
                 "required" => ToolChoiceMode.Required,
-                var other => throw OpenAiException.BadRequest($"'tool_choice' must be none, auto, required or a function, not '{other}'.", "tool_choice", "invalid_value"),
+                var other => throw OpenAiException.BadRequest($"'tool_choice' must be none, auto, required or a function, not '{JsonRequestBody.Quote(other ?? "")}'.", "tool_choice", "invalid_value"),
             };
             if (mode == ToolChoiceMode.Required && tools.Count == 0)
             {
@@ -242,7 +242,7 @@ internal sealed record ChatCompletionRequest(
             ?? throw OpenAiException.BadRequest("'tool_choice.function.name' is required.", "tool_choice.function.name", "missing_required_parameter");
         return tools.Any(t => t.Name == name)
             ? (ToolChoiceMode.Named, name)
-            : throw OpenAiException.BadRequest($"'tool_choice' names '{name}', which is not among 'tools'.", "tool_choice", "invalid_value");
+            : throw OpenAiException.BadRequest($"'tool_choice' names '{JsonRequestBody.Quote(name)}', which is not among 'tools'.", "tool_choice", "invalid_value");
     }
 
     private static bool ParseResponseFormat(JsonFields body)
@@ -258,7 +258,7 @@ internal sealed record ChatCompletionRequest(
             "json_object" => true,
             "json_schema" => throw OpenAiException.BadRequest(
                 "response_format 'json_schema' is not supported yet; use 'json_object' (any JSON object is guaranteed).", "response_format.type", "unsupported_value"),
-            var other => throw OpenAiException.BadRequest($"'response_format.type' must be text or json_object, not '{other}'.", "response_format.type", "invalid_value"),
+            var other => throw OpenAiException.BadRequest($"'response_format.type' must be text or json_object, not '{JsonRequestBody.Quote(other)}'.", "response_format.type", "invalid_value"),
         };
     }
 }

@@ -20,7 +20,7 @@ internal static class CompletionsEndpoint
             throw OpenAiException.BadRequest("echo, suffix and best_of are not supported by this server.", "echo", "unsupported_parameter");
         }
 
-        var prompt = ParsePrompt(body, api.Engine.Model);
+        var prompt = ParsePrompt(body, api);
         var generation = api.BuildRequest(prompt, parameters, grammar: null).WithPrefixBlocks(http.Request.Headers[GpuFleetHeaders.PrefixBlocks]);
         var admission = api.Engine.Submit(generation, http.RequestAborted);
         if (!admission.Accepted)
@@ -41,17 +41,17 @@ internal static class CompletionsEndpoint
     });
 
     /// <summary>A string, a one-element array of strings, or an array of token ids.</summary>
-    private static int[] ParsePrompt(JsonFields body, LlamaCpp.LlamaModel model)
+    private static int[] ParsePrompt(JsonFields body, WorkerApi api)
     {
         var prompt = body.Raw("prompt") ?? throw OpenAiException.BadRequest("'prompt' is required.", "prompt", "missing_required_parameter");
         switch (prompt.ValueKind)
         {
             case JsonValueKind.String:
-                return NonEmpty(model.Tokenize(prompt.GetString()!, parseSpecial: true));
+                return NonEmpty(ChatPipeline.TokenizePrompt(api, prompt.GetString()!));
             case JsonValueKind.Array when prompt.GetArrayLength() > 0 && prompt.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Number):
                 return NonEmpty([.. prompt.EnumerateArray().Select(e => e.TryGetInt32(out var t) ? t : throw body.Wrong("prompt", "an array of token ids"))]);
             case JsonValueKind.Array when prompt.GetArrayLength() == 1 && prompt[0].ValueKind == JsonValueKind.String:
-                return NonEmpty(model.Tokenize(prompt[0].GetString()!, parseSpecial: true));
+                return NonEmpty(ChatPipeline.TokenizePrompt(api, prompt[0].GetString()!));
             case JsonValueKind.Array:
                 throw OpenAiException.BadRequest("Only one prompt per request is supported ('prompt' as a string, a one-string array, or token ids).", "prompt", "unsupported_value");
             default:

@@ -49,6 +49,10 @@ internal sealed record GenerationParameters(
             throw OpenAiException.BadRequest("'top_p' must be greater than 0.", "top_p", "invalid_value");
         }
 
+        // Not used here (the gateway keys sessions by it), but typed as OpenAI types it, so that the gateway and the
+        // worker refuse the same bodies.
+        body.String("user");
+
         // ignore_eos: the vLLM / llama-server extension for benchmarks (generate exactly max_tokens).
         var ignoreEos = body.Bool("ignore_eos") ?? false;
         return new GenerationParameters(model, stream, includeUsage, maxTokens == 0 ? null : (int)maxTokens, sampling, ParseStop(body), ignoreEos);

@@ -1,17 +1,16 @@
-using System.Text;
 using System.Text.Json;
+using GpuFleet.Contracts;
 using Microsoft.AspNetCore.Http;
 
 namespace GpuFleet.Worker.Api.OpenAi;
 
 /// <summary>
 /// Reads a request body as one JSON object, bounded in size, with every failure as a 400/413 in the
-/// OpenAI shape: body too large, invalid UTF-8, malformed JSON, or a non-object document.
+/// OpenAI shape: body too large, a body that <see cref="JsonRequestBody"/> refuses (invalid UTF-8, malformed
+/// JSON, too deep, an escape that is no text), or a non-object document.
 /// </summary>
 internal static class JsonRequestReader
 {
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
     public static async Task<JsonDocument> ReadObjectAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
     {
         if (request.ContentLength > maxBytes)
@@ -21,37 +20,39 @@ internal static class JsonRequestReader
 
         using var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+        try
         {
-            if (buffer.Length + read > maxBytes)
+            int read;
+            while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
             {
-                throw TooLarge(maxBytes);
-            }
+                if (buffer.Length + read > maxBytes)
+                {
+                    throw TooLarge(maxBytes);
+                }
 
-            buffer.Write(chunk, 0, read);
+                buffer.Write(chunk, 0, read);
+            }
+        }
+        catch (BadHttpRequestException ex)
+        {
+            // Kestrel's own refusal of the body (cut short, malformed chunks, over its limit), with the status it chose.
+            throw new OpenAiException(ex.StatusCode, "The request body could not be read: it ended early or is malformed.", "invalid_request_error", null, "invalid_body");
+        }
+        catch (IOException)
+        {
+            // The client stopped sending (an abandoned chunked upload, a reset connection): its doing, not an unexpected
+            // error; the 400 goes nowhere when the connection is gone, and nothing is logged as a failure.
+            throw OpenAiException.BadRequest("The request body ended before it was complete.", null, "invalid_body");
         }
 
         var bytes = buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
-        try
+        if (JsonRequestBody.Problem(bytes.Span) is { } problem)
         {
-            StrictUtf8.GetCharCount(bytes.Span);
-        }
-        catch (DecoderFallbackException)
-        {
-            throw OpenAiException.BadRequest("The request body is not valid UTF-8.");
+            throw OpenAiException.BadRequest(problem, null, "invalid_json");
         }
 
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 64 });
-        }
-        catch (JsonException ex)
-        {
-            throw OpenAiException.BadRequest($"The request body is not valid JSON: {ex.Message}");
-        }
-
+        // Checked above: this parse cannot fail, and no string read from the document can throw.
+        var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = JsonRequestBody.MaxDepth });
         if (document.RootElement.ValueKind != JsonValueKind.Object)
         {
             document.Dispose();

@@ -47,6 +47,7 @@ public sealed class SimulatedEngine : IInferenceEngine
     private long _promptTokens;
     private long _generatedTokens;
     private long _completed;
+    private long _cancelled;
     private long _rejected;
 
     private SimulatedEngine(LlamaModel model, EngineOptions options, SimulatedReply reply, TimeProvider time)
@@ -162,6 +163,7 @@ public sealed class SimulatedEngine : IInferenceEngine
                 PromptTokensTotal = _promptTokens,
                 GeneratedTokensTotal = _generatedTokens,
                 RequestsCompleted = _completed,
+                RequestsCancelled = _cancelled,
                 RequestsRejected = _rejected,
                 Stopping = _closed,
             };
@@ -346,7 +348,14 @@ public sealed class SimulatedEngine : IInferenceEngine
         {
             _running--;
             _generatedTokens += generation.Generated;
-            _completed++;
+            if (reason == FinishReason.Cancelled)
+            {
+                _cancelled++;
+            }
+            else
+            {
+                _completed++;
+            }
             next = _waiting.First?.Value;
             if (next is not null)
             {

@@ -301,4 +301,19 @@ public sealed class RequestInspectorTests
         Assert.Equal(400, error.Status);
         Assert.Equal("invalid_json", error.Code);
     }
+
+    [Theory]
+    [InlineData("{\"model\":\"m\\ud800\",\"messages\":[{\"role\":\"user\"}]}", true)]
+    [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"\\udc00\"}]}", true)]
+    [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\\ud800x\"}]}", true)]
+    [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"\\ud800\"}]}]}", true)]
+    [InlineData("{\"model\":\"m\",\"\\ud800\":1,\"messages\":[{\"role\":\"user\"}]}", true)]
+    [InlineData("{\"model\":\"m\",\"stop\":\"\\ud800\",\"messages\":[{\"role\":\"user\"}]}", true)]
+    [InlineData("{\"model\":\"m\",\"prompt\":\"\\ud800\"}", false)]
+    public void A_lone_surrogate_escape_anywhere_is_a_400_not_a_500(string json, bool chat)
+    {
+        var error = Assert.Throws<GatewayError>(() => _inspector.Inspect(Encoding.UTF8.GetBytes(json), chat, null));
+        Assert.Equal(400, error.Status);
+        Assert.Equal("invalid_json", error.Code);
+    }
 }

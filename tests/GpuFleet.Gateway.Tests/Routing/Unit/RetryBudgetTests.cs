@@ -118,4 +118,27 @@ public sealed class RetryBudgetTests
         Requests(budget, 60);
         Assert.Equal(12, Drain(budget));
     }
+
+    [Fact]
+    public void A_refusal_at_capacity_never_spends_the_budget()
+    {
+        var none = new RetryBudget(new ForwardingOptions { MinRetriesPer10Seconds = 0, RetryBudgetRatio = 0 }, _clock);
+        Requests(none, 100);
+        Assert.False(none.TryRetry(RetryCause.ConnectionFailed));
+        Assert.False(none.TryRetry(RetryCause.WorkerUnavailable));
+        for (var i = 0; i < 1000; i++)
+        {
+            Assert.True(none.TryRetry(RetryCause.WorkerAtCapacity));
+        }
+
+        // A fleet refusing at capacity leaves the whole budget to real failures.
+        var budget = new RetryBudget(new ForwardingOptions(), _clock);
+        for (var i = 0; i < 500; i++)
+        {
+            Assert.True(budget.TryRetry(RetryCause.WorkerAtCapacity));
+        }
+
+        Assert.Equal(10, Drain(budget));
+        Assert.False(budget.TryRetry(RetryCause.ConnectionFailed));
+    }
 }
