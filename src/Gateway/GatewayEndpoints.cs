@@ -24,6 +24,7 @@ public static class GatewayEndpoints
         app.UseMiddleware<ApiKeyAuthenticationMiddleware>();
         app.MapReverseProxy(proxy =>
         {
+            proxy.UseMiddleware<RequestMetricsMiddleware>();
             proxy.UseMiddleware<GatewayForwardingMiddleware>();
             proxy.UseLoadBalancing();
             proxy.UseMiddleware<ChosenWorkerMiddleware>();
