@@ -60,7 +60,7 @@ internal sealed class GatewayMetrics : IDisposable
     private readonly Histogram<double> _duration;
     private readonly Histogram<long> _tokenUsage;
     private readonly Histogram<long> _matchedPrefix;
-    private readonly Counter<long> _retries;
+    private readonly PerWorkerCounts _retries;
     private readonly Counter<long> _failovers;
     private readonly Histogram<double> _capacityWait;
     private readonly Counter<long> _refusals;
@@ -87,10 +87,12 @@ internal sealed class GatewayMetrics : IDisposable
         _matchedPrefix = _meter.CreateHistogram<long>("gpufleet_gateway_matched_prefix_tokens", "{token}",
             "Estimated prompt tokens the chosen worker already held (the affinity match), per routed request.",
             advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [0, 16, 64, 256, 1024, 4096, 16384, 65536, 262144] });
-        _retries = _meter.CreateCounter<long>("gpufleet_gateway_retries", "{attempt}",
+        _retries = new PerWorkerCounts(board);
+        _meter.CreateObservableCounter("gpufleet_gateway_retries", _retries.Observe, "{attempt}",
             "Attempts that failed before the first byte and were retried on another worker, by the worker that failed.");
         _failovers = _meter.CreateCounter<long>("gpufleet_gateway_failovers", "{request}",
             "Requests answered successfully by a worker after another had failed them.");
+        _failovers.Add(0); // exported from the start (see PerWorkerCounts)
         _capacityWait = _meter.CreateHistogram("gpufleet_gateway_capacity_wait", "s",
             "Time a request waited at the gateway for room while every worker was full.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = CapacityWaitBuckets });
@@ -157,7 +159,7 @@ internal sealed class GatewayMetrics : IDisposable
         {
             foreach (var tried in routing.Tried)
             {
-                _retries.Add(1, new KeyValuePair<string, object?>("worker", tried));
+                _retries.Increment(tried);
             }
 
             if (routing.Tried.Count > 0 && status is >= 200 and < 300)

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using GpuFleet.Gateway.Load;
 
 namespace GpuFleet.Gateway.Observability;
 
@@ -10,19 +11,20 @@ namespace GpuFleet.Gateway.Observability;
 internal sealed class RoutingMetrics
 {
     private readonly Counter<long> _decisions;
-    private readonly Counter<long> _ejections;
+    private readonly PerWorkerCounts _ejections;
 
-    public RoutingMetrics(IMeterFactory meters)
+    public RoutingMetrics(IMeterFactory meters, WorkerLoadBoard board)
     {
         ArgumentNullException.ThrowIfNull(meters);
+        _ejections = new PerWorkerCounts(board);
         var meter = meters.Create(GatewayMetrics.MeterName);
         _decisions = meter.CreateCounter<long>("gpufleet_gateway_routing_decisions", "{decision}",
             "Workers chosen by the load-balancing policy, one per attempt, by route reason.");
-        _ejections = meter.CreateCounter<long>("gpufleet_gateway_worker_ejections", "{ejection}",
+        meter.CreateObservableCounter("gpufleet_gateway_worker_ejections", _ejections.Observe, "{ejection}",
             "Times a worker was taken out of rotation by passive health (connection failure or broken response).");
     }
 
     public void ObserveDecision(string? route) => _decisions.Add(1, new KeyValuePair<string, object?>("route", route ?? "none"));
 
-    public void ObserveEjection(string worker) => _ejections.Add(1, new KeyValuePair<string, object?>("worker", worker));
+    public void ObserveEjection(string worker) => _ejections.Increment(worker);
 }

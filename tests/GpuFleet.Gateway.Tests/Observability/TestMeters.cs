@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using GpuFleet.Gateway.Load;
 using GpuFleet.Gateway.Observability;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -9,5 +10,5 @@ internal static class TestMeters
 {
     private static readonly IMeterFactory Factory = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
 
-    public static RoutingMetrics Routing() => new(Factory);
+    public static RoutingMetrics Routing() => new(Factory, new WorkerLoadBoard(TimeProvider.System));
 }
