@@ -61,7 +61,7 @@ internal sealed class GatewayMetrics : IDisposable
     private readonly Histogram<long> _tokenUsage;
     private readonly Histogram<long> _matchedPrefix;
     private readonly PerWorkerCounts _retries;
-    private readonly Counter<long> _failovers;
+    private long _failovers;
     private readonly Histogram<double> _capacityWait;
     private readonly Counter<long> _refusals;
     private readonly Counter<long> _keyRequests;
@@ -90,9 +90,9 @@ internal sealed class GatewayMetrics : IDisposable
         _retries = new PerWorkerCounts(board);
         _meter.CreateObservableCounter("gpufleet_gateway_retries", _retries.Observe, "{attempt}",
             "Attempts that failed before the first byte and were retried on another worker, by the worker that failed.");
-        _failovers = _meter.CreateCounter<long>("gpufleet_gateway_failovers", "{request}",
+        // Observed rather than added to, so that it is exported from the start, at 0 (see PerWorkerCounts).
+        _meter.CreateObservableCounter("gpufleet_gateway_failovers", () => Interlocked.Read(ref _failovers), "{request}",
             "Requests answered successfully by a worker after another had failed them.");
-        _failovers.Add(0); // exported from the start (see PerWorkerCounts)
         _capacityWait = _meter.CreateHistogram("gpufleet_gateway_capacity_wait", "s",
             "Time a request waited at the gateway for room while every worker was full.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = CapacityWaitBuckets });
@@ -164,7 +164,7 @@ internal sealed class GatewayMetrics : IDisposable
 
             if (routing.Tried.Count > 0 && status is >= 200 and < 300)
             {
-                _failovers.Add(1);
+                Interlocked.Increment(ref _failovers);
             }
         }
 
