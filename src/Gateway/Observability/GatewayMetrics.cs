@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using GpuFleet.Contracts;
+using GpuFleet.Contracts.V1;
 using GpuFleet.Gateway.Auth;
 using GpuFleet.Gateway.Load;
 using GpuFleet.Gateway.Routing;
@@ -23,6 +24,9 @@ namespace GpuFleet.Gateway.Observability;
 internal sealed class GatewayMetrics : IDisposable
 {
     public const string MeterName = "GpuFleet.Gateway";
+
+    /// <summary>The gRPC generation method's path: its calls are generations like the OpenAI ones.</summary>
+    private static readonly string GrpcGeneratePath = $"/{Inference.Descriptor.FullName}/{nameof(Inference.InferenceClient.Generate)}";
 
     /// <summary>Seconds: an in-process lookup takes microseconds, a Redis round trip a fraction of a millisecond.</summary>
     private static readonly double[] LookupBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25];
@@ -130,10 +134,16 @@ internal sealed class GatewayMetrics : IDisposable
         var end = observation.LastWriteAt != 0 ? observation.LastWriteAt : _time.GetTimestamp();
         var modelTag = new KeyValuePair<string, object?>("model", model);
         var routeTag = new KeyValuePair<string, object?>("route", route);
-        _duration.Record(_time.GetElapsedTime(observation.StartedAt, end).TotalSeconds, modelTag, routeTag, new("status", StatusClass(status)));
+        // Latencies of generations only: a model list or health probe through the proxy is no first token.
+        var generation = routing?.Request is not null || IsGrpcGenerate(context.Request);
+        if (generation)
+        {
+            _duration.Record(_time.GetElapsedTime(observation.StartedAt, end).TotalSeconds, modelTag, routeTag, new("status", StatusClass(status)));
+        }
+
         var usage = routing?.Usage ?? default;
         var hasUsage = routing?.Usage is not null;
-        if (observation.FirstByteAt != 0 && status < 400)
+        if (generation && observation.FirstByteAt != 0 && status < 400)
         {
             _firstToken.Record(_time.GetElapsedTime(observation.StartedAt, observation.FirstByteAt).TotalSeconds, modelTag, routeTag);
             // Only a stream shows the pace of generation: a whole JSON body goes out in one write.
@@ -198,6 +208,9 @@ internal sealed class GatewayMetrics : IDisposable
     /// <summary>The model the serving worker reports: bounded by the fleet, unlike the request's own model field.</summary>
     private string Model(string? destination) =>
         destination is not null && _board.Get(destination)?.Status?.Model is { Length: > 0 } model ? model : "none";
+
+    private static bool IsGrpcGenerate(HttpRequest request) =>
+        request.Path.Equals(GrpcGeneratePath, StringComparison.Ordinal);
 
     /// <summary>Measures one capacity wait; a struct so the common no-wait case allocates nothing.</summary>
     internal readonly struct CapacityWaitScope(GatewayMetrics metrics, long startedAt) : IDisposable

@@ -89,11 +89,25 @@ public sealed class RequestMetricsTests : IDisposable
     }
 
     [Fact]
+    public async Task A_request_that_is_no_generation_records_no_generation_latency()
+    {
+        await RunAsync(context =>
+        {
+            context.Features.Set(new RoutingState { Destination = "w1" }); // GET /v1/models, say
+            context.Features.Get<RequestObservation>()!.AttemptEnded(_clock.GetTimestamp(), _clock.GetTimestamp());
+            return Task.CompletedTask;
+        });
+
+        Assert.DoesNotContain(_measurements, m => m.Instrument.StartsWith("gen_ai.", StringComparison.Ordinal));
+        Assert.Single(_measurements, m => m.Instrument == "gpufleet_gateway_key_requests");
+    }
+
+    [Fact]
     public async Task A_refusal_is_counted_by_its_cause_and_has_no_first_token()
     {
         await RunAsync(context =>
         {
-            context.Features.Set(new RoutingState());
+            context.Features.Set(new RoutingState { Request = new InspectedRequest { Model = "m" } });
             return new GatewayError(429, "Every worker is at capacity.", "rate_limit_exceeded", "fleet_overloaded") { RetryAfterSeconds = 1 }.WriteAsync(context);
         });
 
