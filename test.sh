@@ -21,7 +21,8 @@ fi
 # Redis tests (tests/GpuFleet.Gateway.Tests/State and the other Redis users) start, kill and restart a real redis-server from Debian.
 command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
 
-# Metrics tests check every process's /metrics with Prometheus' own promtool (Debian package prometheus).
+# Metrics tests check every process's /metrics with Prometheus' own promtool (Debian package prometheus); the
+# observability tests also run its prometheus server against a fleet and promtool over the rules.
 command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null)
 
 # Deployment tests (tests/GpuFleet.Deploy.Tests): a Docker engine of their own (dockerd, started and stopped by the
@@ -35,6 +36,9 @@ command -v kubectl >/dev/null || deploy_missing+=(kubernetes-client)
 if ((${#deploy_missing[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${deploy_missing[@]}" >/dev/null
 fi
+
+# The live fleet page test (tests/GpuFleet.Gateway.Tests/Observability) renders /fleet in headless Chromium.
+command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 # The pinned llama.cpp libraries (CPU), fetched from npm and verified against natives/natives.lock.
 scripts/fetch-natives.sh cpu

@@ -15,7 +15,8 @@ public static class GatewayEndpoints
     /// <summary>
     /// API-key authentication for everything but the operations endpoints, then the OpenAI API proxied to the workers
     /// through GpuFleet's forwarding (inspection, affinity, admission, failover, timeouts) and the time-to-first-token
-    /// policy; <c>/healthz</c>, <c>/readyz</c> (some worker available), <c>/metrics</c> and <c>/workers</c>.
+    /// policy; <c>/healthz</c>, <c>/readyz</c> (some worker available), <c>/metrics</c>, <c>/workers</c> and the live
+    /// fleet page <c>/fleet</c> (with <c>/fleet.json</c>).
     /// </summary>
     public static WebApplication MapGpuFleetGateway(this WebApplication app)
     {
@@ -24,6 +25,7 @@ public static class GatewayEndpoints
         app.UseMiddleware<ApiKeyAuthenticationMiddleware>();
         app.MapReverseProxy(proxy =>
         {
+            proxy.UseMiddleware<RequestMetricsMiddleware>();
             proxy.UseMiddleware<GatewayForwardingMiddleware>();
             proxy.UseLoadBalancing();
             proxy.UseMiddleware<ChosenWorkerMiddleware>();
@@ -37,6 +39,8 @@ public static class GatewayEndpoints
         _ = app.Services.GetRequiredService<GatewayMetrics>();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/workers", WorkersEndpoint.WriteAsync);
+        app.MapGet("/fleet", FleetPage.WriteHtmlAsync);
+        app.MapGet("/fleet.json", FleetPage.WriteJsonAsync);
         app.MapFallback(context => new GatewayError(404, $"No endpoint {context.Request.Method} {context.Request.Path}.", "invalid_request_error", "not_found").WriteAsync(context));
         return app;
     }

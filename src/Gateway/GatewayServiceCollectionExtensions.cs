@@ -45,6 +45,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddGpuFleetApiKeys();
         services.AddHealthChecks();
         services.TryAddSingleton<GatewayMetrics>();
+        services.TryAddSingleton<RoutingMetrics>();
         services.AddGpuFleetMetrics("gpufleet-gateway", GatewayMetrics.MeterName);
         return services;
     }

@@ -4,6 +4,7 @@ using GpuFleet.Worker.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -33,6 +34,7 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton<WorkerApi>();
         services.TryAddSingleton<WorkerMetrics>();
         services.AddGpuFleetMetrics("gpufleet-worker", WorkerMetrics.MeterName);
+        services.ConfigureOpenTelemetryMeterProvider(metrics => metrics.AddMeter(EngineMetrics.MeterName));
         GpuFleet.Worker.Api.Grpc.WorkerGrpcEndpoints.AddServices(services);
         return services;
     }

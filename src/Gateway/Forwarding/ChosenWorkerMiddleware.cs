@@ -1,3 +1,4 @@
+using GpuFleet.Gateway.Observability;
 using GpuFleet.Gateway.Routing;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Model;
@@ -9,7 +10,7 @@ namespace GpuFleet.Gateway.Forwarding;
 /// attempt's first-token timeout from the prompt's expected prefill there, and counts the request against the worker
 /// while it runs.
 /// </summary>
-internal sealed class ChosenWorkerMiddleware(RequestDelegate next, WorkerTraffic traffic, FirstTokenTimeouts timeouts)
+internal sealed class ChosenWorkerMiddleware(RequestDelegate next, WorkerTraffic traffic, FirstTokenTimeouts timeouts, RoutingMetrics metrics)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -17,6 +18,7 @@ internal sealed class ChosenWorkerMiddleware(RequestDelegate next, WorkerTraffic
         var chosen = context.Features.Get<IReverseProxyFeature>()!.AvailableDestinations[0].DestinationId;
         var routing = context.Features.Get<RoutingState>();
         routing?.Destination = chosen;
+        metrics.ObserveDecision(routing?.Reason);
         var prefillTokens = routing?.ChosenPrefillTokens ?? 0;
         context.Features.Get<ResponseWatch>()?.FirstTokenTimeout = timeouts.For(chosen, prefillTokens);
         var newBlocks = routing?.Request is { } request ? request.Blocks.Count - routing.ChosenHeldBlocks : 0;

@@ -1,4 +1,5 @@
 using GpuFleet.Contracts;
+using GpuFleet.Gateway.Observability;
 using Microsoft.AspNetCore.Http;
 
 namespace GpuFleet.Gateway.Forwarding;
@@ -35,6 +36,7 @@ public sealed class GatewayError(int status, string message, string type, string
     public Task WriteAsync(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
+        context.Features.Get<RequestObservation>()?.Refused(Code);
         var pushback = RetryAfterSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
         if (GrpcRefusal.IsGrpc(context.Request))
         {

@@ -79,7 +79,10 @@ internal sealed class GatewayForwardingMiddleware(
                 context.Features.Set(routing);
             }
 
-            await WaitForRoomAsync(context, proxy);
+            using (metrics.TimeCapacityWait())
+            {
+                await WaitForRoomAsync(context, proxy);
+            }
         }
         catch (GatewayError error) when (!context.Response.HasStarted)
         {

@@ -1,5 +1,6 @@
 using System.Text;
 using GpuFleet.Contracts;
+using GpuFleet.Gateway.Observability;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -23,6 +24,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private readonly TimeProvider _time;
     private readonly ForwardingOptions _options;
     private readonly ResponseWatchdog _watchdog;
+    private readonly RequestObservation? _observation;
     private readonly long _startedAt;
     private readonly List<byte> _line = [];
     private readonly List<byte> _held = []; // a line start that may still become the usage marker: not written yet
@@ -45,6 +47,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         _startedAt = time.GetTimestamp();
         _firstTokenTimeoutTicks = options.FirstTokenTimeout.Ticks;
         _watchdog = watchdog;
+        _observation = context.Features.Get<RequestObservation>();
         watchdog.Add(this);
     }
 
@@ -155,6 +158,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         if (disposing)
         {
             _watchdog.Remove(this);
+            _observation?.AttemptEnded(_firstByteAt, _lastWriteAt);
             _linked.Dispose();
             _timeout.Dispose();
         }

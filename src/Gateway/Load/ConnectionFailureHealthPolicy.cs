@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using GpuFleet.Gateway.Observability;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
@@ -12,7 +13,7 @@ namespace GpuFleet.Gateway.Load;
 /// cool-down ends, and a request it serves resets the doubling. Refusals (429/503) and timeouts are load, not failure,
 /// and never count. An unhealthy worker is still used when no other is left (see the time-to-first-token policy).
 /// </summary>
-internal sealed class ConnectionFailureHealthPolicy(IDestinationHealthUpdater health) : IPassiveHealthCheckPolicy
+internal sealed class ConnectionFailureHealthPolicy(IDestinationHealthUpdater health, RoutingMetrics metrics) : IPassiveHealthCheckPolicy
 {
     public const string PolicyName = "GpuFleetConnectionFailures";
 
@@ -40,6 +41,7 @@ internal sealed class ConnectionFailureHealthPolicy(IDestinationHealthUpdater he
             }
 
             health.SetPassive(cluster, destination, DestinationHealth.Unhealthy, period);
+            metrics.ObserveEjection(destination.DestinationId);
         }
         else if (error is ForwarderError.None)
         {

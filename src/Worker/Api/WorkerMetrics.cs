@@ -1,12 +1,16 @@
 using System.Diagnostics.Metrics;
 using GpuFleet.Worker.Engine;
+using GpuFleet.Worker.Hosting;
+using GpuFleet.Worker.LlamaCpp;
 
 namespace GpuFleet.Worker.Api;
 
 /// <summary>
 /// The worker's instruments (meter <see cref="MeterName"/>), exported at <c>/metrics</c> with the framework's own:
-/// the engine's queue, slots, memory, cache, throughput and totals, read from its status at each collection. Every
-/// series carries the worker's name and model; no request text ever becomes a label.
+/// the engine's queue, slots, memory, cache, throughput and totals, read from its status at each collection, the
+/// devices' memory and the model's load time. Every series carries the worker's name and model (the scheduler's
+/// per-step histograms, <see cref="EngineMetrics"/>, are told apart by Prometheus' instance label); the other labels
+/// take a handful of fixed values, or a device name; no request text ever becomes a label.
 /// </summary>
 internal sealed class WorkerMetrics : IDisposable
 {
@@ -16,7 +20,7 @@ internal sealed class WorkerMetrics : IDisposable
     private readonly WorkerApi _api;
     private readonly KeyValuePair<string, object?>[] _identity;
 
-    public WorkerMetrics(IMeterFactory meters, WorkerApi api)
+    public WorkerMetrics(IMeterFactory meters, WorkerApi api, EngineHost host)
     {
         _api = api;
         _identity = [new("worker", api.Options.Name), new("model", api.ModelId)];
@@ -29,7 +33,11 @@ internal sealed class WorkerMetrics : IDisposable
         Gauge("gpufleet_worker_queue_capacity", "{request}", "Requests that may wait before new ones are refused.", s => s.QueueCapacity);
         Gauge("gpufleet_worker_slots", "{slot}", "Sequence slots by state.", ("state", "running", s => s.RunningSlots), ("state", "free", s => s.FreeSlots));
         Gauge("gpufleet_worker_kv_bytes", "By", "KV cache and recurrent state bytes.", ("kind", "used", s => s.KvBytesUsed), ("kind", "total", s => s.KvBytesTotal));
+        Gauge("gpufleet_worker_kv_tokens", "{token}", "Tokens the KV/state pool holds and can hold.", ("kind", "used", s => s.KvTokensUsed), ("kind", "total", s => s.KvTokensTotal));
+        Gauge("gpufleet_worker_context_tokens", "{token}", "The most tokens (prompt and completion) one request can hold.", s => s.ContextPerRequest);
+        Gauge("gpufleet_worker_pending_prefill_tokens", "{token}", "Prompt tokens admitted or queued but not yet prefilled.", s => s.PendingPrefillTokens);
         Gauge("gpufleet_worker_host_cache_bytes", "By", "Bytes of prefix snapshots in host RAM.", s => s.HostCacheBytes);
+        Gauge("gpufleet_worker_host_cache_capacity_bytes", "By", "The host-RAM budget for prefix snapshots (0: no snapshots).", s => s.HostCacheCapacityBytes);
         Gauge("gpufleet_worker_host_cache_entries", "{snapshot}", "Prefix snapshots in host RAM.", s => s.HostCacheEntries);
         Gauge("gpufleet_worker_prefill_tokens_per_second", "{token}/s", "Prompt tokens per second over the last 10 s.", s => s.PrefillTokensPerSecond);
         Gauge("gpufleet_worker_decode_tokens_per_second", "{token}/s", "Generated tokens per second over the last 10 s.", s => s.DecodeTokensPerSecond);
@@ -40,9 +48,27 @@ internal sealed class WorkerMetrics : IDisposable
         Counter("gpufleet_worker_requests", "{request}", "Requests by outcome.",
             ("outcome", "completed", s => s.RequestsCompleted), ("outcome", "failed", s => s.RequestsFailed), ("outcome", "rejected", s => s.RequestsRejected),
             ("outcome", "cancelled", s => s.RequestsCancelled));
+        _meter.CreateObservableGauge<double>("gpufleet_worker_model_load", () => host.ModelLoadTime is { } load ? [new Measurement<double>(load.TotalSeconds, _identity)] : [],
+            "s", "Seconds the model took to load and the engine to start (no sample until it has).");
+        _meter.CreateObservableGauge("gpufleet_worker_device_memory", () => DeviceMemory(host), "By",
+            "Memory of each ggml backend device (GPU, or the host for the CPU device), free and total, as the backend reports it now.");
     }
 
     public void Dispose() => _meter.Dispose();
+
+    private IEnumerable<Measurement<long>> DeviceMemory(EngineHost host)
+    {
+        if (host.Backend is null)
+        {
+            return [];
+        }
+
+        return LlamaBackend.CurrentDevices().SelectMany(d => new[]
+        {
+            new Measurement<long>(d.FreeBytes, [.. _identity, new("device", d.Name), new("type", d.Type), new("kind", "free")]),
+            new Measurement<long>(d.TotalBytes, [.. _identity, new("device", d.Name), new("type", d.Type), new("kind", "total")]),
+        });
+    }
 
     /// <summary>A gauge of the worker itself, observed even while the model loads.</summary>
     private void Gauge(string name, string? unit, string description, Func<double> read) =>

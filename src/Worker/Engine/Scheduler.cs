@@ -206,6 +206,7 @@ internal sealed class Scheduler
             slot.Active = active;
             slot.LastUsed = ++_clock;
             _active.Add(active);
+            EngineMetrics.Admitted(_time.GetElapsedTime(pending.EnqueuedAt, active.AdmittedAt));
             _promptTokens += pending.Prompt.Length;
             _reusedTokens += reused;
         }
@@ -392,6 +393,7 @@ internal sealed class Scheduler
         }
 
         _step++;
+        var stepStarted = _time.GetTimestamp();
         var result = InjectDecodeFailure?.Invoke() == true ? DecodeResult.Failed : context.Decode(batch);
         if (result != DecodeResult.Ok)
         {
@@ -427,6 +429,7 @@ internal sealed class Scheduler
         }
 
         _meter.Record(prefillTokens, decodeTokens);
+        EngineMetrics.Stepped(decodeTokens, prefillTokens, _time.GetElapsedTime(stepStarted));
     }
 
     /// <summary>

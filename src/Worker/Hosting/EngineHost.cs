@@ -43,9 +43,13 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
     /// <summary>True once the model is loaded and the engine runs.</summary>
     public bool Ready => _engine is not null;
 
+    /// <summary>How long loading the model and starting the engine took; null until it is done.</summary>
+    public TimeSpan? ModelLoadTime { get; private set; }
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var worker = _worker.Value;
+        var started = _time.GetTimestamp();
         Backend = LlamaBackend.Initialize(worker.NativeDirectory, _loggerFactory);
         WorkerLog.BackendLoaded(_logger, Backend.Directory, string.Join(", ", Backend.Backends),
             string.Join(", ", Backend.Devices.Select(d => $"{d.Name} ({d.Type}, {d.TotalBytes >> 20} MiB)")));
@@ -57,6 +61,7 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
             _engine = SimulatedEngine.Start(_model, _engineOptions.Value,
                 new SimulatedReply { Tokens = worker.SimulatedReplyTokens, TokenDelay = TimeSpan.FromMilliseconds(worker.SimulatedTokenDelayMilliseconds) },
                 _loggerFactory.CreateLogger<SimulatedEngine>(), _time);
+            ModelLoadTime = _time.GetElapsedTime(started);
             return;
         }
 
@@ -69,6 +74,7 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
         WorkerLog.ModelLoaded(_logger, _model.Name, _model.Architecture, _model.ParameterCount, _model.SizeBytes);
         _engine = await InferenceEngine.StartAsync(_model, _engineOptions.Value, _loggerFactory.CreateLogger<InferenceEngine>(), _time)
             .WaitAsync(cancellationToken);
+        ModelLoadTime = _time.GetElapsedTime(started);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

@@ -82,23 +82,37 @@ public static unsafe class LlamaBackend
                     $"No CPU backend registered from '{directory}': no libggml-cpu-*.so in that folder suits this CPU.");
             }
 
-            var devices = new List<LlamaDevice>();
-            for (nuint i = 0; i < GgmlNative.BackendDevCount(); i++)
-            {
-                var device = GgmlNative.BackendDevGet(i);
-                nuint free, total;
-                GgmlNative.BackendDevMemory(device, &free, &total);
-                devices.Add(new LlamaDevice(
-                    Utf8(GgmlNative.BackendDevName(device)),
-                    Utf8(GgmlNative.BackendDevDescription(device)),
-                    GgmlNative.BackendDevType(device) switch { 0 => "CPU", 1 => "GPU", 2 => "IGPU", 3 => "ACCEL", var t => $"type{t}" },
-                    (long)free,
-                    (long)total));
-            }
-
-            _info = new LlamaBackendInfo(directory, backends, devices, Utf8(LlamaNative.PrintSystemInfo()).Trim());
+            _info = new LlamaBackendInfo(directory, backends, ReadDevices(), Utf8(LlamaNative.PrintSystemInfo()).Trim());
             return _info;
         }
+    }
+
+    /// <summary>Every device with its free and total memory now (for metrics); empty before <see cref="Initialize"/>.</summary>
+    public static IReadOnlyList<LlamaDevice> CurrentDevices()
+    {
+        lock (Gate)
+        {
+            return _info is null ? [] : ReadDevices();
+        }
+    }
+
+    private static List<LlamaDevice> ReadDevices()
+    {
+        var devices = new List<LlamaDevice>();
+        for (nuint i = 0; i < GgmlNative.BackendDevCount(); i++)
+        {
+            var device = GgmlNative.BackendDevGet(i);
+            nuint free, total;
+            GgmlNative.BackendDevMemory(device, &free, &total);
+            devices.Add(new LlamaDevice(
+                Utf8(GgmlNative.BackendDevName(device)),
+                Utf8(GgmlNative.BackendDevDescription(device)),
+                GgmlNative.BackendDevType(device) switch { 0 => "CPU", 1 => "GPU", 2 => "IGPU", 3 => "ACCEL", var t => $"type{t}" },
+                (long)free,
+                (long)total));
+        }
+
+        return devices;
     }
 
     /// <summary>Free memory of the first GPU now (after models and contexts took theirs), or null without a GPU.</summary>

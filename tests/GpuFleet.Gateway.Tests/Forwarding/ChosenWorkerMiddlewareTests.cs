@@ -1,6 +1,7 @@
 using GpuFleet.Gateway.Forwarding;
 using GpuFleet.Gateway.Load;
 using GpuFleet.Gateway.Routing;
+using GpuFleet.Gateway.Tests.Observability;
 using GpuFleet.Testing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -39,7 +40,7 @@ public sealed class ChosenWorkerMiddlewareTests : IDisposable
         _context.Features.Set(routing);
         var watch = new ResponseWatch(_context, _options, _clock, new ResponseWatchdog(_clock));
         _context.Features.Set(watch);
-        var middleware = new ChosenWorkerMiddleware(_ => Task.CompletedTask, _traffic, new FirstTokenTimeouts(_options, _board, _traffic));
+        var middleware = new ChosenWorkerMiddleware(_ => Task.CompletedTask, _traffic, new FirstTokenTimeouts(_options, _board, _traffic), TestMeters.Routing());
         await middleware.InvokeAsync(_context);
         Assert.Equal("w1", routing.Destination);
         return watch;

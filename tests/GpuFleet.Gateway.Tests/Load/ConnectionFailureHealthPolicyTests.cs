@@ -1,4 +1,5 @@
 using GpuFleet.Gateway.Load;
+using GpuFleet.Gateway.Tests.Observability;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
@@ -14,7 +15,7 @@ public sealed class ConnectionFailureHealthPolicyTests
     private readonly ClusterState _cluster = new("workers");
     private readonly DestinationState _worker = new("w1");
 
-    public ConnectionFailureHealthPolicyTests() => _policy = new ConnectionFailureHealthPolicy(_updater);
+    public ConnectionFailureHealthPolicyTests() => _policy = new ConnectionFailureHealthPolicy(_updater, TestMeters.Routing());
 
     private void Proxied(ForwarderError error)
     {
