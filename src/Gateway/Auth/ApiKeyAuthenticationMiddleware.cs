@@ -44,11 +44,14 @@ public sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKeyS
         return next(context);
     }
 
-    // Probes and scrapes must work without a key: Kubernetes and Prometheus do not carry one.
+    // Probes and scrapes must work without a key: Kubernetes and Prometheus do not carry one. The fleet page shows what
+    // /metrics already does, and a browser cannot send a Bearer key.
     private static bool IsOpenPath(PathString path) =>
         path.Equals("/healthz", StringComparison.OrdinalIgnoreCase)
         || path.Equals("/readyz", StringComparison.OrdinalIgnoreCase)
-        || path.Equals("/metrics", StringComparison.OrdinalIgnoreCase);
+        || path.Equals("/metrics", StringComparison.OrdinalIgnoreCase)
+        || path.Equals("/fleet", StringComparison.OrdinalIgnoreCase)
+        || path.Equals("/fleet.json", StringComparison.OrdinalIgnoreCase);
 
     // Null on success, else why (for the debug log only; the client sees the same answer whatever the reason).
     private string? Authenticate(HttpRequest request, out ApiKeyIdentity? identity)

@@ -78,6 +78,10 @@ public sealed class ComposeFleetTests(DockerEngine docker) : IClassFixture<Docke
                 var active = targets.RootElement.GetProperty("data").GetProperty("activeTargets").EnumerateArray().ToList();
                 return active.Count == 3 && active.All(t => t.GetProperty("health").GetString() == "up");
             }, "Prometheus scraping the gateway and both workers", Compose);
+            using (var rules = JsonDocument.Parse(await prometheus.GetStringAsync(new Uri("/api/v1/rules", UriKind.Relative))))
+            {
+                Assert.NotEmpty(rules.RootElement.GetProperty("data").GetProperty("groups").EnumerateArray());
+            }
 
             // Stop one worker (SIGTERM: it drains) while requests keep coming: every one succeeds.
             var stop = Compose("stop", "worker-cpu-1");

@@ -218,6 +218,35 @@ public sealed partial class KubernetesManifestTests
         }
     }
 
+    [Fact]
+    public async Task The_dashboards_and_rules_are_the_repository_files()
+    {
+        var manifests = await RenderedManifests.RenderAsync("overlays/gpu");
+
+        var dashboards = manifests.Single("ConfigMap", "gpufleet-dashboards");
+        Assert.Equal("1", RenderedManifests.Labels(dashboards.GetProperty("metadata"), "labels")["grafana_dashboard"]);
+        var files = Directory.GetFiles(Path.Combine(RepoPaths.Root, "dashboards"), "*.json").ToDictionary(f => Path.GetFileName(f), File.ReadAllText);
+        var data = dashboards.GetProperty("data").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString());
+        Assert.Equal(files.Keys.Order(), data.Keys.Order());
+        Assert.All(files, file => Assert.True(file.Value == data[file.Key], $"the ConfigMap's {file.Key} differs from dashboards/{file.Key}"));
+
+        // The PrometheusRule is generated from the rule file (deploy/k8s/generate-prometheus-rule.sh): same groups.
+        var rules = await RenderedManifests.ReadYamlAsync(Path.Combine(RepoPaths.Deploy, "prometheus", "gpufleet.rules.yml"));
+        var rule = manifests.Single("PrometheusRule", "gpufleet");
+        // Whitespace inside strings is left out of the comparison: YAML parsers disagree on the line breaks of folded
+        // (>-) scalars with more-indented lines, and PromQL and the annotations do not depend on them.
+        Assert.True(Canonical(rules) == Canonical(rule.GetProperty("spec")),
+            "deploy/k8s/base/prometheus-rule.yaml differs from deploy/prometheus/gpufleet.rules.yml: run deploy/k8s/generate-prometheus-rule.sh");
+    }
+
+    private static string Canonical(JsonElement element) => element.ValueKind switch
+    {
+        JsonValueKind.Object => "{" + string.Join(",", element.EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => $"{p.Name}:{Canonical(p.Value)}")) + "}",
+        JsonValueKind.Array => "[" + string.Join(",", element.EnumerateArray().Select(Canonical)) + "]",
+        JsonValueKind.String => JsonSerializer.Serialize(Whitespace().Replace(element.GetString()!, " ").Trim()),
+        _ => element.GetRawText(),
+    };
+
     internal static IEnumerable<(JsonElement Workload, JsonElement Container)> Containers(RenderedManifests manifests) =>
         manifests.Workloads.SelectMany(w =>
         {
@@ -253,6 +282,9 @@ public sealed partial class KubernetesManifestTests
         keys.UnionWith(GatewayCommandLine.Switches.Values);
         return keys;
     }
+
+    [GeneratedRegex(@"\s+")]
+    private static partial Regex Whitespace();
 
     [GeneratedRegex(@"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")]
     private static partial Regex VariableReference();

@@ -35,6 +35,16 @@ internal sealed class RenderedManifests
         return new RenderedManifests([.. json.RootElement.EnumerateArray().Select(o => o.Clone())]);
     }
 
+    /// <summary>Any YAML file as JSON (its first document), without schema validation.</summary>
+    public static async Task<JsonElement> ReadYamlAsync(string path)
+    {
+        var script = Path.Combine(RepoPaths.Root, "tests", "deploy", "node", "validate.mjs");
+        var converted = await ExternalCommand.RunAsync("node", [script, "--plain"], stdin: await File.ReadAllTextAsync(path));
+        Assert.True(converted.ExitCode == 0, converted.Describe($"reading {path}"));
+        using var json = JsonDocument.Parse(converted.Stdout);
+        return json.RootElement[0].Clone();
+    }
+
     public IEnumerable<JsonElement> OfKind(string kind) => Objects.Where(o => o.GetProperty("kind").GetString() == kind);
 
     public JsonElement Single(string kind, string name) =>

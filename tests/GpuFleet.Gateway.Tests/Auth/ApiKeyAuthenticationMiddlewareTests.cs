@@ -80,7 +80,7 @@ public sealed class ApiKeyAuthenticationMiddlewareTests : IAsyncLifetime
             Assert.Equal("alice rpm=60 tpm= authorization=", await response.Content.ReadAsStringAsync());
         }
 
-        foreach (var open in new[] { "/healthz", "/readyz", "/metrics" })
+        foreach (var open in new[] { "/healthz", "/readyz", "/metrics", "/fleet", "/fleet.json" })
         {
             var response = await http.GetAsync(new Uri(open, UriKind.Relative));
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);

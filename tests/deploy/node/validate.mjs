@@ -1,6 +1,7 @@
 // Validates Kubernetes objects (YAML documents on stdin, e.g. `kubectl kustomize`'s output) against the API schemas
 // of kubernetes-models (core and apps), @kubernetes-models/prometheus-operator and @kubernetes-models/gateway-api.
 // Prints the objects as one JSON array on stdout; exits 1 listing every invalid or unknown object on stderr.
+// With --plain, only converts the YAML documents to JSON (for files that are not Kubernetes objects: rule files).
 import { readFileSync } from "node:fs";
 import yaml from "js-yaml";
 
@@ -20,6 +21,10 @@ async function modelOf(apiVersion, kind) {
 }
 
 const objects = yaml.loadAll(readFileSync(0, "utf8")).filter((o) => o !== null && o !== undefined);
+if (process.argv.includes("--plain")) {
+  process.stdout.write(JSON.stringify(objects));
+  process.exit(0);
+}
 const problems = [];
 for (const object of objects) {
   const name = `${object.kind ?? "?"}/${object.metadata?.name ?? "?"}`;
