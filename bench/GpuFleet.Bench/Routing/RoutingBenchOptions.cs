@@ -6,7 +6,7 @@ namespace GpuFleet.Bench.Routing;
 /// <summary>Options of <c>routing</c>; every time and rate is in modelled (GPU) seconds.</summary>
 internal sealed record RoutingBenchOptions
 {
-    public const string Usage = "routing [--workers 16] [--load 0.8] [--seconds 120] [--speedup 2] [--seed 1] [--slots 4] " +
+    public const string Usage = "routing [--workers 16] [--load 0.8] [--seconds 90] [--speedup 5] [--seed 1] [--slots 4] " +
         "[--policies a,b,...] [--workloads mix,skewed,agent,chat,batch,llmd] [--plot-loads 0.4,0.6,0.8] [--plot-dir docs]";
 
     public int Workers { get; init; } = 16;
@@ -14,11 +14,11 @@ internal sealed record RoutingBenchOptions
     /// <summary>Session arrival rate as a fraction of the fleet's capacity (ideal caching, full decode batches).</summary>
     public double Load { get; init; } = 0.8;
 
-    /// <summary>Modelled seconds over which sessions arrive (they run to their end).</summary>
-    public double Seconds { get; init; } = 120;
+    /// <summary>Modelled seconds over which sessions arrive; they send until 1.5 times this (then requests in flight finish).</summary>
+    public double Seconds { get; init; } = 90;
 
     /// <summary>Modelled time runs this many times faster than real time on every worker.</summary>
-    public double Speedup { get; init; } = 2;
+    public double Speedup { get; init; } = 5;
 
     public int Seed { get; init; } = 1;
 

@@ -20,6 +20,9 @@ namespace GpuFleet.Bench.Routing;
 /// </summary>
 internal static class RoutingBenchmark
 {
+    /// <summary>Sessions send no new request after this many times the arrival window.</summary>
+    public const double HorizonFactor = 1.5;
+
     public static async Task<int> RunAsync(string[] args)
     {
         RoutingBenchOptions options;
@@ -162,6 +165,9 @@ internal static class RoutingBenchmark
         var outcomes = new ConcurrentBag<RequestOutcome>();
         var speedup = options.Speedup;
         var clock = Stopwatch.StartNew();
+        // Sessions stop sending at the horizon (requests in flight finish): an overloaded policy's sessions would otherwise
+        // run on for many times the window, and every policy is measured over the same span of arrivals.
+        var horizon = TimeSpan.FromSeconds(options.Seconds * HorizonFactor / speedup);
         await Task.WhenAll(sessions.Select(async session =>
         {
             await Task.Delay(TimeSpan.FromSeconds(session.ArrivalSeconds / speedup), cancel);
@@ -170,6 +176,11 @@ internal static class RoutingBenchmark
                 if (turn.ThinkSeconds > 0)
                 {
                     await Task.Delay(TimeSpan.FromSeconds(turn.ThinkSeconds / speedup), cancel);
+                }
+
+                if (clock.Elapsed > horizon)
+                {
+                    return;
                 }
 
                 var share = oracle.ReusableShare(turn.Body);
