@@ -77,6 +77,32 @@ public sealed class RoutingBenchmarkTests : IDisposable
             RoutingBenchmark.SummaryLine(summaries, options.Load));
     }
 
+    [Fact]
+    public void The_plot_is_a_valid_png_whose_pixels_inflate_to_its_size()
+    {
+        var path = Path.Combine(_directory, "plot.png");
+        RunSummary Run(string policy, double load, double p90) => new(policy, "mix", load, 10, 0, 1, p90, p90, 0.1, 10, 0.5, 0.9, 1.2);
+
+        TtftPlot.Write(path, [Run("round-robin", 0.4, 3), Run("round-robin", 0.8, 20), Run("gpufleet", 0.4, 1), Run("gpufleet", 0.8, 4)]);
+
+        var png = File.ReadAllBytes(path);
+        Assert.Equal(new byte[] { 137, 80, 78, 71, 13, 10, 26, 10 }, png[..8]);
+        Assert.Equal("IHDR", System.Text.Encoding.ASCII.GetString(png, 12, 4));
+        var width = (png[16] << 24) | (png[17] << 16) | (png[18] << 8) | png[19];
+        var height = (png[20] << 24) | (png[21] << 16) | (png[22] << 8) | png[23];
+        var idat = 8 + 25; // signature, then IHDR: length, type, 13 bytes, CRC
+        var length = (png[idat] << 24) | (png[idat + 1] << 16) | (png[idat + 2] << 8) | png[idat + 3];
+        Assert.Equal("IDAT", System.Text.Encoding.ASCII.GetString(png, idat + 4, 4));
+        using var inflated = new MemoryStream();
+        using (var zlib = new System.IO.Compression.ZLibStream(new MemoryStream(png, idat + 8, length), System.IO.Compression.CompressionMode.Decompress))
+        {
+            zlib.CopyTo(inflated);
+        }
+
+        Assert.Equal(height * ((width * 3) + 1), inflated.Length);
+        Assert.Contains(inflated.ToArray(), b => b != 255 && b != 0); // coloured lines were drawn
+    }
+
     private static List<string> Serialize(IReadOnlyList<WorkloadSession> sessions) =>
         [.. sessions.Select(s => $"{s.ArrivalSeconds:R}|{s.Kind}:{string.Join("\n", s.Turns.Select(t => $"{t.ThinkSeconds:R} {t.MaxTokens} {t.Body.ToJsonString()}"))}")];
 }
