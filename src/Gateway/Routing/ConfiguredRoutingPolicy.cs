@@ -10,7 +10,7 @@ namespace GpuFleet.Gateway.Routing;
 /// GpuFleet's <see cref="TimeToFirstTokenPolicy"/> by default. The others (Peers/) are the anchors' policies, kept as
 /// benchmark baselines so that routing quality is compared through the same gateway (bench: <c>routing</c>).
 /// </summary>
-public sealed class ConfiguredRoutingPolicy : ILoadBalancingPolicy
+internal sealed class ConfiguredRoutingPolicy : ILoadBalancingPolicy
 {
     public const string PolicyName = "GpuFleetRouting";
 

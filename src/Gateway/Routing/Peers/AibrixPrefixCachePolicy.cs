@@ -10,7 +10,7 @@ namespace GpuFleet.Gateway.Routing.Peers;
 /// deviations (an overloaded match is skipped); the least loaded qualifying match wins. With no qualifying match the
 /// worker with the fewest running requests gets it.
 /// </summary>
-public sealed class AibrixPrefixCachePolicy(PeerSignals signals) : ILoadBalancingPolicy
+internal sealed class AibrixPrefixCachePolicy(PeerSignals signals) : ILoadBalancingPolicy
 {
     public const string PolicyName = "aibrix-prefix-cache";
     private readonly RouterPrefixTree _table = new();

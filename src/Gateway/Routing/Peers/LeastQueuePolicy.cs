@@ -8,7 +8,7 @@ namespace GpuFleet.Gateway.Routing.Peers;
 /// Benchmark baseline, like paddler's balancer: the worker with the fewest requests (running, queued and sent since its
 /// report), blind to what it caches; ties go round-robin.
 /// </summary>
-public sealed class LeastQueuePolicy(PeerSignals signals) : ILoadBalancingPolicy
+internal sealed class LeastQueuePolicy(PeerSignals signals) : ILoadBalancingPolicy
 {
     public const string PolicyName = "least-queue";
     private long _next = -1;

@@ -11,7 +11,7 @@ namespace GpuFleet.Gateway.Routing.Peers;
 /// KV events keep its index), queue is 1 for the shortest and 0 for the longest waiting queue, and KV is 1 - KV-cache
 /// utilisation. The highest score wins; ties go to the fewest outstanding requests.
 /// </summary>
-public sealed class LlmdWeightedScorerPolicy(PeerSignals signals) : ILoadBalancingPolicy
+internal sealed class LlmdWeightedScorerPolicy(PeerSignals signals) : ILoadBalancingPolicy
 {
     public const string PolicyName = "llm-d";
     public const double PrefixWeight = 3;

@@ -8,7 +8,7 @@ namespace GpuFleet.Gateway.Routing.Peers;
 /// What the benchmark baselines read, from the same sources as GpuFleet's policy (the workers' load reports, this
 /// gateway's in-flight counts and the affinity lookup), so that only the decision differs between policies.
 /// </summary>
-public sealed class PeerSignals(WorkerLoadBoard board, WorkerTraffic traffic)
+internal sealed class PeerSignals(WorkerLoadBoard board, WorkerTraffic traffic)
 {
     /// <summary>The destinations this attempt may use: not yet tried by the request (failover), never empty unless all were.</summary>
     public static List<DestinationState> Candidates(HttpContext context, IReadOnlyList<DestinationState> available)

@@ -9,7 +9,7 @@ namespace GpuFleet.Gateway.Routing.Peers;
 /// (the affinity index) wins; when none holds any, the prompt's first block picks a worker by hash, so every prompt with
 /// the same beginning lands on the same worker (the hot-spot trap of pure prefix hashing).
 /// </summary>
-public sealed class PrefixOnlyPolicy : ILoadBalancingPolicy
+internal sealed class PrefixOnlyPolicy : ILoadBalancingPolicy
 {
     public const string PolicyName = "prefix-only";
 

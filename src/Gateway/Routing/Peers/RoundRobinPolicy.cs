@@ -5,7 +5,7 @@ using Yarp.ReverseProxy.Model;
 namespace GpuFleet.Gateway.Routing.Peers;
 
 /// <summary>Benchmark baseline: each request to the next worker in turn, blind to load and cache.</summary>
-public sealed class RoundRobinPolicy : ILoadBalancingPolicy
+internal sealed class RoundRobinPolicy : ILoadBalancingPolicy
 {
     public const string PolicyName = "round-robin";
     private long _next = -1;

@@ -6,7 +6,7 @@ namespace GpuFleet.Gateway.Routing.Peers;
 /// least-recently-inserted eviction. A prompt's match on a worker is the run of its leading blocks found there, which
 /// approximates a radix-tree match on the prompt text at block granularity. Thread-safe.
 /// </summary>
-public sealed class RouterPrefixTree(int maxBlocksPerWorker = 1 << 20)
+internal sealed class RouterPrefixTree(int maxBlocksPerWorker = 1 << 20)
 {
     private readonly Dictionary<string, Tree> _trees = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();

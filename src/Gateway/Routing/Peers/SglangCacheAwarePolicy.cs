@@ -11,7 +11,7 @@ namespace GpuFleet.Gateway.Routing.Peers;
 /// the shortest queue; otherwise to the worker with the best prefix match if the match covers more than
 /// <see cref="CacheThreshold"/> of the prompt, else to the worker with the smallest tree (the most room to cache).
 /// </summary>
-public sealed class SglangCacheAwarePolicy(PeerSignals signals) : ILoadBalancingPolicy
+internal sealed class SglangCacheAwarePolicy(PeerSignals signals) : ILoadBalancingPolicy
 {
     public const string PolicyName = "sglang-cache-aware";
     public const int BalanceAbsThreshold = 64;

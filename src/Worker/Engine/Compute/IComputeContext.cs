@@ -45,25 +45,3 @@ internal interface IComputeContext : IDisposable
     /// <summary>Restores a state from <see cref="GetSequenceState"/> into a sequence; false if it was refused.</summary>
     bool TrySetSequenceState(int sequence, SequenceState state);
 }
-
-/// <summary>A token batch the scheduler fills: one sequence id per token.</summary>
-internal interface ITokenBatch
-{
-    int Capacity { get; }
-
-    int Count { get; }
-
-    /// <summary>Appends one token; returns its index in the batch (the index its logits are read with).</summary>
-    int Add(int token, int position, int sequence, bool wantLogits);
-
-    void Clear();
-}
-
-/// <summary>
-/// A sequence's state saved to host memory: the bytes to restore it from and the host memory it occupies, which the
-/// host cache budgets (equal for llama.cpp; a cost model keeps a small token in <see cref="Data"/> for a modelled size).
-/// </summary>
-internal sealed record SequenceState(byte[] Data, long Bytes)
-{
-    public static SequenceState Of(byte[] data) => new(data, data.Length);
-}
