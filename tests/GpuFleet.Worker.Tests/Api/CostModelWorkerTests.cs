@@ -33,7 +33,8 @@ public sealed class CostModelWorkerTests(TestModels models) : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("true", response.Headers.GetValues("x-gpufleet-simulated").Single());
-        Assert.Equal(6, json.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        // Six text tokens, then end-of-generation, which the scheduler counts as it counts a real model's.
+        Assert.Equal(7, json.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
         Assert.Equal("stop", json.RootElement.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
         Assert.Equal("gpufleet-simulated", modelList.RootElement.GetProperty("data")[0].GetProperty("owned_by").GetString());
         Assert.True(status.Simulated);
