@@ -1,11 +1,13 @@
 using GpuFleet.Bench;
 using GpuFleet.Bench.Gateway;
+using GpuFleet.Bench.Routing;
 
 return args.Length == 0 ? Usage() : args[0] switch
 {
     "engine" => await EngineBenchmark.RunAsync(args[1..]),
     "gateway" => await GatewayBenchmark.RunAsync(args[1..]),
     "agent" => await AgentBenchmark.RunAsync(args[1..]),
+    "routing" => await RoutingBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -18,6 +20,8 @@ static int Usage()
                  (a SIMULATED worker called directly, through the gateway and through nginx; bench/setup.sh installs nginx)
                dotnet run --project bench/GpuFleet.Bench -c Release -- agent --model <run.sh's demo model> [--runs 3] [--threads N] [--ctx-size N]
                  (time to first token of a coding agent's requests on one worker: cold, shared system prompt, next turn)
+               dotnet run --project bench/GpuFleet.Bench -c Release -- {RoutingBenchOptions.Usage}
+                 (routing policies side by side: SIMULATED workers on the RTX 3090 cost model behind the real gateway)
         Make the model first: dotnet run --project src/Worker -c Release -- demo-model artifacts/small-qwen35.gguf --arch qwen35 --size small
         """);
     return 2;

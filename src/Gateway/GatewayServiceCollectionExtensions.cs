@@ -64,7 +64,9 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<ResponseWatchdog>();
         services.TryAddSingleton<FirstTokenTimeouts>();
         services.AddHostedService(sp => sp.GetRequiredService<ResponseWatchdog>());
-        services.AddSingleton<ILoadBalancingPolicy, TimeToFirstTokenPolicy>();
+        services.TryAddSingleton<TimeToFirstTokenPolicy>();
+        services.TryAddSingleton<GpuFleet.Gateway.Routing.Peers.PeerSignals>();
+        services.AddSingleton<ILoadBalancingPolicy, ConfiguredRoutingPolicy>();
         services.AddHostedService<HoldingsSync>();
     }
 

@@ -118,7 +118,7 @@ internal sealed class WorkerProxyConfigProvider : IProxyConfigProvider
             {
                 ClusterId = ClusterId,
                 // Earliest expected first token from load and cached prefix (docs/gateway-routing.md, "Routing policy").
-                LoadBalancingPolicy = GpuFleet.Gateway.Routing.TimeToFirstTokenPolicy.PolicyName,
+                LoadBalancingPolicy = GpuFleet.Gateway.Routing.ConfiguredRoutingPolicy.PolicyName,
                 HttpRequest = new ForwarderRequestConfig { ActivityTimeout = ActivityTimeout },
                 HealthCheck = Health,
                 Destinations = set.Workers.ToDictionary(w => w.Destination, w => new DestinationConfig { Address = w.Url }, StringComparer.Ordinal),
@@ -126,7 +126,7 @@ internal sealed class WorkerProxyConfigProvider : IProxyConfigProvider
             new ClusterConfig
             {
                 ClusterId = GrpcClusterId,
-                LoadBalancingPolicy = GpuFleet.Gateway.Routing.TimeToFirstTokenPolicy.PolicyName,
+                LoadBalancingPolicy = GpuFleet.Gateway.Routing.ConfiguredRoutingPolicy.PolicyName,
                 HttpRequest = new ForwarderRequestConfig
                 {
                     ActivityTimeout = ActivityTimeout,

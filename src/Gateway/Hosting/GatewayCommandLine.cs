@@ -15,6 +15,8 @@ internal static class GatewayCommandLine
         ["--affinity-key"] = "Gateway:Routing:AffinityKey",
         ["--dns-refresh"] = "Gateway:DnsRefreshSeconds",
         ["--dns-address-family"] = "Gateway:DnsAddressFamily",
+        // Benchmarks only: the anchors' policies as baselines (src/Gateway/Routing/Peers); the default is GpuFleet's.
+        ["--routing-policy"] = "Gateway:Routing:Policy",
     };
 
     public static Dictionary<string, string?> Parse(string[] args)
@@ -43,7 +45,7 @@ internal static class GatewayCommandLine
             }
             else
             {
-                throw new ArgumentException($"Unknown option '{args[i]}'. Usage: --http-port N --grpc-port N [--worker URL ...] [--workers-dns NAME:PORT ...] [--dns-refresh SECONDS] [--dns-address-family IPv4|IPv6|Any] [--redis HOST:PORT[,OPTION=VALUE...]] [--keys FILE] [--host ADDRESS]");
+                throw new ArgumentException($"Unknown option '{args[i]}'. Usage: --http-port N --grpc-port N [--worker URL ...] [--workers-dns NAME:PORT ...] [--dns-refresh SECONDS] [--dns-address-family IPv4|IPv6|Any] [--redis HOST:PORT[,OPTION=VALUE...]] [--keys FILE] [--host ADDRESS] [--routing-policy NAME]");
             }
         }
 

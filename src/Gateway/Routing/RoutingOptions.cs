@@ -5,6 +5,15 @@ public sealed class RoutingOptions
 {
     public const string SectionName = "Gateway:Routing";
 
+    /// <summary>GpuFleet's own policy (<see cref="TimeToFirstTokenPolicy"/>).</summary>
+    public const string DefaultPolicy = "gpufleet";
+
+    /// <summary>
+    /// The load-balancing policy (default <c>gpufleet</c>). The others are the anchors' policies, for benchmarks only:
+    /// round-robin, least-queue, prefix-only, sglang-cache-aware, aibrix-prefix-cache, llm-d (src/Gateway/Routing/Peers).
+    /// </summary>
+    public string Policy { get; set; } = DefaultPolicy;
+
     /// <summary>
     /// Secret key of the prefix-block hashes (base64, at least 16 bytes), the same on every gateway replica that shares
     /// a Redis. Unset: a random key per process (fine for one gateway; replicas would not share affinity).
@@ -112,6 +121,11 @@ public sealed class RoutingOptions
         if (ContextFitMargin is < 1 or > 10 || double.IsNaN(ContextFitMargin))
         {
             errors.Add($"{SectionName}:ContextFitMargin must be between 1 and 10 (below 1 an estimate error would exclude workers that fit), not {ContextFitMargin}.");
+        }
+
+        if (!ConfiguredRoutingPolicy.Names.Contains(Policy))
+        {
+            errors.Add($"{SectionName}:Policy must be one of {string.Join(", ", ConfiguredRoutingPolicy.Names)}, not '{Policy}'.");
         }
 
         if (MaxInProcessBlocks < 1000)

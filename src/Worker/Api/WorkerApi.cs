@@ -32,8 +32,8 @@ public sealed class WorkerApi(EngineHost host, IOptions<WorkerOptions> options, 
 
     public string ModelId => Options.EffectiveModelId;
 
-    /// <summary>The simulated engine answers (<c>--simulate</c>): every surface says so.</summary>
-    public bool Simulated => Options.Simulate;
+    /// <summary>A simulated engine answers (<c>--simulate</c> or <c>--simulate-profile</c>): every surface says so.</summary>
+    public bool Simulated => Options.IsSimulated;
 
     /// <summary>The engine status, or null while the model loads.</summary>
     internal EngineStatus? TryGetStatus() => host.Ready ? host.Engine.GetStatus() : null;

@@ -26,7 +26,7 @@ public static class WorkerEndpointRouteBuilderExtensions
         var options = endpoints.ServiceProvider.GetRequiredService<IOptions<WorkerOptions>>().Value;
         var http = options.HttpPort == 0 ? endpoints : endpoints.MapGroup(string.Empty).RequireHost($"*:{options.HttpPort}");
         var openAi = http.MapGroup(string.Empty);
-        if (options.Simulate)
+        if (options.IsSimulated)
         {
             // Every OpenAI response of a simulated worker says so, errors included, whichever client reads it.
             openAi.AddEndpointFilter(static (context, next) =>

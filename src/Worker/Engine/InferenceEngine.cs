@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using GpuFleet.Worker.Engine.Compute;
 using GpuFleet.Worker.LlamaCpp;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -19,13 +20,13 @@ public sealed class InferenceEngine : IInferenceEngine
     private readonly Thread _thread;
     private long _rejected;
 
-    private InferenceEngine(LlamaModel model, EngineOptions options, ILogger logger, TimeProvider time)
+    private InferenceEngine(LlamaModel model, IComputeBackend backend, EngineOptions options, ILogger logger, TimeProvider time)
     {
         _model = model;
         _options = options;
         _time = time;
         _queue = new AdmissionQueue(options.Slots, options.QueueCapacity);
-        _scheduler = new Scheduler(model, options, _queue, time, logger);
+        _scheduler = new Scheduler(model, backend, options, _queue, time, logger);
         _thread = new Thread(_scheduler.Run) { IsBackground = true, Name = "llama-scheduler" };
     }
 
@@ -43,9 +44,20 @@ public sealed class InferenceEngine : IInferenceEngine
     }
 
     /// <summary>Creates the context on the scheduler thread, warms it up and starts serving.</summary>
-    public static async Task<InferenceEngine> StartAsync(LlamaModel model, EngineOptions options, ILogger? logger = null, TimeProvider? time = null)
+    public static Task<InferenceEngine> StartAsync(LlamaModel model, EngineOptions options, ILogger? logger = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return StartAsync(model, new LlamaComputeBackend(model), options, logger, time);
+    }
+
+    /// <summary>
+    /// Starts the same engine over another compute backend (a cost model: <see cref="CostModel.CostModelBackend"/>);
+    /// <paramref name="model"/> supplies the vocabulary and may be loaded vocabulary-only when the backend reads no weights.
+    /// </summary>
+    internal static async Task<InferenceEngine> StartAsync(LlamaModel model, IComputeBackend backend, EngineOptions options, ILogger? logger = null, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(options);
         var errors = options.Validate();
         if (errors.Count > 0)
@@ -53,7 +65,7 @@ public sealed class InferenceEngine : IInferenceEngine
             throw new ArgumentException(string.Join(" ", errors), nameof(options));
         }
 
-        var engine = new InferenceEngine(model, options, logger ?? NullLogger.Instance, time ?? TimeProvider.System);
+        var engine = new InferenceEngine(model, backend, options, logger ?? NullLogger.Instance, time ?? TimeProvider.System);
         engine._thread.Start();
         await engine._scheduler.Started;
         return engine;

@@ -1,3 +1,5 @@
+using GpuFleet.Worker.Engine.Compute;
+
 namespace GpuFleet.Worker.Engine;
 
 /// <summary>Where in a request a snapshot was taken, which decides what it may replace.</summary>
@@ -68,9 +70,13 @@ internal sealed class PrefixSnapshotCache
     /// conversation has moved on); a turn-end one replaces nothing, since with thinking on the next prompt re-renders
     /// the reply and extends the prompt snapshot instead. Evicts the least recently used ones to stay within the byte budget.
     /// </summary>
-    public void Add(int[] tokens, byte[] state, IReadOnlyList<PrefixBlock>? blocks = null, SnapshotKind kind = SnapshotKind.Prompt)
+    public void Add(int[] tokens, byte[] state, IReadOnlyList<PrefixBlock>? blocks = null, SnapshotKind kind = SnapshotKind.Prompt) =>
+        Add(tokens, SequenceState.Of(state), blocks, kind);
+
+    /// <summary>Adds a snapshot budgeted at <see cref="SequenceState.Bytes"/> (see the other overload).</summary>
+    public void Add(int[] tokens, SequenceState state, IReadOnlyList<PrefixBlock>? blocks = null, SnapshotKind kind = SnapshotKind.Prompt)
     {
-        if (!Enabled || state.Length > _capacityBytes || tokens.Length == 0 || Contains(tokens))
+        if (!Enabled || state.Bytes > _capacityBytes || tokens.Length == 0 || Contains(tokens))
         {
             return;
         }
@@ -90,19 +96,19 @@ internal sealed class PrefixSnapshotCache
             }
         }
 
-        while (_bytes + state.Length > _capacityBytes && _lru.Last is { } oldest)
+        while (_bytes + state.Bytes > _capacityBytes && _lru.Last is { } oldest)
         {
             Remove(oldest);
             Volatile.Write(ref _evictions, _evictions + 1);
         }
 
         _lru.AddFirst(new Entry(tokens, state, Hash(tokens), blocks ?? [], kind));
-        Volatile.Write(ref _bytes, _bytes + state.Length);
+        Volatile.Write(ref _bytes, _bytes + state.Bytes);
         Volatile.Write(ref _count, _count + 1);
     }
 
     /// <summary>The longest cached prefix of <paramref name="prompt"/> no longer than <paramref name="maxLength"/>.</summary>
-    public (int[] Tokens, byte[] State)? FindLongestPrefix(ReadOnlySpan<int> prompt, int maxLength)
+    public (int[] Tokens, SequenceState State)? FindLongestPrefix(ReadOnlySpan<int> prompt, int maxLength)
     {
         LinkedListNode<Entry>? best = null;
         for (var node = _lru.First; node is not null; node = node.Next)
@@ -134,7 +140,7 @@ internal sealed class PrefixSnapshotCache
     private void Remove(LinkedListNode<Entry> node)
     {
         _lru.Remove(node);
-        Volatile.Write(ref _bytes, _bytes - node.Value.State.Length);
+        Volatile.Write(ref _bytes, _bytes - node.Value.State.Bytes);
         Volatile.Write(ref _count, _count - 1);
     }
 
@@ -149,5 +155,5 @@ internal sealed class PrefixSnapshotCache
         return hash;
     }
 
-    private sealed record Entry(int[] Tokens, byte[] State, ulong Hash, IReadOnlyList<PrefixBlock> Blocks, SnapshotKind Kind);
+    private sealed record Entry(int[] Tokens, SequenceState State, ulong Hash, IReadOnlyList<PrefixBlock> Blocks, SnapshotKind Kind);
 }

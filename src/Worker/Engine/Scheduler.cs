@@ -1,16 +1,18 @@
+using GpuFleet.Worker.Engine.Compute;
 using GpuFleet.Worker.LlamaCpp;
 using Microsoft.Extensions.Logging;
 
 namespace GpuFleet.Worker.Engine;
 
 /// <summary>
-/// The single thread that owns the llama.cpp context. Each step builds one batch: the next token of
+/// The single thread that owns the context (llama.cpp's, or a cost model's: <see cref="IComputeBackend"/>). Each step builds one batch: the next token of
 /// every decoding request plus prefill chunks of admitted prompts (so a long prompt never stalls the
 /// others), decodes it, samples per request and streams tokens into each request's channel.
 /// </summary>
 internal sealed class Scheduler
 {
     private readonly LlamaModel _model;
+    private readonly IComputeBackend _backend;
     private readonly EngineOptions _options;
     private readonly AdmissionQueue _queue;
     private readonly PrefixSnapshotCache _snapshots;
@@ -27,8 +29,8 @@ internal sealed class Scheduler
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private byte[] _pieceBuffer = new byte[256];
     private SequenceSlot[] _slots = [];
-    private LlamaContext? _context;
-    private LlamaBatch? _batch;
+    private IComputeContext? _context;
+    private ITokenBatch? _batch;
     private long _clock;
     private long _step;
     private long _stateBytesPerSequence;
@@ -45,16 +47,17 @@ internal sealed class Scheduler
     private long _failed;
     private long _cancelled;
 
-    public Scheduler(LlamaModel model, EngineOptions options, AdmissionQueue queue, TimeProvider time, ILogger logger)
+    public Scheduler(LlamaModel model, IComputeBackend backend, EngineOptions options, AdmissionQueue queue, TimeProvider time, ILogger logger)
     {
         _model = model;
+        _backend = backend;
         _options = options;
         _queue = queue;
         _time = time;
         _logger = logger;
         _meter = new ThroughputMeter(time, TimeSpan.FromSeconds(10));
         // Snapshots are how hybrid/recurrent models reuse prefixes; plain attention trims its KV instead.
-        _snapshots = new PrefixSnapshotCache(options.PrefixReuse && (model.IsHybrid || model.IsRecurrent) ? options.HostCacheBytes : 0);
+        _snapshots = new PrefixSnapshotCache(options.PrefixReuse && backend.UsesStateSnapshots ? options.HostCacheBytes : 0);
     }
 
     /// <summary>Completes when the context is created and measured (or faults if that failed).</summary>
@@ -111,7 +114,7 @@ internal sealed class Scheduler
                 CompleteWithoutWork(pending, FinishReason.Interrupted, StoppedMessage);
             }
 
-            _batch?.Dispose();
+            (_batch as IDisposable)?.Dispose();
             _context?.Dispose();
             EngineLog.EngineStopped(_logger, _completed, aborted);
             _stopped.SetResult();
@@ -120,14 +123,13 @@ internal sealed class Scheduler
 
     private void Initialize()
     {
-        var created = EngineContext.Create(_model, _options, _logger);
-        _context = created.Context;
-        (_stateBytesPerSequence, _stateBytesPerToken, _canTrimTail) = created.State;
-        _batch = new LlamaBatch(_options.BatchSize);
+        _context = _backend.CreateContext(_options, _logger);
+        (_stateBytesPerSequence, _stateBytesPerToken, _canTrimTail) = _context.State;
+        _batch = _context.CreateBatch(_options.BatchSize);
         _slots = Enumerable.Range(0, _options.Slots).Select(i => new SequenceSlot(i)).ToArray();
         Volatile.Write(ref _contextPerRequest, _context.ContextPerSequence);
 
-        EngineLog.EngineStarted(_logger, _options.Slots, _context.ContextSize, _context.ContextPerSequence, _options.BatchSize, _model.Architecture,
+        EngineLog.EngineStarted(_logger, _options.Slots, _context.ContextSize, _context.ContextPerSequence, _options.BatchSize, _backend.Architecture,
             _canTrimTail ? "KV trim" : _snapshots.Enabled ? "state snapshot" : "no", _stateBytesPerSequence, _stateBytesPerToken);
         PublishStatus();
     }
@@ -471,7 +473,7 @@ internal sealed class Scheduler
         int token;
         try
         {
-            token = active.Sampler.Sample(_context!, active.LogitsIndex);
+            token = _context!.Sample(active.Sampler, active.LogitsIndex, active.Generated);
         }
         catch (LlamaNativeException)
         {

@@ -1,4 +1,5 @@
 using GpuFleet.Worker.Engine;
+using GpuFleet.Worker.Engine.CostModel;
 using GpuFleet.Worker.Engine.Simulated;
 using GpuFleet.Worker.LlamaCpp;
 using Microsoft.Extensions.Hosting;
@@ -62,6 +63,17 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
                 new SimulatedReply { Tokens = worker.SimulatedReplyTokens, TokenDelay = TimeSpan.FromMilliseconds(worker.SimulatedTokenDelayMilliseconds) },
                 _loggerFactory.CreateLogger<SimulatedEngine>(), _time);
             ModelLoadTime = _time.GetElapsedTime(started);
+            return;
+        }
+
+        if (CostModelProfiles.Find(worker.SimulateProfile) is { } profile)
+        {
+            // The real scheduler over a cost model: like --simulate, only the vocabulary is read.
+            _model = LlamaModel.Load(worker.ModelPath!, vocabularyOnly: true);
+            WorkerLog.ModelLoaded(_logger, _model.Name, _model.Architecture, _model.ParameterCount, _model.SizeBytes);
+            SimulatedEngineLog.CostModelStarted(_logger, profile.Name, worker.SimulatedSpeedup);
+            _engine = await InferenceEngine.StartAsync(_model, new CostModelBackend(_model, profile, worker.SimulatedSpeedup, worker.SimulatedReplyTokens),
+                _engineOptions.Value, _loggerFactory.CreateLogger<InferenceEngine>(), _time).WaitAsync(cancellationToken);
             return;
         }
 

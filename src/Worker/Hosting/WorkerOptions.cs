@@ -72,6 +72,24 @@ public sealed class WorkerOptions
     public int SimulatedTokenDelayMilliseconds { get; set; }
 
     /// <summary>
+    /// Serve with the real scheduler over a calibrated cost model instead of llama.cpp (<c>--simulate-profile</c>; default
+    /// unset): slots, queue, admission, prefix reuse and snapshots are the real engine's, each decode takes the time the
+    /// named profile gives for its batch (<c>rtx3090-qwen36-27b-q4km</c>, or <c>instant</c> for zero cost), and the
+    /// answers are simulated text of <see cref="SimulatedReplyTokens"/> tokens. The GGUF is loaded for its vocabulary
+    /// only. Labelled simulated everywhere, as <see cref="Simulate"/> is.
+    /// </summary>
+    public string? SimulateProfile { get; set; }
+
+    /// <summary>
+    /// Cost-model engine only (<c>--simulate-speedup</c>; default 1): modelled time runs this many times faster than
+    /// real time, so a modelled 30 ms step takes 3 ms at 10. Every worker of a simulated fleet must use the same value.
+    /// </summary>
+    public double SimulatedSpeedup { get; set; } = 1;
+
+    /// <summary>True when no model generates the answers (<see cref="Simulate"/> or <see cref="SimulateProfile"/>).</summary>
+    public bool IsSimulated => Simulate || !string.IsNullOrEmpty(SimulateProfile);
+
+    /// <summary>
     /// Redis of the worker registry (<c>--redis</c>; default unset = no registry), as <c>host:port</c> or a full
     /// StackExchange.Redis configuration string (<c>host:port,password=...,ssl=true</c>; never logged): every 2 s the worker
     /// writes its entry there so that gateways find it, and removes it when it drains (docs/gateway.md, "Worker sources").
@@ -157,6 +175,21 @@ public sealed class WorkerOptions
         if (SimulatedTokenDelayMilliseconds is < 0 or > 60_000)
         {
             errors.Add($"Worker:SimulatedTokenDelayMilliseconds must be between 0 and 60000, not {SimulatedTokenDelayMilliseconds}.");
+        }
+
+        if (SimulateProfile is not null && Engine.CostModel.CostModelProfiles.Find(SimulateProfile) is null)
+        {
+            errors.Add($"Worker:SimulateProfile must be one of {string.Join(", ", Engine.CostModel.CostModelProfiles.Names)}, not '{SimulateProfile}'.");
+        }
+
+        if (Simulate && SimulateProfile is not null)
+        {
+            errors.Add("Worker:Simulate and Worker:SimulateProfile exclude each other: --simulate is the zero-cost engine, --simulate-profile the cost model.");
+        }
+
+        if (!(SimulatedSpeedup is >= 0.01 and <= 10_000))
+        {
+            errors.Add($"Worker:SimulatedSpeedup must be between 0.01 and 10000, not {SimulatedSpeedup}.");
         }
 
         if (!string.IsNullOrWhiteSpace(Redis))

@@ -42,6 +42,8 @@ internal static class WorkerServer
         ["--simulate"] = "Worker:Simulate",
         ["--simulate-tokens"] = "Worker:SimulatedReplyTokens",
         ["--simulate-token-ms"] = "Worker:SimulatedTokenDelayMilliseconds",
+        ["--simulate-profile"] = "Worker:SimulateProfile",
+        ["--simulate-speedup"] = "Worker:SimulatedSpeedup",
     };
 
     /// <summary>Idle time on a gRPC connection before Kestrel pings the peer.</summary>

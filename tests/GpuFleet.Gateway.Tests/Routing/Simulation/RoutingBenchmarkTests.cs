@@ -1,0 +1,108 @@
+using GpuFleet.Bench.Routing;
+using GpuFleet.Gateway.Routing;
+using GpuFleet.Gateway.Routing.Peers;
+using GpuFleet.Testing;
+using GpuFleet.Worker.LlamaCpp;
+using GpuFleet.Worker.Models;
+
+namespace GpuFleet.Gateway.Tests.Routing.Simulation;
+
+/// <summary>
+/// The routing benchmark's harness (bench/GpuFleet.Bench, <c>routing</c>): its workloads are reproducible from a seed, and a
+/// short run (two policies, four simulated workers on the RTX 3090 cost model, the real gateway) completes and reports.
+/// </summary>
+public sealed class RoutingBenchmarkTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("gpufleet-routing-bench-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    [Theory]
+    [InlineData("mix")]
+    [InlineData("skewed")]
+    [InlineData("llmd")]
+    public void Workloads_are_the_same_for_a_seed_and_differ_for_another(string workload)
+    {
+        var kind = Enum.Parse<WorkloadKind>(workload, ignoreCase: true);
+        var first = Serialize(RoutingWorkload.Generate(kind, seed: 7, sessionsPerSecond: 0.5, seconds: 120, "m", "s"));
+        var again = Serialize(RoutingWorkload.Generate(kind, seed: 7, sessionsPerSecond: 0.5, seconds: 120, "m", "s"));
+        var other = Serialize(RoutingWorkload.Generate(kind, seed: 8, sessionsPerSecond: 0.5, seconds: 120, "m", "s"));
+
+        Assert.NotEmpty(first);
+        Assert.Equal(first, again);
+        Assert.NotEqual(first, other);
+    }
+
+    [Fact]
+    public void A_higher_rate_brings_the_same_sessions_sooner()
+    {
+        var slow = RoutingWorkload.Generate(WorkloadKind.Mix, seed: 3, sessionsPerSecond: 0.2, seconds: 600, "m", "s");
+        var fast = RoutingWorkload.Generate(WorkloadKind.Mix, seed: 3, sessionsPerSecond: 0.4, seconds: 300, "m", "s");
+
+        Assert.Equal(slow.Count, fast.Count);
+        Assert.All(slow.Zip(fast), p => Assert.Equal(p.First.ArrivalSeconds / 2, p.Second.ArrivalSeconds, 9));
+        Assert.Equal(Serialize(slow).Select(s => s[(s.IndexOf('|', StringComparison.Ordinal) + 1)..]), Serialize(fast).Select(s => s[(s.IndexOf('|', StringComparison.Ordinal) + 1)..]));
+    }
+
+    [Fact]
+    public async Task A_short_run_of_two_policies_on_four_simulated_workers_completes_and_reports()
+    {
+        LlamaBackend.Initialize();
+        var model = Path.Combine(_directory, "sim-qwen35.gguf");
+        DemoModelBuilder.Build(new DemoModelOptions(model, DemoArchitecture.Qwen35, DemoModelSize.Tiny) { Tokenizer = TestModels.QwenTokenizer });
+        var options = new RoutingBenchOptions
+        {
+            Workers = 4,
+            Seconds = 15,
+            Speedup = 10,
+            Policies = [RoundRobinPolicy.PolicyName, RoutingOptions.DefaultPolicy],
+            Workloads = [WorkloadKind.Mix],
+        };
+        using var output = new StringWriter();
+        // Starting four workers and two gateways on a busy 2-core machine takes longer than one default test timeout.
+        using var timeout = new CancellationTokenSource(TestTimeouts.Default * 5);
+
+        var summaries = await RoutingBenchmark.RunAsync(options, model, output, TextWriter.Null, timeout.Token);
+
+        Assert.Equal([RoundRobinPolicy.PolicyName, RoutingOptions.DefaultPolicy], summaries.Select(s => s.Policy));
+        Assert.All(summaries, s =>
+        {
+            Assert.True(s.Requests > 0, $"{s.Policy}: no requests");
+            Assert.Equal(0, s.Failed);
+            Assert.True(s.TtftP90 > 0 && s.TtftP99 >= s.TtftP90, $"{s.Policy}: TTFT p90 {s.TtftP90}, p99 {s.TtftP99}");
+            Assert.InRange(s.HitRatio, 0, 1);
+        });
+        Assert.Contains("round-robin", output.ToString(), StringComparison.Ordinal);
+        Assert.Matches(@"^routing: ttft_p90_vs_round_robin=\d+\.\d\d ttft_p90_vs_best_peer=\d+\.\d\d hit_ratio_vs_oracle=\d+\.\d\d skewed_p99_vs_least_queue=n/a$",
+            RoutingBenchmark.SummaryLine(summaries, options.Load));
+    }
+
+    [Fact]
+    public void The_plot_is_a_valid_png_whose_pixels_inflate_to_its_size()
+    {
+        var path = Path.Combine(_directory, "plot.png");
+        RunSummary Run(string policy, double load, double p90) => new(policy, "mix", load, 10, 0, 1, p90, p90, 0.1, 10, 0.5, 0.9, 1.2);
+
+        TtftPlot.Write(path, [Run("round-robin", 0.4, 3), Run("round-robin", 0.8, 20), Run("gpufleet", 0.4, 1), Run("gpufleet", 0.8, 4)]);
+
+        var png = File.ReadAllBytes(path);
+        Assert.Equal(new byte[] { 137, 80, 78, 71, 13, 10, 26, 10 }, png[..8]);
+        Assert.Equal("IHDR", System.Text.Encoding.ASCII.GetString(png, 12, 4));
+        var width = (png[16] << 24) | (png[17] << 16) | (png[18] << 8) | png[19];
+        var height = (png[20] << 24) | (png[21] << 16) | (png[22] << 8) | png[23];
+        var idat = 8 + 25; // signature, then IHDR: length, type, 13 bytes, CRC
+        var length = (png[idat] << 24) | (png[idat + 1] << 16) | (png[idat + 2] << 8) | png[idat + 3];
+        Assert.Equal("IDAT", System.Text.Encoding.ASCII.GetString(png, idat + 4, 4));
+        using var inflated = new MemoryStream();
+        using (var zlib = new System.IO.Compression.ZLibStream(new MemoryStream(png, idat + 8, length), System.IO.Compression.CompressionMode.Decompress))
+        {
+            zlib.CopyTo(inflated);
+        }
+
+        Assert.Equal(height * ((width * 3) + 1), inflated.Length);
+        Assert.Contains(inflated.ToArray(), b => b != 255 && b != 0); // coloured lines were drawn
+    }
+
+    private static List<string> Serialize(IReadOnlyList<WorkloadSession> sessions) =>
+        [.. sessions.Select(s => $"{s.ArrivalSeconds:R}|{s.Kind}:{string.Join("\n", s.Turns.Select(t => $"{t.ThinkSeconds:R} {t.MaxTokens} {t.Body.ToJsonString()}"))}")];
+}

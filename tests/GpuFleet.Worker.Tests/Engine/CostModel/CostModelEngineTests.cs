@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using GpuFleet.Testing;
+using GpuFleet.Worker.Engine;
+using GpuFleet.Worker.Engine.CostModel;
+using GpuFleet.Worker.Engine.Simulated;
+using GpuFleet.Worker.LlamaCpp;
+using GpuFleet.Worker.Models;
+using static GpuFleet.Worker.Tests.Engine.EngineTestKit;
+
+namespace GpuFleet.Worker.Tests.Engine.CostModel;
+
+/// <summary>
+/// The real scheduler over the cost model on a vocabulary-only model: the prefix-cache, snapshot and admission behaviour
+/// of the scheduler tests that do not depend on the model's arithmetic, plus the model's own costs.
+/// </summary>
+[Collection(LlamaCollection.Name)]
+public sealed class CostModelEngineTests(TestModels models) : IDisposable
+{
+    // No weights: any decode with this model through llama.cpp would fail, so everything below is the cost model's.
+    private readonly LlamaModel _vocabulary = LlamaModel.Load(models.PathOf(DemoArchitecture.Qwen35), vocabularyOnly: true);
+
+    public void Dispose() => _vocabulary.Dispose();
+
+    private Task<InferenceEngine> StartAsync(string profile = CostModelProfiles.Instant, int slots = 2, int contextSize = 0, long hostCacheBytes = 8L << 30, double speedup = 1, int replyTokens = 16) =>
+        InferenceEngine.StartAsync(_vocabulary, new CostModelBackend(_vocabulary, CostModelProfiles.Find(profile)!, speedup, replyTokens), new EngineOptions
+        {
+            Slots = slots,
+            ContextSize = contextSize,
+            HostCacheBytes = hostCacheBytes,
+        });
+
+    [Fact]
+    public async Task Answers_are_the_simulated_text_ending_in_stop_after_the_reply_tokens()
+    {
+        await using var engine = await StartAsync(replyTokens: 5);
+        var prompt = ChatPrompt(_vocabulary, "Hello there");
+
+        var answer = await engine.RunAsync(Greedy(prompt, maxTokens: 64) with { IgnoreEndOfGeneration = false });
+        var capped = await engine.RunAsync(Greedy(prompt, maxTokens: 3) with { IgnoreEndOfGeneration = false });
+
+        Assert.Equal(FinishReason.Stop, answer.Reason);
+        Assert.Equal(5, answer.Tokens.Count);
+        Assert.StartsWith(answer.Text, SimulatedEngine.ReplyText, StringComparison.Ordinal);
+        Assert.Equal(FinishReason.Length, capped.Reason);
+        Assert.Equal(3, capped.Tokens.Count);
+    }
+
+    [Fact]
+    public async Task Pool_and_state_sizes_are_the_profiles_and_reported_in_status()
+    {
+        await using var engine = await StartAsync(slots: 3);
+        var prompt = ChatPrompt(_vocabulary, "How big is the pool?");
+        await engine.RunAsync(Greedy(prompt, 4));
+
+        var status = engine.GetStatus();
+        Assert.Equal(65_536, engine.ContextPerRequest);
+        Assert.Equal(65_536, status.KvTokensTotal);
+        Assert.Equal((3 * (151L << 20)) + (65_536L * (64 << 10)), status.KvBytesTotal);
+        Assert.Equal(1, status.RequestsCompleted);
+        Assert.Equal(prompt.Length, status.PromptTokensTotal);
+    }
+
+    [Fact]
+    public async Task Second_turn_of_a_conversation_restores_the_first_from_a_snapshot()
+    {
+        await using var engine = await StartAsync(slots: 1);
+        var prompt = ChatPrompt(_vocabulary, "Turn 1.");
+        var first = await engine.RunAsync(Greedy(prompt, 6));
+        // Another conversation takes the only slot in between: the second turn can only come back from the host cache.
+        await engine.RunAsync(Greedy(ChatPrompt(_vocabulary, "Something else entirely."), 6));
+
+        var next = Continue(_vocabulary, prompt, first.Tokens, "Turn 2.");
+        var second = await engine.RunAsync(Greedy(next, 6));
+
+        Assert.Equal(0, first.Usage.CachedPromptTokens);
+        // The turn's last sampled token was never decoded, so the turn-end snapshot holds all but it.
+        Assert.Equal(prompt.Length + first.Tokens.Count - 1, second.Usage.CachedPromptTokens);
+        Assert.True(engine.GetStatus().HostCacheEntries > 0);
+    }
+
+    [Fact]
+    public async Task Shared_system_prompt_snapshot_lets_another_conversation_reuse_it()
+    {
+        await using var engine = await StartAsync(slots: 1);
+        var imStart = _vocabulary.Tokenize("<|im_start|>").Single();
+        var first = ChatPrompt(_vocabulary, "Tell me about cats.");
+        var systemTurn = Array.IndexOf(first, imStart, 1);
+        await engine.RunAsync(Greedy(first, 8) with { SharedPrefixLength = systemTurn });
+        await engine.RunAsync(Greedy(ChatPrompt(_vocabulary, "Something else entirely."), 8) with { SharedPrefixLength = systemTurn });
+
+        var other = await engine.RunAsync(Greedy(ChatPrompt(_vocabulary, "Tell me about dogs and wolves."), 8) with { SharedPrefixLength = systemTurn });
+
+        Assert.Equal(systemTurn, other.Usage.CachedPromptTokens);
+    }
+
+    [Fact]
+    public async Task Host_cache_stays_within_its_budget_in_modelled_state_bytes()
+    {
+        // 151 MB of recurrent state per snapshot: a 400 MB budget holds two, so a third conversation evicts.
+        const long budget = 400L << 20;
+        await using var engine = await StartAsync(slots: 1, hostCacheBytes: budget);
+        for (var i = 0; i < 4; i++)
+        {
+            await engine.RunAsync(Greedy(ChatPrompt(_vocabulary, $"Conversation number {i}.", system: $"System prompt {i}."), 4));
+        }
+
+        var status = engine.GetStatus();
+        Assert.InRange(status.HostCacheBytes, 151L << 20, budget);
+        Assert.True(status.HostCacheEvictions > 0, "nothing was evicted");
+    }
+
+    [Fact]
+    public async Task More_requests_than_slots_queue_and_all_complete_with_their_usage()
+    {
+        await using var engine = await StartAsync(slots: 2);
+        var runs = Enumerable.Range(0, 6)
+            .Select(i => engine.RunAsync(Greedy(ChatPrompt(_vocabulary, $"Question {i}?", system: $"Team {i}."), 12)))
+            .ToList();
+
+        var results = await Task.WhenAll(runs);
+
+        Assert.All(results, r => Assert.Equal(FinishReason.Length, r.Reason));
+        Assert.All(results, r => Assert.Equal(12, r.Tokens.Count));
+        Assert.Equal(6, engine.GetStatus().RequestsCompleted);
+    }
+
+    [Fact]
+    public async Task The_card_profile_spends_its_prefill_time_scaled_by_the_speedup()
+    {
+        // 4,000 prompt tokens at ~1,000 tok/s is ~4 modelled seconds; at 100x no less than 40 ms may pass before the first
+        // token (a lower bound only: a loaded machine makes it slower, never faster).
+        await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 1, speedup: 100);
+        var prompt = Enumerable.Range(0, 4000).Select(i => 3 + (i % 250)).ToArray();
+        var clock = Stopwatch.StartNew();
+
+        var result = await engine.RunAsync(Greedy(prompt, 2));
+
+        Assert.Equal(2, result.Tokens.Count);
+        Assert.True(result.Usage.TimeToFirstToken >= TimeSpan.FromMilliseconds(40), $"first token after {result.Usage.TimeToFirstToken}");
+        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(40));
+    }
+
+    [Fact]
+    public void Step_cost_grows_with_prefill_tokens_depth_and_decode_batch()
+    {
+        var profile = CostModelProfiles.Find(CostModelProfiles.Rtx3090Qwen36)!;
+
+        var shallow = profile.StepSeconds(0, 0, [(512, 0)]);
+        var deep = profile.StepSeconds(0, 0, [(512, 64_000)]);
+        var one = profile.StepSeconds(1, 1000, []);
+        var four = profile.StepSeconds(4, 4000, []);
+
+        Assert.InRange(shallow, 0.5, 0.53); // pp512 ~1,000 tok/s
+        Assert.InRange(deep / shallow, 1.3, 1.5); // ~737 tok/s at 64k
+        Assert.InRange(1 / one, 30, 36); // ~33 tok/s single stream
+        Assert.InRange(four / one, 1.1, 1.3); // batched decode: the weights are read once per step
+        Assert.Equal(0, CostModelProfiles.Find(CostModelProfiles.Instant)!.StepSeconds(8, 10_000, [(512, 0)]));
+    }
+}
