@@ -67,6 +67,12 @@ internal static class WorkerServer
                 ["Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks"] = "Critical",
             },
         });
+        if (UnknownArgument(args) is { } unknown)
+        {
+            await Console.Error.WriteLineAsync($"worker: {unknown} Options: {string.Join(' ', Switches.Keys.Order(StringComparer.Ordinal))}.");
+            return 2;
+        }
+
         builder.Configuration.AddCommandLine(WithFlagValues(args), Switches);
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -120,6 +126,37 @@ internal static class WorkerServer
 
     /// <summary>Switches that may stand alone (<c>--simulate</c> means <c>--simulate true</c>); <c>--simulate false</c> also works.</summary>
     public static readonly IReadOnlySet<string> Flags = new HashSet<string>(StringComparer.Ordinal) { "--simulate" };
+
+    /// <summary>
+    /// Why the arguments are not all known switches with their values, or null. .NET's command-line provider would take
+    /// any <c>--name value</c> as configuration, so a misspelt option (<c>--drain-timout 60</c>) would be ignored silently.
+    /// </summary>
+    internal static string? UnknownArgument(string[] args)
+    {
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i].Split('=', 2)[0];
+            if (!name.StartsWith("--", StringComparison.Ordinal))
+            {
+                return $"Unexpected argument '{args[i]}' (options are --name value).";
+            }
+
+            if (Flags.Contains(name))
+            {
+                i += name == args[i] && i + 1 < args.Length && bool.TryParse(args[i + 1], out _) ? 1 : 0;
+            }
+            else if (!Switches.ContainsKey(name))
+            {
+                return $"Unknown option '{name}'.";
+            }
+            else if (name == args[i] && ++i >= args.Length)
+            {
+                return $"Option {name} needs a value.";
+            }
+        }
+
+        return null;
+    }
 
     /// <summary>The arguments with <c>true</c> after each flag given without a value, as the configuration provider wants one.</summary>
     internal static string[] WithFlagValues(string[] args)

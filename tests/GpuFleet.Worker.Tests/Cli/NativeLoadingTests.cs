@@ -78,6 +78,23 @@ public sealed class NativeLoadingTests
         Assert.Contains("--arch must be one of qwen3, qwen35", error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("Unknown option '--drain-timout'", "--model", "/tmp/x.gguf", "--drain-timout", "60")]
+    [InlineData("Option --slots needs a value", "--model", "/tmp/x.gguf", "--slots")]
+    [InlineData("Unexpected argument 'extra'", "--model", "/tmp/x.gguf", "extra")]
+    public async Task A_server_command_line_with_an_unknown_or_incomplete_option_is_refused_before_anything_starts(string message, params string[] args)
+    {
+        var (exit, _, error) = await RunWorkerAsync(args);
+
+        Assert.Equal(2, exit);
+        Assert.Contains(message, error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Known_switches_flags_and_key_value_forms_are_accepted() =>
+        Assert.Null(GpuFleet.Worker.Hosting.WorkerServer.UnknownArgument(
+            ["--model", "m.gguf", "--simulate", "--slots=4", "--simulate", "false", "--name", "w0"]));
+
     private static async Task<(int Exit, string Output, string Error)> RunWorkerAsync(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
