@@ -22,7 +22,7 @@ prometheus_image="${PROMETHEUS_IMAGE:-prom/prometheus:v2.53.0}"
 
 registry_reachable() { timeout 20 docker pull -q "$1" >/dev/null 2>&1; }
 
-if [[ "${GPUFLEET_LOCAL_BASE:-}" == 1 ]] || ! docker image inspect "$runtime_image" >/dev/null 2>&1 && ! registry_reachable "$runtime_image"; then
+if [[ "${GPUFLEET_LOCAL_BASE:-}" == 1 ]] || { ! docker image inspect "$runtime_image" >/dev/null 2>&1 && ! registry_reachable "$runtime_image"; }; then
   echo "build-images: no registry image $runtime_image; building local stand-ins (deploy/local-base-images.sh)" >&2
   deploy/local-base-images.sh
   sdk_image=gpufleet-base/dotnet-sdk:10.0
