@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -208,6 +209,57 @@ public static class BadInput
         using var response = await http.PostAsync(path, content);
         var text = await response.Content.ReadAsStringAsync();
         return (response.StatusCode, text, Stopwatch.GetElapsedTime(started));
+    }
+
+    /// <summary>Sends every catalogued case; what did not get its status, or got it outside the OpenAI error shape.</summary>
+    public static async Task<List<string>> CatalogueFailuresAsync(HttpClient http, string model)
+    {
+        var failures = new List<string>();
+        foreach (var bad in Catalogue(model))
+        {
+            var (status, body, _) = await SendAsync(http, bad.Path, bad.Body, bad.ContentType);
+            if ((int)status != bad.Status)
+            {
+                failures.Add($"{bad.Name}: {(int)status}, expected {bad.Status}: {body[..Math.Min(300, body.Length)]}");
+            }
+            else if (bad.Status >= 400 && ErrorShapeProblem(body) is { } problem)
+            {
+                failures.Add($"{bad.Name}: {problem}");
+            }
+        }
+
+        return failures;
+    }
+
+    /// <summary>
+    /// Sends the <see cref="Fuzz"/> bodies; the failures (a 5xx, a 4xx outside the OpenAI shape, an answer slower than
+    /// <paramref name="budget"/>) and how many answers each status got.
+    /// </summary>
+    public static async Task<(List<string> Failures, Dictionary<int, int> Statuses)> FuzzAsync(HttpClient http, string model, int seed, int count, TimeSpan budget)
+    {
+        var failures = new List<string>();
+        var statuses = new Dictionary<int, int>();
+        var i = 0;
+        foreach (var (path, body) in Fuzz(model, seed, count))
+        {
+            var (status, text, elapsed) = await SendAsync(http, path, body);
+            var code = (int)status;
+            statuses[code] = statuses.GetValueOrDefault(code) + 1;
+            var problem = code >= 500 ? "a 5xx" : code >= 400 ? ErrorShapeProblem(text) : null;
+            if (problem is null && elapsed > budget)
+            {
+                problem = $"{elapsed.TotalMilliseconds:F0} ms";
+            }
+
+            if (problem is not null)
+            {
+                failures.Add(string.Create(CultureInfo.InvariantCulture, $"#{i} {path} {code} {problem}: {text[..Math.Min(200, text.Length)]} for {Encoding.UTF8.GetString(body)[..Math.Min(200, body.Length)]}"));
+            }
+
+            i++;
+        }
+
+        return (failures, statuses);
     }
 
     /// <summary>

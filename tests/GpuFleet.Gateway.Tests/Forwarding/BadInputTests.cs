@@ -55,19 +55,7 @@ public sealed class BadInputTests(KeyedGatewayFixture fixture) : IClassFixture<K
     public async Task Every_catalogued_bad_input_gets_its_status_in_the_OpenAI_error_shape()
     {
         using var http = fixture.Http();
-        var failures = new List<string>();
-        foreach (var bad in BadInput.Catalogue(fixture.ModelId))
-        {
-            var (status, body, _) = await BadInput.SendAsync(http, bad.Path, bad.Body, bad.ContentType);
-            if ((int)status != bad.Status)
-            {
-                failures.Add($"{bad.Name}: {(int)status}, expected {bad.Status}: {body[..Math.Min(300, body.Length)]}");
-            }
-            else if (bad.Status >= 400 && BadInput.ErrorShapeProblem(body) is { } problem)
-            {
-                failures.Add($"{bad.Name}: {problem}");
-            }
-        }
+        var failures = await BadInput.CatalogueFailuresAsync(http, fixture.ModelId);
 
         Assert.True(failures.Count == 0, string.Join("\n", failures));
         Assert.DoesNotContain("Unexpected error", fixture.Gateway.Output, StringComparison.Ordinal);
@@ -78,27 +66,7 @@ public sealed class BadInputTests(KeyedGatewayFixture fixture) : IClassFixture<K
     public async Task A_seeded_fuzzer_gets_no_5xx_and_only_OpenAI_shaped_4xx_each_within_the_budget()
     {
         using var http = fixture.Http();
-        var failures = new List<string>();
-        var statuses = new Dictionary<int, int>();
-        var i = 0;
-        foreach (var (path, body) in BadInput.Fuzz(fixture.ModelId, seed: 2026, count: 2000))
-        {
-            var (status, text, elapsed) = await BadInput.SendAsync(http, path, body);
-            var code = (int)status;
-            statuses[code] = statuses.GetValueOrDefault(code) + 1;
-            var problem = code >= 500 ? "a 5xx" : code >= 400 ? BadInput.ErrorShapeProblem(text) : null;
-            if (problem is null && elapsed > PerRequestBudget)
-            {
-                problem = $"{elapsed.TotalMilliseconds:F0} ms";
-            }
-
-            if (problem is not null)
-            {
-                failures.Add(string.Create(CultureInfo.InvariantCulture, $"#{i} {path} {code} {problem}: {text[..Math.Min(200, text.Length)]} for {Encoding.UTF8.GetString(body)[..Math.Min(200, body.Length)]}"));
-            }
-
-            i++;
-        }
+        var (failures, statuses) = await BadInput.FuzzAsync(http, fixture.ModelId, seed: 2026, count: 2000, PerRequestBudget);
 
         Assert.True(failures.Count == 0, string.Join("\n", failures.Take(20)));
         Assert.True(statuses.GetValueOrDefault(200) > 100 && statuses.Where(s => s.Key is >= 400 and < 500).Sum(s => s.Value) > 600,
