@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using GpuFleet.Testing;
 
 namespace GpuFleet.Deploy.Tests;
 
@@ -19,7 +20,7 @@ internal static class ExternalCommand
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            WorkingDirectory = workingDirectory ?? RepoPaths.Root,
+            WorkingDirectory = workingDirectory ?? RepositoryPaths.Root,
         };
         foreach (var arg in args)
         {

@@ -23,7 +23,7 @@ public sealed class ComposeFleetTests(DockerEngine docker) : IClassFixture<Docke
     [Fact]
     public async Task The_cpu_profile_serves_openai_clients_is_scraped_by_prometheus_and_survives_a_stopped_worker()
     {
-        var build = await ExternalCommand.RunAsync(Path.Combine(RepoPaths.Deploy, "build-images.sh"), ["gateway", "worker-cpu", "redis", "prometheus"],
+        var build = await ExternalCommand.RunAsync(Path.Combine(RepositoryPaths.Of("deploy"), "build-images.sh"), ["gateway", "worker-cpu", "redis", "prometheus"],
             environment: docker.Environment, timeout: BuildTimeout);
         Assert.True(build.ExitCode == 0, build.Describe("deploy/build-images.sh"));
 
@@ -37,7 +37,7 @@ public sealed class ComposeFleetTests(DockerEngine docker) : IClassFixture<Docke
             ["GPUFLEET_PROMETHEUS_PORT"] = prometheusPort.ToString(CultureInfo.InvariantCulture),
         };
         Task<ExternalCommand.Result> Compose(params string[] args) =>
-            ExternalCommand.RunAsync("docker-compose", ["-f", Path.Combine(RepoPaths.Compose, "docker-compose.yml"), "-p", project, "--profile", "cpu", .. args],
+            ExternalCommand.RunAsync("docker-compose", ["-f", Path.Combine(RepositoryPaths.Of("deploy", "compose"), "docker-compose.yml"), "-p", project, "--profile", "cpu", .. args],
                 environment: environment, timeout: FleetTimeout);
 
         try

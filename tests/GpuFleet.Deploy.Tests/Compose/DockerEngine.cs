@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using GpuFleet.Testing;
 
 namespace GpuFleet.Deploy.Tests.Compose;
 
@@ -27,7 +28,7 @@ public sealed class DockerEngine : IAsyncLifetime
         // A short exec root: containerd's sockets live there and a unix socket path has at most 107 bytes.
         _execRoot = Directory.CreateTempSubdirectory("gfd-").FullName;
         Host = $"unix://{_execRoot}/docker.sock";
-        var dataRoot = Path.Combine(RepoPaths.Root, "artifacts", "docker");
+        var dataRoot = Path.Combine(RepositoryPaths.Root, "artifacts", "docker");
         Directory.CreateDirectory(dataRoot);
         var start = new ProcessStartInfo("/usr/sbin/dockerd")
         {

@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using GpuFleet.Gateway.Hosting;
+using GpuFleet.Testing;
 using GpuFleet.Worker.Hosting;
 
 namespace GpuFleet.Deploy.Tests.Kubernetes;
@@ -37,7 +38,7 @@ public sealed partial class KubernetesManifestTests
     [Fact]
     public async Task Every_example_validates()
     {
-        foreach (var file in Directory.GetFiles(Path.Combine(RepoPaths.Kubernetes, "examples"), "*.yaml"))
+        foreach (var file in Directory.GetFiles(Path.Combine(RepositoryPaths.Of("deploy", "k8s"), "examples"), "*.yaml"))
         {
             var manifests = await RenderedManifests.ValidateAsync(await File.ReadAllTextAsync(file), file);
             Assert.NotEmpty(manifests.Objects);
@@ -225,13 +226,13 @@ public sealed partial class KubernetesManifestTests
 
         var dashboards = manifests.Single("ConfigMap", "gpufleet-dashboards");
         Assert.Equal("1", RenderedManifests.Labels(dashboards.GetProperty("metadata"), "labels")["grafana_dashboard"]);
-        var files = Directory.GetFiles(Path.Combine(RepoPaths.Root, "dashboards"), "*.json").ToDictionary(f => Path.GetFileName(f), File.ReadAllText);
+        var files = Directory.GetFiles(Path.Combine(RepositoryPaths.Root, "dashboards"), "*.json").ToDictionary(f => Path.GetFileName(f), File.ReadAllText);
         var data = dashboards.GetProperty("data").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString());
         Assert.Equal(files.Keys.Order(), data.Keys.Order());
         Assert.All(files, file => Assert.True(file.Value == data[file.Key], $"the ConfigMap's {file.Key} differs from dashboards/{file.Key}"));
 
         // The PrometheusRule is generated from the rule file (deploy/k8s/generate-prometheus-rule.sh): same groups.
-        var rules = await RenderedManifests.ReadYamlAsync(Path.Combine(RepoPaths.Deploy, "prometheus", "gpufleet.rules.yml"));
+        var rules = await RenderedManifests.ReadYamlAsync(Path.Combine(RepositoryPaths.Of("deploy"), "prometheus", "gpufleet.rules.yml"));
         var rule = manifests.Single("PrometheusRule", "gpufleet");
         // Whitespace inside strings is left out of the comparison: YAML parsers disagree on the line breaks of folded
         // (>-) scalars with more-indented lines, and PromQL and the annotations do not depend on them.

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using GpuFleet.Testing;
 
 namespace GpuFleet.Deploy.Tests.Kubernetes;
 
@@ -15,7 +16,7 @@ internal sealed class RenderedManifests
 
     public static async Task<RenderedManifests> RenderAsync(string kustomization)
     {
-        var rendered = await ExternalCommand.RunAsync("kubectl", ["kustomize", Path.Combine(RepoPaths.Kubernetes, kustomization)]);
+        var rendered = await ExternalCommand.RunAsync("kubectl", ["kustomize", Path.Combine(RepositoryPaths.Of("deploy", "k8s"), kustomization)]);
         Assert.True(rendered.ExitCode == 0, rendered.Describe($"kubectl kustomize {kustomization}"));
         return await ValidateAsync(rendered.Stdout, kustomization);
     }
@@ -23,8 +24,8 @@ internal sealed class RenderedManifests
     /// <summary>Validates YAML documents (a rendered overlay, or plain manifests such as the examples).</summary>
     public static async Task<RenderedManifests> ValidateAsync(string yaml, string what)
     {
-        var script = Path.Combine(RepoPaths.Root, "tests", "deploy", "node", "validate.mjs");
-        if (!Directory.Exists(Path.Combine(RepoPaths.Root, "tests", "deploy", "node", "node_modules")))
+        var script = Path.Combine(RepositoryPaths.Root, "tests", "deploy", "node", "validate.mjs");
+        if (!Directory.Exists(Path.Combine(RepositoryPaths.Root, "tests", "deploy", "node", "node_modules")))
         {
             throw new InvalidOperationException("The manifest schemas are missing: run ./test.sh (it runs 'npm ci' in tests/deploy/node).");
         }
@@ -38,7 +39,7 @@ internal sealed class RenderedManifests
     /// <summary>Any YAML file as JSON (its first document), without schema validation.</summary>
     public static async Task<JsonElement> ReadYamlAsync(string path)
     {
-        var script = Path.Combine(RepoPaths.Root, "tests", "deploy", "node", "validate.mjs");
+        var script = Path.Combine(RepositoryPaths.Root, "tests", "deploy", "node", "validate.mjs");
         var converted = await ExternalCommand.RunAsync("node", [script, "--plain"], stdin: await File.ReadAllTextAsync(path));
         Assert.True(converted.ExitCode == 0, converted.Describe($"reading {path}"));
         using var json = JsonDocument.Parse(converted.Stdout);
