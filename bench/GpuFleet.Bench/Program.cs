@@ -1,6 +1,7 @@
 using GpuFleet.Bench;
 using GpuFleet.Bench.Gateway;
 using GpuFleet.Bench.Routing;
+using GpuFleet.Bench.Soak;
 
 return args.Length == 0 ? Usage() : args[0] switch
 {
@@ -8,6 +9,7 @@ return args.Length == 0 ? Usage() : args[0] switch
     "gateway" => await GatewayBenchmark.RunAsync(args[1..]),
     "agent" => await AgentBenchmark.RunAsync(args[1..]),
     "routing" => await RoutingBenchmark.RunAsync(args[1..]),
+    "soak" => await SoakBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -22,6 +24,8 @@ static int Usage()
                  (time to first token of a coding agent's requests on one worker: cold, shared system prompt, next turn)
                dotnet run --project bench/GpuFleet.Bench -c Release -- {RoutingBenchOptions.Usage}
                  (routing policies side by side: SIMULATED workers on the RTX 3090 cost model behind the real gateway)
+               dotnet run --project bench/GpuFleet.Bench -c Release -- {SoakOptions.Usage}
+                 (steady streaming load for a long time: failed requests and the memory drift of every process)
         Make the model first: dotnet run --project src/Worker -c Release -- demo-model artifacts/small-qwen35.gguf --arch qwen35 --size small
         """);
     return 2;

@@ -23,6 +23,12 @@ public sealed class RedisServerProcess : IAsyncDisposable
 
     public string Endpoint => string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{Port}");
 
+    /// <summary>The running server's process id; null while it is not running.</summary>
+    public int? ProcessId => _process?.Id;
+
+    /// <summary>Whether a redis-server is on the PATH (benchmarks run without one; tests need it).</summary>
+    public static bool IsInstalled() => FindOnPath() is not null;
+
     /// <summary>Starts a server (on <paramref name="port"/> or a free one) and waits until it answers.</summary>
     public static async Task<RedisServerProcess> StartAsync(int? port = null, params string[] extraArgs)
     {
@@ -115,7 +121,10 @@ public sealed class RedisServerProcess : IAsyncDisposable
         }
     }
 
-    private static string FindExecutable()
+    private static string FindExecutable() => FindOnPath() ?? throw new InvalidOperationException(
+        "redis-server is not installed, and the Redis client tests run against a real one: run ./test.sh (it installs redis-server from Debian) or apt-get install redis-server.");
+
+    private static string? FindOnPath()
     {
         foreach (var directory in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
         {
@@ -126,8 +135,7 @@ public sealed class RedisServerProcess : IAsyncDisposable
             }
         }
 
-        throw new InvalidOperationException(
-            "redis-server is not installed, and the Redis client tests run against a real one: run ./test.sh (it installs redis-server from Debian) or apt-get install redis-server.");
+        return null;
     }
 
     // Any reply to an inline PING counts, -NOAUTH included: the server is accepting commands.

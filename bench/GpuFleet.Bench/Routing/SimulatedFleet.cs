@@ -46,11 +46,11 @@ internal sealed class SimulatedFleet : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts a gateway in front of every worker with <paramref name="policy"/>, and waits until it sees them all available.</summary>
-    public async Task<DotnetServerProcess> StartGatewayAsync(string policy, int port, HttpClient http)
+    /// <summary>Starts a gateway in front of every worker with <paramref name="policy"/> (and <paramref name="extraArgs"/>), and waits until it sees them all available.</summary>
+    public async Task<DotnetServerProcess> StartGatewayAsync(string policy, int port, HttpClient http, params string[] extraArgs)
     {
         ArgumentNullException.ThrowIfNull(http);
-        var args = new List<string> { "--http-port", port.ToString(CultureInfo.InvariantCulture), "--grpc-port", "0", "--routing-policy", policy };
+        List<string> args = ["--http-port", port.ToString(CultureInfo.InvariantCulture), "--grpc-port", "0", "--routing-policy", policy, .. extraArgs];
         foreach (var worker in _workers)
         {
             args.Add("--worker");
