@@ -33,6 +33,8 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<GatewayRedis>();
         services.TryAddSingleton<WorkerLoadBoard>();
         services.AddSingleton<Yarp.ReverseProxy.Health.IAvailableDestinationsPolicy, ReadyWorkersPolicy>();
+        services.AddValidatedOptions<PassiveHealthOptions>(configuration, PassiveHealthOptions.SectionName, o => o.Validate());
+        services.TryAddSingleton<WorkerEjections>();
         services.AddSingleton<Yarp.ReverseProxy.Health.IPassiveHealthCheckPolicy, ConnectionFailureHealthPolicy>();
         services.AddHostedService<WorkerStatusMonitor>();
         services.AddGpuFleetRouting(configuration);

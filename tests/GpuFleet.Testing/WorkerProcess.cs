@@ -33,10 +33,12 @@ public sealed class WorkerProcess : IAsyncDisposable
 
     public string Output => _server.Output;
 
-    public static async Task<WorkerProcess> StartAsync(string modelPath, params string[] extraArgs)
+    public static Task<WorkerProcess> StartAsync(string modelPath, params string[] extraArgs) =>
+        StartOnPortsAsync(modelPath, FreePort.Next(), FreePort.Next(), extraArgs);
+
+    /// <summary>Starts a worker on the given ports: a worker restarted where the gateway knows it (chaos tests).</summary>
+    public static async Task<WorkerProcess> StartOnPortsAsync(string modelPath, int httpPort, int grpcPort, params string[] extraArgs)
     {
-        var httpPort = FreePort.Next();
-        var grpcPort = FreePort.Next();
         string[] args =
         [
             "--model", modelPath, "--host", "127.0.0.1",

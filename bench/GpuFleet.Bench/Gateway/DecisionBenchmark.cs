@@ -47,7 +47,7 @@ internal static class DecisionBenchmark
         var affinity = new AffinityIndex(redis, hasher, options, TimeProvider.System, NullLogger<AffinityIndex>.Instance);
         var board = new WorkerLoadBoard(TimeProvider.System);
         var traffic = new WorkerTraffic(TimeProvider.System);
-        var policy = new TimeToFirstTokenPolicy(board, traffic, options, new BytesPerToken(options));
+        var policy = new TimeToFirstTokenPolicy(board, traffic, options, new BytesPerToken(options), new WorkerEjections(new PassiveHealthOptions(), TimeProvider.System));
         var destinations = Enumerable.Range(0, Workers).Select(i => new DestinationState($"10.0.0.{i}:8080")).ToList();
         var ids = destinations.Select(d => d.DestinationId).ToList();
         var cluster = new ClusterState("workers");

@@ -1,3 +1,4 @@
+using System.Globalization;
 using GpuFleet.Contracts;
 using GpuFleet.Gateway.Observability;
 using Microsoft.AspNetCore.Http;
@@ -20,15 +21,19 @@ public sealed class GatewayError(int status, string message, string type, string
     public static GatewayError BadRequest(string message, string? param = null, string code = "invalid_value") =>
         new(400, message, "invalid_request_error", code, param);
 
-    /// <summary>The 503 of a request whose worker failed (<paramref name="cause"/>) when no more failover is allowed: it says what happened.</summary>
-    public static GatewayError RetryBudgetSpent(RetryCause cause)
-    {
-        var what = cause == RetryCause.WorkerUnavailable
-            ? "The worker chosen was unavailable (draining or loading)"
-            : "The connection to the worker chosen failed before it answered";
-        return new GatewayError(503, what + ", and too many requests were retried elsewhere in the last 10 s to retry this one (the retry budget keeps failover from multiplying an outage); retry shortly.",
-            "service_unavailable", "retry_budget_exhausted") { RetryAfterSeconds = 1 };
-    }
+    /// <summary>The 503 of a request whose worker answered unavailable when no more failover is allowed: it says what happened.</summary>
+    public static GatewayError RetryBudgetSpent() =>
+        new(503, "The worker chosen was unavailable (draining or loading), and too many requests were retried elsewhere in the last 10 s to retry this one " +
+            "(the retry budget keeps failover from multiplying an outage); retry shortly.", "service_unavailable", "retry_budget_exhausted") { RetryAfterSeconds = 1 };
+
+    /// <summary>
+    /// The 503 of a request whose worker could not be reached (gone, crashed, restarting) when no other could be tried:
+    /// none was left, or the request had had its <paramref name="attempts"/> already.
+    /// </summary>
+    public static GatewayError Unreachable(int attempts) =>
+        new(503, attempts > 1
+            ? string.Create(CultureInfo.InvariantCulture, $"The {attempts} workers this request was sent to could not be reached or were lost before answering, and no further worker may be tried; retry shortly.")
+            : "The worker could not be reached and no other worker is available; retry shortly.", "service_unavailable", "worker_unreachable") { RetryAfterSeconds = 2 };
 
     public string ToJson() => OpenAiErrorJson.Format(Message, Type, Param, Code);
 

@@ -111,12 +111,14 @@ internal sealed class GatewayForwardingMiddleware(
     private async Task ForwardAsync(HttpContext context, IReverseProxyFeature proxy, RoutingState routing)
     {
         retryBudget.RecordRequest();
-        var candidates = proxy.AvailableDestinations;
         // Headers set before forwarding (the key's rate-limit headers) survive a retry's reset.
         var ownHeaders = context.Response.Headers.ToList();
         for (var attempt = 1; ; attempt++)
         {
-            proxy.AvailableDestinations = [.. candidates.Where(d => !routing.Tried.Contains(d.DestinationId))];
+            // The workers available now, not when the request came: a request queued on a worker that died may have
+            // waited there for seconds, during which another worker came back.
+            var available = attempt == 1 ? proxy.AvailableDestinations : proxy.Route.Cluster?.DestinationsState.AvailableDestinations ?? [];
+            proxy.AvailableDestinations = [.. available.Where(d => !routing.Tried.Contains(d.DestinationId))];
             if (proxy.AvailableDestinations.Count == 0)
             {
                 await Unavailable().WriteAsync(context);
@@ -139,7 +141,7 @@ internal sealed class GatewayForwardingMiddleware(
             if (!retryBudget.TryRetry(routing.RetryCause))
             {
                 ForwardingLog.RetryBudgetSpent(logger, destination);
-                await GatewayError.RetryBudgetSpent(routing.RetryCause).WriteAsync(context);
+                await GatewayError.RetryBudgetSpent().WriteAsync(context);
                 return;
             }
 
@@ -206,12 +208,18 @@ internal sealed class GatewayForwardingMiddleware(
 
             if (error is ForwarderError.Request or ForwarderError.RequestTimedOut && destination is not null)
             {
-                // The connection to the worker failed before it answered (passive health has noted it): another worker.
+                // The connection to the worker failed or broke before it answered (passive health has noted it): the
+                // worker is gone, and its request goes to another; when none is left to try, a 503 that says so.
                 if (routing.MayRetry)
                 {
                     routing.RetryCause = RetryCause.ConnectionFailed;
                     return Outcome.Retry;
                 }
+
+                ForwardingLog.Unreachable(logger, destination, attempt: routing.Tried.Count + 1);
+                ResetResponse(context);
+                await GatewayError.Unreachable(routing.Tried.Count + 1).WriteAsync(context);
+                return Outcome.Done;
             }
 
             if (error is ForwarderError.NoAvailableDestinations)
@@ -265,7 +273,11 @@ internal sealed class GatewayForwardingMiddleware(
         }
     }
 
-    /// <summary>When every worker is full, waits (bounded) for room; then 429 with a Retry-After from measured throughput.</summary>
+    /// <summary>
+    /// When every worker is full, waits (bounded) for room; then 429 with a Retry-After from measured throughput. When
+    /// the measured throughput already says a slot will not free within the wait left, refuses at once with that
+    /// Retry-After instead of holding the client for the whole wait.
+    /// </summary>
     private async Task WaitForRoomAsync(HttpContext context, IReverseProxyFeature proxy)
     {
         if (proxy.AvailableDestinations.Count == 0)
@@ -276,11 +288,13 @@ internal sealed class GatewayForwardingMiddleware(
         var deadline = time.GetTimestamp() + (long)(options.QueueWait.TotalSeconds * time.TimestampFrequency);
         while (proxy.AvailableDestinations.All(d => IsFull(d.DestinationId)))
         {
-            if (time.GetTimestamp() >= deadline)
+            var predicted = PredictedWait(proxy.AvailableDestinations);
+            var left = (double)(deadline - time.GetTimestamp()) / time.TimestampFrequency;
+            if (left <= 0 || predicted.Measured && predicted.Seconds > left)
             {
                 throw new GatewayError(429, "Every worker is at capacity; retry after the time given in Retry-After.", "rate_limit_exceeded", "fleet_overloaded")
                 {
-                    RetryAfterSeconds = RetryAfterSeconds(proxy.AvailableDestinations),
+                    RetryAfterSeconds = (int)Math.Clamp(Math.Ceiling(predicted.Seconds), 1, 60),
                 };
             }
 
@@ -299,21 +313,28 @@ internal sealed class GatewayForwardingMiddleware(
         return traffic.Outstanding(destination, engine, load.ReceivedAt).Requests >= engine.TotalSlots + engine.QueueCapacity;
     }
 
-    /// <summary>Seconds until a slot frees somewhere: queued work over the fleet's measured completion rate.</summary>
-    private int RetryAfterSeconds(IReadOnlyList<DestinationState> destinations)
+    /// <summary>
+    /// Seconds until a slot frees for one more request: the requests queued ahead of it fleet-wide, plus itself, over the
+    /// fleet's completion rate (slots over the mean request duration this gateway measured). Measured: false when no
+    /// worker's duration is known yet (10 s is assumed for those).
+    /// </summary>
+    private (double Seconds, bool Measured) PredictedWait(IReadOnlyList<DestinationState> destinations)
     {
-        double queued = 0, perSecond = 0;
+        double queued = 1, perSecond = 0;
+        var measured = false;
         foreach (var d in destinations)
         {
-            if (board.Get(d.DestinationId)?.Status?.Engine is { } engine)
+            if (board.Get(d.DestinationId) is { Status.Engine: { } engine } load)
             {
-                queued += engine.QueueDepth + 1;
-                var mean = traffic.MeanDuration(d.DestinationId) ?? TimeSpan.FromSeconds(10);
-                perSecond += Math.Max(1, engine.TotalSlots) / Math.Max(0.05, mean.TotalSeconds);
+                var slots = Math.Max(1, (int)engine.TotalSlots);
+                queued += Math.Max(0, traffic.Outstanding(d.DestinationId, engine, load.ReceivedAt).Requests - slots);
+                var mean = traffic.MeanDuration(d.DestinationId);
+                measured |= mean is not null;
+                perSecond += slots / Math.Max(0.05, (mean ?? TimeSpan.FromSeconds(10)).TotalSeconds);
             }
         }
 
-        return perSecond <= 0 ? 5 : (int)Math.Clamp(Math.Ceiling(queued / perSecond), 1, 60);
+        return perSecond <= 0 ? (5, false) : (queued / perSecond, measured);
     }
 
     private async Task<byte[]> ReadBodyAsync(HttpContext context)
@@ -408,8 +429,11 @@ internal static partial class ForwardingLog
     [LoggerMessage(EventId = 600, EventName = "Retrying", Level = LogLevel.Information, Message = "Worker {Destination} failed before answering (attempt {Attempt}); retrying on another worker")]
     public static partial void Retrying(ILogger logger, string destination, int attempt);
 
-    [LoggerMessage(EventId = 601, EventName = "RetryBudgetSpent", Level = LogLevel.Warning, Message = "Worker {Destination} failed and the retry budget is spent; not retrying")]
+    [LoggerMessage(EventId = 601, EventName = "RetryBudgetSpent", Level = LogLevel.Warning, Message = "Worker {Destination} answered unavailable and the retry budget is spent; not retrying")]
     public static partial void RetryBudgetSpent(ILogger logger, string destination);
+
+    [LoggerMessage(EventId = 603, EventName = "Unreachable", Level = LogLevel.Warning, Message = "Worker {Destination} could not be reached (attempt {Attempt}) and no further worker may be tried")]
+    public static partial void Unreachable(ILogger logger, string destination, int attempt);
 
     [LoggerMessage(EventId = 602, EventName = "StreamBroken", Level = LogLevel.Warning, Message = "A response from worker {Destination} broke after it started ({Reason}); ended with an error")]
     public static partial void StreamBroken(ILogger logger, string destination, string reason);

@@ -15,8 +15,11 @@ public sealed class RetryBudget(ForwardingOptions options, TimeProvider time)
 
     public void RecordRequest() => Interlocked.Increment(ref _requests[Bucket(Second())]);
 
-    /// <summary>Whether a retry for <paramref name="cause"/> may go ahead: a refusal at capacity always may, without spending anything; a failure takes one retry from the budget.</summary>
-    public bool TryRetry(RetryCause cause) => cause == RetryCause.WorkerAtCapacity || TryRetry();
+    /// <summary>
+    /// Whether a retry for <paramref name="cause"/> may go ahead: re-placing the work of a worker that is gone or full
+    /// always may, without spending anything; a worker's 503 takes one retry from the budget.
+    /// </summary>
+    public bool TryRetry(RetryCause cause) => cause is RetryCause.WorkerAtCapacity or RetryCause.ConnectionFailed || TryRetry();
 
     /// <summary>Takes one retry from the budget; false when it is spent.</summary>
     public bool TryRetry()

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using GpuFleet.Gateway.Observability;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
@@ -8,20 +7,16 @@ using Yarp.ReverseProxy.Model;
 namespace GpuFleet.Gateway.Load;
 
 /// <summary>
-/// YARP passive health for GpuFleet: a worker that could not be reached, or that broke a response it had started, is
-/// marked unhealthy for a cool-down that doubles while failures repeat (2 s up to 30 s); YARP brings it back when the
-/// cool-down ends, and a request it serves resets the doubling. Refusals (429/503) and timeouts are load, not failure,
-/// and never count. An unhealthy worker is still used when no other is left (see the time-to-first-token policy).
+/// YARP passive health for GpuFleet: a worker that could not be reached, or that broke a response it had started, a few
+/// times in a row (<see cref="PassiveHealthOptions.EjectAfterFailures"/>) is marked unhealthy for a time out that doubles
+/// while ejections repeat (2 s up to 30 s); YARP brings it back when the time out ends, and the routing policy then
+/// gives it a rising share of its slots (<see cref="WorkerEjections.Share"/>). Refusals (429/503), timeouts, client
+/// cancellations and 4xx answers are load or the client's doing, not failure, and never count. An unhealthy worker is
+/// still used when no other is left (see the time-to-first-token policy); serving a request then brings it back.
 /// </summary>
-internal sealed class ConnectionFailureHealthPolicy(IDestinationHealthUpdater health, RoutingMetrics metrics) : IPassiveHealthCheckPolicy
+internal sealed class ConnectionFailureHealthPolicy(IDestinationHealthUpdater health, WorkerEjections ejections, RoutingMetrics metrics) : IPassiveHealthCheckPolicy
 {
     public const string PolicyName = "GpuFleetConnectionFailures";
-
-    internal static readonly TimeSpan FirstCoolDown = TimeSpan.FromSeconds(2);
-    internal static readonly TimeSpan MaxCoolDown = TimeSpan.FromSeconds(30);
-
-    // The current cool-down per destination (of one cluster); entries go with the destination's state.
-    private readonly ConditionalWeakTable<DestinationState, StrongBox<TimeSpan>> _coolDowns = [];
 
     public string Name => PolicyName;
 
@@ -30,30 +25,17 @@ internal sealed class ConnectionFailureHealthPolicy(IDestinationHealthUpdater he
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(destination);
         var error = context.Features.Get<IForwarderErrorFeature>()?.Error ?? ForwarderError.None;
-        var coolDown = _coolDowns.GetOrCreateValue(destination);
         if (error is ForwarderError.Request or ForwarderError.RequestTimedOut or ForwarderError.ResponseBodyDestination)
         {
-            TimeSpan period;
-            lock (coolDown)
+            if (ejections.Failed(destination.DestinationId) is { } coolDown)
             {
-                coolDown.Value = coolDown.Value == TimeSpan.Zero ? FirstCoolDown : TimeSpan.FromTicks(Math.Min(coolDown.Value.Ticks * 2, MaxCoolDown.Ticks));
-                period = coolDown.Value;
+                health.SetPassive(cluster, destination, DestinationHealth.Unhealthy, coolDown);
+                metrics.ObserveEjection(destination.DestinationId);
             }
-
-            health.SetPassive(cluster, destination, DestinationHealth.Unhealthy, period);
-            metrics.ObserveEjection(destination.DestinationId);
         }
-        else if (error is ForwarderError.None)
+        else if (error is ForwarderError.None && ejections.Served(destination.DestinationId) && destination.Health.Passive == DestinationHealth.Unhealthy)
         {
-            lock (coolDown)
-            {
-                coolDown.Value = TimeSpan.Zero;
-            }
-
-            if (destination.Health.Passive == DestinationHealth.Unhealthy)
-            {
-                health.SetPassive(cluster, destination, DestinationHealth.Healthy, TimeSpan.Zero);
-            }
+            health.SetPassive(cluster, destination, DestinationHealth.Healthy, TimeSpan.Zero);
         }
     }
 }

@@ -11,9 +11,11 @@ namespace GpuFleet.Gateway.Routing;
 /// last report plus what this gateway sent it since, with one prefill rate for the cluster, and the minimum wins. A session's worker wins while it is not
 /// a hot spot; the hot-spot guard gives an overloaded affinity choice's request to the least loaded worker instead.
 /// A new conversation goes, among workers about as fast, to the one holding the least cached work; a worker whose
-/// context clearly cannot hold the prompt is skipped. See docs/gateway-routing.md ("Routing policy").
+/// context clearly cannot hold the prompt is skipped; one returning from a passive-health ejection counts a rising share
+/// of its slots. See docs/gateway-routing.md ("Routing policy").
 /// </summary>
-public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic traffic, RoutingOptions options, BytesPerToken calibration) : ILoadBalancingPolicy
+internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic traffic, RoutingOptions options, BytesPerToken calibration, WorkerEjections ejections)
+    : ILoadBalancingPolicy
 {
     public const string PolicyName = "GpuFleetTimeToFirstToken";
 
@@ -150,7 +152,8 @@ public sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffic 
             return new Candidate(destination, Live: false, double.MaxValue, 0, promptTokens, inFlight, inFlight, 0, 0, 0);
         }
 
-        var slots = Math.Max(1, (int)status!.TotalSlots);
+        // A worker returning from an ejection is given a rising share of its slots (slow start).
+        var slots = Math.Max(1, (int)(status!.TotalSlots * ejections.Share(id)));
         var (outstanding, unreported, pendingPrefill) = traffic.Outstanding(id, status, load!.ReceivedAt);
         var held = 0;
         if (routing?.Request is { } request && routing.Affinity.HeldBlocks.TryGetValue(id, out var blocks) && blocks > 0)

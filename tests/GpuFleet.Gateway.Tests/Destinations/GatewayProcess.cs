@@ -27,6 +27,8 @@ internal sealed class GatewayProcess : IAsyncDisposable
 
     public string Output => _server.Output;
 
+    public int ProcessId => _server.ProcessId;
+
     /// <summary>Starts <c>GpuFleet.Gateway --http-port N --grpc-port N</c> plus <paramref name="args"/>, waited for until <c>/healthz</c> answers.</summary>
     public static async Task<GatewayProcess> StartAsync(params string[] args)
     {

@@ -1,5 +1,6 @@
 using GpuFleet.Gateway.Load;
 using GpuFleet.Gateway.Tests.Observability;
+using GpuFleet.Testing;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
@@ -7,15 +8,21 @@ using Yarp.ReverseProxy.Model;
 
 namespace GpuFleet.Gateway.Tests.Load;
 
-/// <summary>The passive health policy: which forwarding outcomes put a worker aside, and for how long.</summary>
+/// <summary>The passive health policy: which forwarding outcomes put a worker aside, for how long, and how it comes back.</summary>
 public sealed class ConnectionFailureHealthPolicyTests
 {
     private readonly RecordingHealthUpdater _updater = new();
+    private readonly ManualTimeProvider _clock = new();
+    private readonly WorkerEjections _ejections;
     private readonly ConnectionFailureHealthPolicy _policy;
     private readonly ClusterState _cluster = new("workers");
     private readonly DestinationState _worker = new("w1");
 
-    public ConnectionFailureHealthPolicyTests() => _policy = new ConnectionFailureHealthPolicy(_updater, TestMeters.Routing());
+    public ConnectionFailureHealthPolicyTests()
+    {
+        _ejections = new WorkerEjections(new PassiveHealthOptions(), _clock);
+        _policy = new ConnectionFailureHealthPolicy(_updater, _ejections, TestMeters.Routing());
+    }
 
     private void Proxied(ForwarderError error)
     {
@@ -29,30 +36,82 @@ public sealed class ConnectionFailureHealthPolicyTests
     }
 
     [Fact]
-    public void Repeated_connection_failures_double_the_cool_down_up_to_30_seconds()
+    public void Three_failures_in_a_row_take_a_worker_out_and_a_success_between_them_starts_the_count_again()
     {
-        foreach (var _ in Enumerable.Range(0, 6))
-        {
-            Proxied(ForwarderError.Request);
-        }
+        Proxied(ForwarderError.Request);
+        Proxied(ForwarderError.ResponseBodyDestination);
+        Proxied(ForwarderError.None);
+        Proxied(ForwarderError.Request);
+        Proxied(ForwarderError.RequestTimedOut);
+        Assert.Empty(_updater.Calls);
 
-        Assert.Equal([2, 4, 8, 16, 30, 30], _updater.Calls.Select(c => c.Period.TotalSeconds));
-        Assert.All(_updater.Calls, c => Assert.Equal(DestinationHealth.Unhealthy, c.Health));
+        Proxied(ForwarderError.Request);
+        Assert.Equal([(DestinationHealth.Unhealthy, TimeSpan.FromSeconds(2))], _updater.Calls);
     }
 
     [Fact]
-    public void A_served_request_resets_the_cool_down_and_heals_an_unhealthy_worker()
+    public void The_queued_requests_of_a_worker_taken_out_fail_without_taking_it_out_again()
     {
-        Proxied(ForwarderError.Request);
-        Proxied(ForwarderError.RequestTimedOut);
-        Assert.Equal(TimeSpan.FromSeconds(4), _updater.Calls[^1].Period);
+        for (var i = 0; i < 16; i++)
+        {
+            Proxied(ForwarderError.Request); // a killed worker's queue, failing at once
+        }
 
+        Assert.Single(_updater.Calls);
+        Assert.Equal(WorkerEjections.FirstShare, _ejections.Share("w1"));
+    }
+
+    [Fact]
+    public void A_returning_worker_gets_a_rising_share_of_its_slots_and_one_failure_then_takes_it_out_for_twice_as_long()
+    {
+        Fail(3);
+        _clock.Advance(TimeSpan.FromSeconds(2)); // the time out ends: it returns with a tenth of its slots
+        Assert.Equal(0.1, _ejections.Share("w1"), 3);
+        _clock.Advance(TimeSpan.FromSeconds(15));
+        Assert.Equal(0.55, _ejections.Share("w1"), 3);
+
+        Proxied(ForwarderError.Request);
+        Assert.Equal((DestinationHealth.Unhealthy, TimeSpan.FromSeconds(4)), _updater.Calls[^1]);
+        foreach (var expected in new[] { 8, 16, 30, 30 })
+        {
+            _clock.Advance(_updater.Calls[^1].Period);
+            Proxied(ForwarderError.Request);
+            Assert.Equal(TimeSpan.FromSeconds(expected), _updater.Calls[^1].Period);
+        }
+    }
+
+    [Fact]
+    public void A_whole_slow_start_without_failure_brings_it_fully_back_and_the_next_ejection_starts_from_two_seconds()
+    {
+        Fail(3);
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        Proxied(ForwarderError.None);
+        _clock.Advance(TimeSpan.FromSeconds(30));
+        Proxied(ForwarderError.None);
+        Assert.Equal(1, _ejections.Share("w1"));
+
+        Fail(2);
+        Assert.Single(_updater.Calls); // back to three in a row
+        Proxied(ForwarderError.Request);
+        Assert.Equal(TimeSpan.FromSeconds(2), _updater.Calls[^1].Period);
+    }
+
+    [Fact]
+    public void A_worker_taken_out_that_serves_a_request_as_the_last_resort_is_healed_at_once_with_a_slow_start()
+    {
+        Fail(3);
         _worker.Health.Passive = DestinationHealth.Unhealthy;
         Proxied(ForwarderError.None);
         Assert.Equal(DestinationHealth.Healthy, _updater.Calls[^1].Health);
+        Assert.Equal(WorkerEjections.FirstShare, _ejections.Share("w1"));
+    }
 
-        Proxied(ForwarderError.ResponseBodyDestination);
-        Assert.Equal((DestinationHealth.Unhealthy, TimeSpan.FromSeconds(2)), (_updater.Calls[^1].Health, _updater.Calls[^1].Period));
+    private void Fail(int times)
+    {
+        for (var i = 0; i < times; i++)
+        {
+            Proxied(ForwarderError.Request);
+        }
     }
 
     [Theory]

@@ -167,6 +167,36 @@ public sealed class FailoverTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task When_the_measured_wait_for_a_slot_exceeds_the_bounded_wait_a_request_is_refused_at_once_with_that_retry_after()
+    {
+        // One slot, no queue, answers of 6 s (60 tokens 100 ms apart): the gateway measures the duration on a first request.
+        _workers.Add(await WorkerProcess.StartAsync(_model, "--name", "w0", "--simulate", "--simulate-tokens", "60", "--simulate-token-ms", "100",
+            "--slots", "1", "--queue", "0", "--ctx-size", "4096", "--enable-thinking", "false"));
+        await using var gateway = await GatewayProcess.StartAsync(WorkerArgs());
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        await gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 1);
+        var chat = new Uri(gateway.BaseAddress, "/v1/chat/completions");
+        using (var first = await http.PostAsync(chat, RoutingTests.Json(new { model = Model, max_tokens = 100, messages = new[] { new { role = "user", content = "first" } } })))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+
+        var busy = http.PostAsync(chat, RoutingTests.Json(new { model = Model, max_tokens = 100, messages = new[] { new { role = "user", content = "busy" } } }));
+        await TestTimeouts.WaitUntilAsync(async () => (await http.GetStringAsync(new Uri(gateway.BaseAddress, "/workers"))).Contains("\"running_slots\":1", StringComparison.Ordinal));
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var refused = await http.PostAsync(chat, RoutingTests.Json(new { model = Model, max_tokens = 2, messages = new[] { new { role = "user", content = "one more" } } }));
+        var waited = clock.Elapsed;
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Contains("fleet_overloaded", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // A slot frees in about one answer's time (6 s), more than the 5 s the request could wait: refused at once, told when.
+        Assert.InRange(refused.Headers.RetryAfter?.Delta?.TotalSeconds ?? 0, 5, 12);
+        Assert.True(waited < TimeSpan.FromSeconds(3), $"the refusal took {waited}");
+        (await busy).Dispose();
+    }
+
     private async Task StartWorkersAsync(int count) =>
         _workers.AddRange(await Task.WhenAll(Enumerable.Range(0, count).Select(i =>
             WorkerProcess.StartAsync(_model, "--name", $"w{i}", "--slots", "2", "--ctx-size", "8192", "--enable-thinking", "false"))));

@@ -142,7 +142,7 @@ public sealed class PeerPolicyTests
     public void The_configured_policy_is_ours_by_default_and_an_unknown_name_is_refused_at_start()
     {
         var options = new RoutingOptions();
-        var ours = new TimeToFirstTokenPolicy(_board, _traffic, options, new BytesPerToken(options));
+        var ours = new TimeToFirstTokenPolicy(_board, _traffic, options, new BytesPerToken(options), new WorkerEjections(new PassiveHealthOptions(), TimeProvider.System));
         Assert.Same(ours, new ConfiguredRoutingPolicy(options, ours, _signals).Selected);
         Assert.IsType<LlmdWeightedScorerPolicy>(new ConfiguredRoutingPolicy(new RoutingOptions { Policy = "llm-d" }, ours, _signals).Selected);
         Assert.Contains(new RoutingOptions { Policy = "fastest" }.Validate(), e => e.Contains("Gateway:Routing:Policy", StringComparison.Ordinal) && e.Contains("'fastest'", StringComparison.Ordinal));

@@ -120,25 +120,26 @@ public sealed class RetryBudgetTests
     }
 
     [Fact]
-    public void A_refusal_at_capacity_never_spends_the_budget()
+    public void Re_placing_the_work_of_a_worker_that_is_gone_or_full_never_spends_the_budget()
     {
         var none = new RetryBudget(new ForwardingOptions { MinRetriesPer10Seconds = 0, RetryBudgetRatio = 0 }, _clock);
         Requests(none, 100);
-        Assert.False(none.TryRetry(RetryCause.ConnectionFailed));
         Assert.False(none.TryRetry(RetryCause.WorkerUnavailable));
         for (var i = 0; i < 1000; i++)
         {
             Assert.True(none.TryRetry(RetryCause.WorkerAtCapacity));
+            Assert.True(none.TryRetry(RetryCause.ConnectionFailed));
         }
 
-        // A fleet refusing at capacity leaves the whole budget to real failures.
+        // A fleet refusing at capacity, or losing a worker with its queue, leaves the whole budget to workers answering 503.
         var budget = new RetryBudget(new ForwardingOptions(), _clock);
         for (var i = 0; i < 500; i++)
         {
             Assert.True(budget.TryRetry(RetryCause.WorkerAtCapacity));
+            Assert.True(budget.TryRetry(RetryCause.ConnectionFailed));
         }
 
         Assert.Equal(10, Drain(budget));
-        Assert.False(budget.TryRetry(RetryCause.ConnectionFailed));
+        Assert.False(budget.TryRetry(RetryCause.WorkerUnavailable));
     }
 }

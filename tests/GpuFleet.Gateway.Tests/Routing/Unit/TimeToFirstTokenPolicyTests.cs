@@ -28,7 +28,7 @@ public sealed class TimeToFirstTokenPolicyTests
     {
         _board = new WorkerLoadBoard(_clock);
         _traffic = new WorkerTraffic(_clock);
-        _policy = new TimeToFirstTokenPolicy(_board, _traffic, _options, new BytesPerToken(_options));
+        _policy = new TimeToFirstTokenPolicy(_board, _traffic, _options, new BytesPerToken(_options), new WorkerEjections(new PassiveHealthOptions(), _clock));
     }
 
     private void Report(string worker, uint running = 0, uint queued = 0, uint slots = 4, double prefillRate = 1000, ulong pendingPrefill = 0,
