@@ -18,6 +18,7 @@ public sealed class TimeToFirstTokenPolicyTests
     private readonly WorkerLoadBoard _board;
     private readonly WorkerTraffic _traffic;
     private readonly TimeToFirstTokenPolicy _policy;
+    private readonly WorkerEjections _ejections;
     private readonly ClusterState _cluster = new("workers");
     private readonly DestinationState[] _destinations = [new("w1"), new("w2"), new("w3")];
 
@@ -28,7 +29,8 @@ public sealed class TimeToFirstTokenPolicyTests
     {
         _board = new WorkerLoadBoard(_clock);
         _traffic = new WorkerTraffic(_clock);
-        _policy = new TimeToFirstTokenPolicy(_board, _traffic, _options, new BytesPerToken(_options), new WorkerEjections(new PassiveHealthOptions(), _clock));
+        _ejections = new WorkerEjections(new PassiveHealthOptions(), _clock);
+        _policy = new TimeToFirstTokenPolicy(_board, _traffic, _options, new BytesPerToken(_options), _ejections);
     }
 
     private void Report(string worker, uint running = 0, uint queued = 0, uint slots = 4, double prefillRate = 1000, ulong pendingPrefill = 0,
@@ -98,6 +100,28 @@ public sealed class TimeToFirstTokenPolicyTests
         Assert.Equal("w3", Pick(Routing(2000, new() { ["w3"] = 1 })).Worker);
         Assert.Equal("w1", Pick(Routing(2000, new() { ["w1"] = 5, ["w3"] = 2 })).Worker);
         Assert.Equal(RouteReasons.Affinity, Pick(Routing(2000, new() { ["w3"] = 1 })).Routing.Reason);
+    }
+
+    [Fact]
+    public void A_worker_back_from_an_ejection_counts_a_rising_share_of_its_slots()
+    {
+        Report("w1", running: 3, slots: 16);
+        Report("w2", running: 1, slots: 16);
+        var fresh = _destinations[..2];
+        Assert.Equal("w2", Pick(Routing(400), fresh).Worker); // the less loaded
+
+        for (var i = 0; i < 3; i++)
+        {
+            _ejections.Failed("w2");
+        }
+
+        _clock.Advance(TimeSpan.FromSeconds(2)); // back, on a tenth of its 16 slots (one, taken): a new request would queue there
+        Assert.Equal("w1", Pick(Routing(400), fresh).Worker);
+
+        _clock.Advance(TimeSpan.FromSeconds(30)); // the slow start is over: all 16 slots count again
+        Report("w1", running: 3, slots: 16);
+        Report("w2", running: 1, slots: 16);
+        Assert.Equal("w2", Pick(Routing(400), fresh).Worker);
     }
 
     [Fact]
