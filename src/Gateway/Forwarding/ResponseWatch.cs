@@ -35,7 +35,6 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private int _markerMatched;
     private bool _atLineStart = true;
     private bool _dropBlankLine;
-    private bool _heldReleased; // a flush sent the held start: this line, if it is the comment, goes through whole
 
     public ResponseWatch(HttpContext context, ForwardingOptions options, TimeProvider time, ResponseWatchdog watchdog)
     {
@@ -127,23 +126,11 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     }
 
     /// <summary>
-    /// A flush sends what is held back as a possible marker start: a flushed stream must not sit on bytes. The usage
-    /// line then still counts, and reaches the client whole as the SSE comment it is (which clients ignore). Workers
-    /// write the line in one piece, so this is the rare case.
+    /// A flush leaves a held possible marker start where it is: only an SSE comment line can start with the marker's
+    /// ':' (events are <c>data:</c> lines), so what is held is never model output, and the usage line never reaches the
+    /// client however the worker's bytes were split and flushed.
     /// </summary>
-    public override async Task FlushAsync(CancellationToken cancellationToken)
-    {
-        if (_held.Count > 0)
-        {
-            // The match goes on, so the report is still read; only its removal is given up for this line.
-            byte[] held = [.. _held];
-            _held.Clear();
-            _heldReleased = true;
-            await _inner.WriteAsync(held, cancellationToken);
-        }
-
-        await _inner.FlushAsync(cancellationToken);
-    }
+    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
 
     public override void Flush() => FlushAsync(CancellationToken.None).GetAwaiter().GetResult();
 
@@ -225,13 +212,11 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         releaseHeld = false;
         if (_inUsageLine)
         {
-            var pass = _heldReleased;
             if (b == (byte)'\n')
             {
                 _inUsageLine = false;
                 _atLineStart = true;
-                _dropBlankLine = !_heldReleased;
-                _heldReleased = false;
+                _dropBlankLine = true;
                 if (_line.Count <= 128 && UsageReport.TryParse(Encoding.ASCII.GetString([.. _line]), out var report))
                 {
                     Usage = report;
@@ -244,7 +229,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
                 _line.Add(b); // a 129th byte marks the line as too long to be a report
             }
 
-            return pass;
+            return false;
         }
 
         if (_dropBlankLine)
@@ -266,23 +251,17 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
             _markerMatched = 0;
             _held.Clear();
             _inUsageLine = true;
-            return _heldReleased;
+            return false;
         }
 
         if (_markerMatched > 0)
         {
             // Still the marker so far (a new one cannot start inside it: it needs a line start).
-            if (_heldReleased)
-            {
-                return true;
-            }
-
             _held.Add(b);
             return false;
         }
 
-        releaseHeld = wasMatching && _held.Count > 0; // the held bytes were ordinary text after all
-        _heldReleased = false;
+        releaseHeld = wasMatching && _held.Count > 0; // the held bytes were another comment after all
         return true;
     }
 
