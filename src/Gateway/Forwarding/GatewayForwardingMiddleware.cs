@@ -39,46 +39,23 @@ internal sealed class GatewayForwardingMiddleware(
 
     private static readonly TimeSpan FullPoll = TimeSpan.FromMilliseconds(50);
 
+    /// <summary>The gRPC method whose prompt the gateway reads for affinity, as OpenAI generation requests.</summary>
+    private const string GenerateMethodPath = "/gpufleet.v1.Inference/Generate";
+
     public async Task InvokeAsync(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var proxy = context.Features.Get<IReverseProxyFeature>()!;
         context.Request.Headers.Remove(GpuFleetHeaders.PrefixBlocks);
-        byte[]? body = null;
         RoutingState routing;
         try
         {
-            var chat = IsPost(context, "/v1/chat/completions");
-            if (chat || IsPost(context, "/v1/completions"))
+            if (await InspectAsync(context, proxy) is not { } state)
             {
-                body = await ReadBodyAsync(context);
-                var request = inspector.Inspect(body, chat, context.Request.Headers[GpuFleetHeaders.SessionId]);
-                routing = new RoutingState { Request = request, Body = body, PromptTokens = calibration.Tokens(request.Model, request.PromptBytes) };
-                if (request.Blocks.Count > 0)
-                {
-                    context.Request.Headers[GpuFleetHeaders.PrefixBlocks] = PrefixBlockHeader.Format(inspector.BlockBytes, request.PromptBytes, request.Blocks);
-                }
-
-                context.Features.Set(routing);
-                foreach (var admission in _admissions)
-                {
-                    if (!await admission.AdmitAsync(context, request, request.TokenEstimate(routing.PromptTokens)))
-                    {
-                        return; // refused: the admission wrote the response
-                    }
-                }
-
-                var started = time.GetTimestamp();
-                routing.Affinity = await affinity.LookupAsync(request.Model, request.Blocks,
-                    [.. proxy.AvailableDestinations.Select(d => d.DestinationId)], request.SessionKey, context.RequestAborted);
-                metrics.ObserveLookup(time.GetElapsedTime(started));
-            }
-            else
-            {
-                routing = new RoutingState();
-                context.Features.Set(routing);
+                return; // refused by an admission, which wrote the response
             }
 
+            routing = state;
             using (metrics.TimeCapacityWait())
             {
                 await WaitForRoomAsync(context, proxy);
@@ -106,6 +83,52 @@ internal sealed class GatewayForwardingMiddleware(
         {
             await admission.CompleteAsync(context, routing.Usage);
         }
+    }
+
+    /// <summary>
+    /// For a generation request (OpenAI chat or completion, gRPC Generate): reads the body (bounded: 413), inspects it
+    /// (bad OpenAI input: 400 from the gateway), marks the prompt's blocks for the worker, runs the admissions (per-key
+    /// limits) and looks up affinity. Any other request passes with an empty state. Null when an admission refused.
+    /// </summary>
+    private async Task<RoutingState?> InspectAsync(HttpContext context, IReverseProxyFeature proxy)
+    {
+        var chat = IsPost(context, "/v1/chat/completions");
+        var generate = !chat && IsPost(context, GenerateMethodPath) && GrpcRefusal.IsGrpc(context.Request);
+        if (!generate && !chat && !IsPost(context, "/v1/completions"))
+        {
+            var plain = new RoutingState();
+            context.Features.Set(plain);
+            return plain;
+        }
+
+        var body = await ReadBodyAsync(context);
+        var session = context.Request.Headers[GpuFleetHeaders.SessionId].ToString();
+        var request = generate ? inspector.InspectGenerate(body, session) : inspector.Inspect(body, chat, session);
+        var routing = new RoutingState { Request = request, Body = body, PromptTokens = request is null ? 0 : calibration.Tokens(request.Model, request.PromptBytes) };
+        context.Features.Set(routing);
+        if (request is null)
+        {
+            return routing; // a gRPC body the gateway cannot read goes on as it is, without affinity: the worker answers it
+        }
+
+        if (request.Blocks.Count > 0)
+        {
+            context.Request.Headers[GpuFleetHeaders.PrefixBlocks] = PrefixBlockHeader.Format(inspector.BlockBytes, request.PromptBytes, request.Blocks);
+        }
+
+        foreach (var admission in _admissions)
+        {
+            if (!await admission.AdmitAsync(context, request, request.TokenEstimate(routing.PromptTokens)))
+            {
+                return null;
+            }
+        }
+
+        var started = time.GetTimestamp();
+        routing.Affinity = await affinity.LookupAsync(request.Model, request.Blocks,
+            [.. proxy.AvailableDestinations.Select(d => d.DestinationId)], request.SessionKey, context.RequestAborted);
+        metrics.ObserveLookup(time.GetElapsedTime(started));
+        return routing;
     }
 
     private async Task ForwardAsync(HttpContext context, IReverseProxyFeature proxy, RoutingState routing)

@@ -1,7 +1,10 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using System.Buffers.Binary;
+using Google.Protobuf;
 using GpuFleet.Contracts;
+using GpuFleet.Contracts.V1;
 using GpuFleet.Gateway.Forwarding;
 
 namespace GpuFleet.Gateway.Routing;
@@ -35,6 +38,89 @@ public sealed class RequestInspector(PrefixHasher hasher)
         // Checked above, as the worker checks it: this parse cannot fail, and no string read below can throw.
         using var document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = JsonRequestBody.MaxDepth });
         return Inspect(document.RootElement, chat, sessionHeader);
+    }
+
+    /// <summary>
+    /// The routing fields of a gRPC <c>Inference/Generate</c> call's body (its one length-prefixed message), rendered
+    /// like the OpenAI requests (raw prompt as a completion's, chat input as a chat's), so gRPC clients get prefix
+    /// affinity too. Null when the body is not one plain message (compressed, or not a GenerateRequest): the call then
+    /// goes on without affinity and the worker answers it precisely.
+    /// </summary>
+    public InspectedRequest? InspectGenerate(ReadOnlySpan<byte> body, string? sessionHeader)
+    {
+        if (body.Length < 5 || body[0] != 0 || BinaryPrimitives.ReadUInt32BigEndian(body[1..5]) != (uint)(body.Length - 5))
+        {
+            return null;
+        }
+
+        GenerateRequest request;
+        try
+        {
+            request = GenerateRequest.Parser.ParseFrom(body[5..]);
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            return null;
+        }
+
+        var canonical = new ArrayBufferWriter<byte>(1024);
+        if (request.InputCase == GenerateRequest.InputOneofCase.Chat)
+        {
+            WriteChat(request.Chat, canonical);
+        }
+        else
+        {
+            WriteText(request.Prompt, canonical);
+        }
+
+        return new InspectedRequest
+        {
+            Model = request.Model,
+            Stream = true,
+            MaxTokens = request.MaxTokens > 0 ? (int)Math.Min(request.MaxTokens, int.MaxValue) : null,
+            PromptBytes = canonical.WrittenCount,
+            Blocks = hasher.Hash(request.Model, canonical.WrittenSpan, Contracts.PrefixBlockHeader.MaxBlocks),
+            SessionKey = string.IsNullOrEmpty(sessionHeader) ? null : hasher.Tag("session", sessionHeader),
+        };
+    }
+
+    private static void WriteChat(ChatInput chat, ArrayBufferWriter<byte> output)
+    {
+        if (chat.Tools.Count > 0)
+        {
+            foreach (var tool in chat.Tools)
+            {
+                WriteMessageJson(tool, output);
+            }
+
+            output.Write([MessageSeparator]);
+        }
+
+        foreach (var message in chat.Messages)
+        {
+            WriteText(message.Role, output);
+            output.Write([FieldSeparator]);
+            WriteText(message.Content, output);
+            if (message.ToolCalls.Count > 0)
+            {
+                output.Write([FieldSeparator]);
+                foreach (var call in message.ToolCalls)
+                {
+                    WriteMessageJson(call, output);
+                }
+            }
+
+            output.Write([MessageSeparator]);
+        }
+    }
+
+    /// <summary>A protobuf message as its JSON form (deterministic: fields in number order), marked as JSON like <see cref="WriteJson"/>.</summary>
+    private static void WriteMessageJson(IMessage message, ArrayBufferWriter<byte> output)
+    {
+        output.Write([JsonMarker]);
+        var json = JsonFormatter.Default.Format(message);
+        var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(json.Length));
+        output.Advance(Encoding.UTF8.GetBytes(json, span));
     }
 
     private InspectedRequest Inspect(JsonElement root, bool chat, string? sessionHeader)

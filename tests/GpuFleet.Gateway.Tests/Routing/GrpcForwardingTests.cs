@@ -40,6 +40,22 @@ public sealed class GrpcForwardingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_grpc_generate_call_through_the_gateway_gets_prefix_affinity_like_an_openai_request()
+    {
+        await using var gateway = await GatewayProcess.StartAsync([.. _workers.SelectMany(w => new[] { "--worker", w.BaseAddress.ToString().TrimEnd('/') })]);
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        await gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 2);
+
+        using var result = await RunClientAsync(gateway, "generate-twice", "tiny-qwen3");
+
+        Assert.True(result.RootElement.GetProperty("ok").GetBoolean(), result.RootElement.ToString());
+        var first = result.RootElement.GetProperty("first").GetProperty("headers");
+        var second = result.RootElement.GetProperty("second").GetProperty("headers");
+        Assert.Equal(first.GetProperty("x-gpufleet-worker").GetString(), second.GetProperty("x-gpufleet-worker").GetString());
+        Assert.Equal("affinity", second.GetProperty("x-gpufleet-route").GetString());
+    }
+
+    [Fact]
     public async Task An_unknown_method_through_the_gateway_is_unimplemented()
     {
         await using var gateway = await StartGatewayAsync();
@@ -79,9 +95,9 @@ public sealed class GrpcForwardingTests : IAsyncLifetime
         return gateway;
     }
 
-    private static async Task<JsonDocument> RunClientAsync(GatewayProcess gateway, string scenario)
+    private static async Task<JsonDocument> RunClientAsync(GatewayProcess gateway, string scenario, string tag = "")
     {
-        var lines = await NodeProcess.RunAsync("client.js", "127.0.0.1:" + gateway.GrpcPort.ToString(CultureInfo.InvariantCulture), scenario);
+        var lines = await NodeProcess.RunAsync("client.js", "127.0.0.1:" + gateway.GrpcPort.ToString(CultureInfo.InvariantCulture), scenario, tag);
         return JsonDocument.Parse(lines[^1]);
     }
 

@@ -27,6 +27,10 @@ function collect(call, onData) {
   return new Promise((resolve) => {
     const messages = [];
     let error = null;
+    let headers = {};
+    call.on('metadata', (metadata) => {
+      headers = metadata.getMap();
+    });
     call.on('data', (message) => {
       messages.push(message);
       if (onData) onData(messages.length);
@@ -35,7 +39,7 @@ function collect(call, onData) {
       error = err;
     });
     call.on('status', (status) => {
-      resolve(error ? { ...failure(error), messages } : { ok: status.code === 0, code: status.code, messages });
+      resolve(error ? { ...failure(error), messages, headers } : { ok: status.code === 0, code: status.code, messages, headers });
     });
   });
 }
@@ -108,6 +112,21 @@ const scenarios = {
       model: tag || 'demo',
     };
     return collect(inference.Generate(request, { deadline: longDeadline() }));
+  },
+
+  // A conversation with a long system prompt (a few KB, several of the gateway's prefix blocks), twice: the gateway
+  // reads the gRPC request's prompt and routes the second call by prefix affinity (x-gpufleet-route in the headers).
+  'generate-twice': async () => {
+    const inference = new Inference(address, credentials);
+    const rules = Array.from({ length: 30 }, (_, i) => `Rule ${i}: keep answers short and cite file ${i}.`).join('\n');
+    const request = {
+      chat: { messages: [{ role: 'system', content: rules }, { role: 'user', content: 'Say hi' }], enable_thinking: false },
+      max_tokens: 2,
+      model: tag || 'demo',
+    };
+    const first = await collect(inference.Generate(request, { deadline: longDeadline() }));
+    const second = await collect(inference.Generate(request, { deadline: longDeadline() }));
+    return { ok: first.ok && second.ok, first, second };
   },
 };
 
