@@ -13,7 +13,7 @@ namespace GpuFleet.Worker.Hosting;
 /// with <see cref="WorkerOptions.Simulate"/>, the simulated one on the model's vocabulary only), and on
 /// shutdown lets accepted requests finish within the host's shutdown timeout.
 /// </summary>
-public sealed class EngineHost : IHostedService, IAsyncDisposable
+internal sealed class EngineHost : IHostedService, IAsyncDisposable
 {
     // Read in StartAsync, not here: the host builds its hosted services before it validates options, and
     // validation must report every problem at once instead of failing in this constructor.

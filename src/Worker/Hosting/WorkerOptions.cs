@@ -3,7 +3,7 @@ using GpuFleet.Contracts;
 namespace GpuFleet.Worker.Hosting;
 
 /// <summary>Worker settings, bound from configuration section <c>Worker</c>.</summary>
-public sealed class WorkerOptions
+internal sealed class WorkerOptions
 {
     public const string SectionName = "Worker";
 
