@@ -1,3 +1,4 @@
+using GpuFleet.Worker;
 using GpuFleet.Worker.Api;
 using GpuFleet.Worker.Engine;
 using GpuFleet.Worker.Hosting;

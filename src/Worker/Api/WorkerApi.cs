@@ -2,7 +2,6 @@ using GpuFleet.Contracts;
 using GpuFleet.Worker.Api.OpenAi;
 using GpuFleet.Worker.Chat;
 using GpuFleet.Worker.Engine;
-using GpuFleet.Worker.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 

@@ -1,7 +1,8 @@
+using GpuFleet.Worker;
 using GpuFleet.Worker.Api;
 using GpuFleet.Worker.Api.Grpc;
 using GpuFleet.Worker.Api.OpenAi;
-using GpuFleet.Worker.Hosting;
+using GpuFleet.Worker.Engine;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Builder;

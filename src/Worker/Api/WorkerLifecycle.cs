@@ -1,4 +1,4 @@
-using GpuFleet.Worker.Hosting;
+using GpuFleet.Worker.Engine;
 using Grpc.Health.V1;
 using Grpc.HealthCheck;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using GpuFleet.Gateway.Hosting;
 using GpuFleet.Testing;
+using GpuFleet.Worker;
 using GpuFleet.Worker.Hosting;
 
 namespace GpuFleet.Deploy.Tests.Kubernetes;

@@ -1,6 +1,6 @@
 using GpuFleet.Contracts;
 
-namespace GpuFleet.Worker.Hosting;
+namespace GpuFleet.Worker;
 
 /// <summary>Worker settings, bound from configuration section <c>Worker</c>.</summary>
 internal sealed class WorkerOptions
