@@ -11,7 +11,7 @@ namespace GpuFleet.Worker.Engine;
 /// One model, one llama.cpp context with <see cref="EngineOptions.Slots"/> sequence slots, served by one
 /// scheduler thread with continuous batching and prefix-cache reuse. Thread-safe: any thread may submit.
 /// </summary>
-public sealed class InferenceEngine : IInferenceEngine
+internal sealed class InferenceEngine : IInferenceEngine
 {
     private readonly LlamaModel _model;
     private readonly EngineOptions _options;
