@@ -1,3 +1,4 @@
+using GpuFleet.Worker;
 using GpuFleet.Worker.Api;
 using GpuFleet.Worker.Engine;
 using GpuFleet.Worker.Hosting;
@@ -9,7 +10,7 @@ using OpenTelemetry.Metrics;
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>The worker's composition entry point.</summary>
-public static class WorkerServiceCollectionExtensions
+internal static class WorkerServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the GpuFleet worker: options from the <c>Worker</c> and <c>Engine</c> sections (validated at

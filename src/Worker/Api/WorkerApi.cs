@@ -2,14 +2,13 @@ using GpuFleet.Contracts;
 using GpuFleet.Worker.Api.OpenAi;
 using GpuFleet.Worker.Chat;
 using GpuFleet.Worker.Engine;
-using GpuFleet.Worker.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace GpuFleet.Worker.Api;
 
 /// <summary>What the worker's endpoints share: the engine, the settings, the drain state and the clock.</summary>
-public sealed class WorkerApi(EngineHost host, IOptions<WorkerOptions> options, WorkerLifecycle lifecycle, TimeProvider time, ILogger<WorkerApi> logger)
+internal sealed class WorkerApi(EngineHost host, IOptions<WorkerOptions> options, WorkerLifecycle lifecycle, TimeProvider time, ILogger<WorkerApi> logger)
 {
     private SpecialTokenGuard? _specialTokens;
     private int? _messageStartToken;

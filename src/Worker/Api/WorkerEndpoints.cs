@@ -1,7 +1,8 @@
+using GpuFleet.Worker;
 using GpuFleet.Worker.Api;
 using GpuFleet.Worker.Api.Grpc;
 using GpuFleet.Worker.Api.OpenAi;
-using GpuFleet.Worker.Hosting;
+using GpuFleet.Worker.Engine;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Builder;
@@ -11,7 +12,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Microsoft.AspNetCore.Builder;
 
 /// <summary>Maps the worker's HTTP API: OpenAI endpoints, health, readiness and metrics.</summary>
-public static class WorkerEndpointRouteBuilderExtensions
+internal static class WorkerEndpointRouteBuilderExtensions
 {
     /// <summary>Response header on the OpenAI API of a simulated worker (<c>--simulate</c>): the answers are not a model's.</summary>
     public const string SimulatedHeader = "x-gpufleet-simulated";

@@ -1,4 +1,4 @@
-using GpuFleet.Worker.Hosting;
+using GpuFleet.Worker.Engine;
 using Grpc.Health.V1;
 using Grpc.HealthCheck;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
@@ -14,7 +14,7 @@ namespace GpuFleet.Worker.Api;
 /// finish within <see cref="WorkerOptions.DrainTimeoutSeconds"/>; those still running then are interrupted
 /// (they end with an error the client can see); then the host stops and the process exits 0.
 /// </summary>
-public sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvider time, HealthServiceImpl health, EngineHost engine, ILogger<WorkerLifecycle> logger)
+internal sealed class WorkerLifecycle(IOptions<WorkerOptions> options, TimeProvider time, HealthServiceImpl health, EngineHost engine, ILogger<WorkerLifecycle> logger)
     : IHostedLifecycleService
 {
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);

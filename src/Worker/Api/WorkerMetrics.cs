@@ -1,6 +1,5 @@
 using System.Diagnostics.Metrics;
 using GpuFleet.Worker.Engine;
-using GpuFleet.Worker.Hosting;
 using GpuFleet.Worker.LlamaCpp;
 
 namespace GpuFleet.Worker.Api;

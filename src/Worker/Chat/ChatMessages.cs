@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace GpuFleet.Worker.Chat;
 
 /// <summary>One chat message; <see cref="Role"/> is system, user, assistant or tool.</summary>
-public sealed record ChatMessage(string Role, string? Content)
+internal sealed record ChatMessage(string Role, string? Content)
 {
     /// <summary>Calls an assistant message made (OpenAI <c>tool_calls</c>).</summary>
     public IReadOnlyList<ChatToolCall>? ToolCalls { get; init; }
@@ -19,13 +19,13 @@ public sealed record ChatMessage(string Role, string? Content)
 }
 
 /// <summary>A function call an assistant made; <see cref="ArgumentsJson"/> is OpenAI's "arguments" string, a JSON object.</summary>
-public sealed record ChatToolCall(string Id, string Name, string ArgumentsJson);
+internal sealed record ChatToolCall(string Id, string Name, string ArgumentsJson);
 
 /// <summary>An OpenAI function tool; <see cref="Parameters"/> is its JSON schema.</summary>
-public sealed record ChatTool(string Name, string? Description, JsonElement? Parameters);
+internal sealed record ChatTool(string Name, string? Description, JsonElement? Parameters);
 
 /// <summary>How a conversation is rendered into a prompt.</summary>
-public sealed record ChatRenderOptions
+internal sealed record ChatRenderOptions
 {
     /// <summary>Tools announced in the system turn; null or empty announces none.</summary>
     public IReadOnlyList<ChatTool>? Tools { get; init; }
@@ -38,13 +38,13 @@ public sealed record ChatRenderOptions
 }
 
 /// <summary>One part of an OpenAI content array: <see cref="Type"/> "text" with <see cref="Text"/>, or a media type.</summary>
-public sealed record ChatContentPart(string Type, string? Text);
+internal sealed record ChatContentPart(string Type, string? Text);
 
 /// <summary>
 /// A conversation the chat format cannot render. The message says what is wrong in terms an API client can
 /// act on and never quotes prompt text.
 /// </summary>
-public sealed class ChatFormatException : ArgumentException
+internal sealed class ChatFormatException : ArgumentException
 {
     public ChatFormatException()
     {

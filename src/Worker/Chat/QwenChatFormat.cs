@@ -14,7 +14,7 @@ namespace GpuFleet.Worker.Chat;
 /// kept and keys in input order; scalar tool-call arguments go through str(), so booleans render as True and
 /// False, null as None and floats as Python's repr; |trim strips Python's Unicode whitespace.
 /// </remarks>
-public static class QwenChatFormat
+internal static class QwenChatFormat
 {
     private const string ToolInstructions =
         "\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n"

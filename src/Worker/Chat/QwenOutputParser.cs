@@ -22,7 +22,7 @@ namespace GpuFleet.Worker.Chat;
 /// no truncated call is ever executed. Reasoning never closed stays reasoning. Without tools, tool-call
 /// markup is plain content.
 /// </remarks>
-public sealed class QwenOutputParser
+internal sealed class QwenOutputParser
 {
     private const string ThinkOpen = "<think>";
     private const string ThinkClose = "</think>";

@@ -14,7 +14,7 @@ namespace GpuFleet.Worker.Chat;
 /// <c>&lt;tool_call&gt;</c> match in any text, with or without special parsing, in llama.cpp as in the model's
 /// Hugging Face tokenizer; they cannot open a turn, so they are left as the model was trained to see them.
 /// </remarks>
-public sealed class SpecialTokenGuard
+internal sealed class SpecialTokenGuard
 {
     // Supplementary private-use plane 15: never typed, and not rewritten by rendering (no escaping, not whitespace).
     private const int PlaceholderBase = 0xF0000;

@@ -1,7 +1,7 @@
 namespace GpuFleet.Worker.Engine;
 
 /// <summary>Engine settings, bound from configuration section <c>Engine</c>.</summary>
-public sealed class EngineOptions
+internal sealed class EngineOptions
 {
     public const string SectionName = "Engine";
 

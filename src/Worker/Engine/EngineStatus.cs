@@ -1,7 +1,7 @@
 namespace GpuFleet.Worker.Engine;
 
 /// <summary>A point-in-time view of the engine for the APIs, the gateway and metrics.</summary>
-public sealed record EngineStatus
+internal sealed record EngineStatus
 {
     public int QueueDepth { get; init; }
 

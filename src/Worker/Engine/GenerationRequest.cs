@@ -1,7 +1,7 @@
 namespace GpuFleet.Worker.Engine;
 
 /// <summary>One generation: a tokenized prompt and how to continue it.</summary>
-public sealed record GenerationRequest
+internal sealed record GenerationRequest
 {
     public required IReadOnlyList<int> PromptTokens { get; init; }
 
@@ -39,9 +39,9 @@ public sealed record GenerationRequest
 }
 
 /// <summary>One gateway prefix block: its keyed hash and the (estimated) prompt token position where it ends.</summary>
-public readonly record struct PrefixBlock(ulong Hash, int TokenEnd);
+internal readonly record struct PrefixBlock(ulong Hash, int TokenEnd);
 
-public enum FinishReason
+internal enum FinishReason
 {
     /// <summary>An end-of-generation token or a stop sequence.</summary>
     Stop,
@@ -56,7 +56,7 @@ public enum FinishReason
 }
 
 /// <summary>Token counts and timings of one finished generation.</summary>
-public sealed record GenerationUsage(
+internal sealed record GenerationUsage(
     int PromptTokens,
     int CachedPromptTokens,
     int CompletionTokens,
@@ -65,20 +65,20 @@ public sealed record GenerationUsage(
     TimeSpan TotalTime);
 
 /// <summary>What a generation stream yields.</summary>
-public abstract record GenerationEvent;
+internal abstract record GenerationEvent;
 
 /// <summary>A sampled token and the text it releases (empty while a UTF-8 character or a possible stop sequence is incomplete).</summary>
-public sealed record TokenEvent(int Token, string Text) : GenerationEvent
+internal sealed record TokenEvent(int Token, string Text) : GenerationEvent
 {
     /// <summary>The scheduler step that produced this token (orders tokens across streams, for diagnostics and tests).</summary>
     internal long Step { get; init; }
 }
 
 /// <summary>The last event: why it ended, usage, and any text still held back.</summary>
-public sealed record CompletionEvent(FinishReason Reason, GenerationUsage Usage, string TrailingText, string? Error = null) : GenerationEvent;
+internal sealed record CompletionEvent(FinishReason Reason, GenerationUsage Usage, string TrailingText, string? Error = null) : GenerationEvent;
 
 /// <summary>Why a request was refused before any work.</summary>
-public enum RejectionReason
+internal enum RejectionReason
 {
     /// <summary>The admission queue is full: retry later (HTTP 429 / RESOURCE_EXHAUSTED).</summary>
     Overloaded,
@@ -91,10 +91,10 @@ public enum RejectionReason
 }
 
 /// <summary>A refusal with a message fit for the client.</summary>
-public sealed record Rejection(RejectionReason Reason, string Message);
+internal sealed record Rejection(RejectionReason Reason, string Message);
 
 /// <summary>The result of <see cref="InferenceEngine.Submit"/>: a stream, or a rejection.</summary>
-public sealed record Admission(GenerationStream? Stream, Rejection? Rejection)
+internal sealed record Admission(GenerationStream? Stream, Rejection? Rejection)
 {
     public bool Accepted => Stream is not null;
 }

@@ -7,7 +7,7 @@ namespace GpuFleet.Worker.Engine;
 /// The output of one accepted request. Events arrive in order and always end with exactly one
 /// <see cref="CompletionEvent"/>. Cancelling the token given to Submit (or passed here) frees the slot.
 /// </summary>
-public sealed class GenerationStream
+internal sealed class GenerationStream
 {
     private readonly ChannelReader<GenerationEvent> _reader;
     private readonly TaskCompletionSource<CompletionEvent> _completion;

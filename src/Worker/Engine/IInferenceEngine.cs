@@ -7,7 +7,7 @@ namespace GpuFleet.Worker.Engine;
 /// model's vocabulary (tokenizer, special tokens) and the engine settings the requests are checked against.
 /// Built-ins: <see cref="InferenceEngine"/> (llama.cpp) and <see cref="Simulated.SimulatedEngine"/> (no model cost).
 /// </summary>
-public interface IInferenceEngine : IAsyncDisposable
+internal interface IInferenceEngine : IAsyncDisposable
 {
     /// <summary>The served model: vocabulary and metadata (a simulated engine loads the vocabulary only).</summary>
     LlamaModel Model { get; }

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using GpuFleet.Worker.Engine.Compute;
+using GpuFleet.Worker.Engine.Scheduling;
 using GpuFleet.Worker.LlamaCpp;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -10,7 +11,7 @@ namespace GpuFleet.Worker.Engine;
 /// One model, one llama.cpp context with <see cref="EngineOptions.Slots"/> sequence slots, served by one
 /// scheduler thread with continuous batching and prefix-cache reuse. Thread-safe: any thread may submit.
 /// </summary>
-public sealed class InferenceEngine : IInferenceEngine
+internal sealed class InferenceEngine : IInferenceEngine
 {
     private readonly LlamaModel _model;
     private readonly EngineOptions _options;
@@ -126,25 +127,7 @@ public sealed class InferenceEngine : IInferenceEngine
     }
 
     /// <summary>The current status: slots, queue, memory, host cache, throughput and totals.</summary>
-    public EngineStatus GetStatus()
-    {
-        var (prefill, decode) = _scheduler.Meter.Rates();
-        var status = _scheduler.Status;
-        return status with
-        {
-            QueueDepth = _queue.Waiting,
-            PendingPrefillTokens = status.PendingPrefillTokens + _queue.WaitingPromptTokens,
-            QueueCapacity = _options.QueueCapacity,
-            HostCacheEntries = _scheduler.Snapshots.Count,
-            HostCacheBytes = _scheduler.Snapshots.Bytes,
-            HostCacheCapacityBytes = _scheduler.Snapshots.CapacityBytes,
-            HostCacheEvictions = _scheduler.Snapshots.Evictions,
-            PrefillTokensPerSecond = prefill,
-            DecodeTokensPerSecond = decode,
-            RequestsRejected = Interlocked.Read(ref _rejected),
-            Stopping = _queue.IsClosed,
-        };
-    }
+    public EngineStatus GetStatus() => _scheduler.ReadStatus(Interlocked.Read(ref _rejected));
 
     /// <summary>
     /// Stops accepting requests and lets accepted ones finish; when <paramref name="cancellationToken"/>

@@ -5,7 +5,7 @@ namespace GpuFleet.Worker.Engine;
 /// top-p, min-p, temperature, then a seeded draw. A temperature of 0 means greedy (argmax after penalties).
 /// Defaults follow the OpenAI API (temperature 1, top_p 1, no penalties).
 /// </summary>
-public sealed record SamplingParameters
+internal sealed record SamplingParameters
 {
     public float Temperature { get; init; } = 1.0f;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using GpuFleet.Contracts;
 using GpuFleet.Worker.Api;
+using GpuFleet.Worker.Engine;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;

@@ -16,43 +16,14 @@ namespace GpuFleet.Worker.Hosting;
 /// </summary>
 internal static class WorkerServer
 {
-    /// <summary>Command-line switches and the configuration keys they set.</summary>
-    public static readonly Dictionary<string, string> Switches = new(StringComparer.Ordinal)
-    {
-        ["--model"] = "Worker:ModelPath",
-        ["--model-id"] = "Worker:ModelId",
-        ["--name"] = "Worker:Name",
-        ["--host"] = "Worker:Host",
-        ["--http-port"] = "Worker:HttpPort",
-        ["--grpc-port"] = "Worker:GrpcPort",
-        ["--gpu-layers"] = "Worker:GpuLayers",
-        ["--native-dir"] = "Worker:NativeDirectory",
-        ["--drain-timeout"] = "Worker:DrainTimeoutSeconds",
-        ["--enable-thinking"] = "Worker:EnableThinking",
-        ["--redis"] = "Worker:Redis",
-        ["--advertise-url"] = "Worker:AdvertiseUrl",
-        ["--slots"] = "Engine:Slots",
-        ["--ctx-size"] = "Engine:ContextSize",
-        ["--batch-size"] = "Engine:BatchSize",
-        ["--prefill-chunk"] = "Engine:PrefillChunkTokens",
-        ["--kv-unified"] = "Engine:UnifiedKv",
-        ["--threads"] = "Engine:Threads",
-        ["--queue"] = "Engine:QueueCapacity",
-        ["--host-cache-bytes"] = "Engine:HostCacheBytes",
-        ["--simulate"] = "Worker:Simulate",
-        ["--simulate-tokens"] = "Worker:SimulatedReplyTokens",
-        ["--simulate-token-ms"] = "Worker:SimulatedTokenDelayMilliseconds",
-        ["--simulate-profile"] = "Worker:SimulateProfile",
-        ["--simulate-speedup"] = "Worker:SimulatedSpeedup",
-    };
-
     /// <summary>Idle time on a gRPC connection before Kestrel pings the peer.</summary>
     internal static readonly TimeSpan GrpcKeepAlivePingDelay = TimeSpan.FromSeconds(20);
 
     /// <summary>How long a ping may go unanswered before Kestrel closes the connection.</summary>
     internal static readonly TimeSpan GrpcKeepAlivePingTimeout = TimeSpan.FromSeconds(20);
 
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>Serves until shutdown; <paramref name="settings"/> are the command line's configuration values (they override the rest).</summary>
+    public static async Task<int> RunAsync(IReadOnlyDictionary<string, string?> settings)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
         // Quiet defaults (a line per request from ASP.NET Core is noise); configuration overrides them.
@@ -67,13 +38,7 @@ internal static class WorkerServer
                 ["Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks"] = "Critical",
             },
         });
-        if (UnknownArgument(args) is { } unknown)
-        {
-            await Console.Error.WriteLineAsync($"worker: {unknown} Options: {string.Join(' ', Switches.Keys.Order(StringComparer.Ordinal))}.");
-            return 2;
-        }
-
-        builder.Configuration.AddCommandLine(WithFlagValues(args), Switches);
+        builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
@@ -122,56 +87,6 @@ internal static class WorkerServer
 
         await app.WaitForShutdownAsync();
         return 0;
-    }
-
-    /// <summary>Switches that may stand alone (<c>--simulate</c> means <c>--simulate true</c>); <c>--simulate false</c> also works.</summary>
-    public static readonly IReadOnlySet<string> Flags = new HashSet<string>(StringComparer.Ordinal) { "--simulate" };
-
-    /// <summary>
-    /// Why the arguments are not all known switches with their values, or null. .NET's command-line provider would take
-    /// any <c>--name value</c> as configuration, so a misspelt option (<c>--drain-timout 60</c>) would be ignored silently.
-    /// </summary>
-    internal static string? UnknownArgument(string[] args)
-    {
-        for (var i = 0; i < args.Length; i++)
-        {
-            var name = args[i].Split('=', 2)[0];
-            if (!name.StartsWith("--", StringComparison.Ordinal))
-            {
-                return $"Unexpected argument '{args[i]}' (options are --name value).";
-            }
-
-            if (Flags.Contains(name))
-            {
-                i += name == args[i] && i + 1 < args.Length && bool.TryParse(args[i + 1], out _) ? 1 : 0;
-            }
-            else if (!Switches.ContainsKey(name))
-            {
-                return $"Unknown option '{name}'.";
-            }
-            else if (name == args[i] && ++i >= args.Length)
-            {
-                return $"Option {name} needs a value.";
-            }
-        }
-
-        return null;
-    }
-
-    /// <summary>The arguments with <c>true</c> after each flag given without a value, as the configuration provider wants one.</summary>
-    internal static string[] WithFlagValues(string[] args)
-    {
-        var expanded = new List<string>(args.Length + 1);
-        for (var i = 0; i < args.Length; i++)
-        {
-            expanded.Add(args[i]);
-            if (Flags.Contains(args[i]) && (i + 1 == args.Length || !bool.TryParse(args[i + 1], out _)))
-            {
-                expanded.Add("true");
-            }
-        }
-
-        return [.. expanded];
     }
 
     /// <summary>Any unexpected failure becomes an OpenAI-shaped 500 without internals; the details go to the log.</summary>

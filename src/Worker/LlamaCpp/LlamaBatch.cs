@@ -6,7 +6,7 @@ namespace GpuFleet.Worker.LlamaCpp;
 /// A reusable token batch (llama_batch_init / llama_batch_free) with one sequence id per token.
 /// Not thread-safe: it belongs to the thread that owns the context.
 /// </summary>
-public sealed unsafe class LlamaBatch : IDisposable
+internal sealed unsafe class LlamaBatch : IDisposable
 {
     private readonly SafeLlamaBatchHandle _handle;
     private readonly LlamaBatchNative _arrays;

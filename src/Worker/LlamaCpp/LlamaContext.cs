@@ -3,7 +3,7 @@ using GpuFleet.Worker.LlamaCpp.Native;
 namespace GpuFleet.Worker.LlamaCpp;
 
 /// <summary>What llama_decode reported, as a value the scheduler acts on.</summary>
-public enum DecodeResult
+internal enum DecodeResult
 {
     Ok = 0,
     /// <summary>No KV slot for the batch (1): retry with less work, not a failure of the requests.</summary>
@@ -17,7 +17,7 @@ public enum DecodeResult
 }
 
 /// <summary>How to create a context: sequence slots, context size and threads.</summary>
-public sealed record LlamaContextSettings
+internal sealed record LlamaContextSettings
 {
     /// <summary>Number of sequences (request slots) decoded together.</summary>
     public int Sequences { get; init; } = 4;
@@ -46,7 +46,7 @@ public sealed record LlamaContextSettings
 /// A llama.cpp context with its own KV cache / recurrent state. Not thread-safe: exactly one thread
 /// (the engine's scheduler) uses it after creation.
 /// </summary>
-public sealed unsafe class LlamaContext : IDisposable
+internal sealed unsafe class LlamaContext : IDisposable
 {
     private readonly SafeLlamaContextHandle _handle;
     private readonly nint _context;

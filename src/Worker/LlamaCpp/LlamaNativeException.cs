@@ -1,7 +1,7 @@
 namespace GpuFleet.Worker.LlamaCpp;
 
 /// <summary>The native llama.cpp libraries are missing, do not match, or refused an operation.</summary>
-public sealed class LlamaNativeException : Exception
+internal sealed class LlamaNativeException : Exception
 {
     public LlamaNativeException(string message)
         : base(message)

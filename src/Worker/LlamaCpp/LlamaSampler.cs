@@ -3,7 +3,7 @@ using GpuFleet.Worker.LlamaCpp.Native;
 namespace GpuFleet.Worker.LlamaCpp;
 
 /// <summary>A llama.cpp sampler chain; it remembers accepted tokens (for penalties) and its random state.</summary>
-public sealed class LlamaSampler : IDisposable
+internal sealed class LlamaSampler : IDisposable
 {
     private const uint RandomSeed = 0xFFFFFFFF; // LLAMA_DEFAULT_SEED: llama.cpp picks one
 

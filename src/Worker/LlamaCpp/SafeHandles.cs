@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 namespace GpuFleet.Worker.LlamaCpp;
 
 /// <summary>Owns a <c>llama_model*</c>; freed with llama_model_free once no context references it.</summary>
-public sealed class SafeLlamaModelHandle : SafeHandleZeroOrMinusOneIsInvalid
+internal sealed class SafeLlamaModelHandle : SafeHandleZeroOrMinusOneIsInvalid
 {
     public SafeLlamaModelHandle()
         : base(ownsHandle: true)
@@ -25,7 +25,7 @@ public sealed class SafeLlamaModelHandle : SafeHandleZeroOrMinusOneIsInvalid
 /// Owns a <c>llama_context*</c>. Holds a reference on its model handle so the model cannot be freed
 /// while the context lives (the context points into the model's tensors).
 /// </summary>
-public sealed class SafeLlamaContextHandle : SafeHandleZeroOrMinusOneIsInvalid
+internal sealed class SafeLlamaContextHandle : SafeHandleZeroOrMinusOneIsInvalid
 {
     private readonly SafeLlamaModelHandle? _model;
 
@@ -52,7 +52,7 @@ public sealed class SafeLlamaContextHandle : SafeHandleZeroOrMinusOneIsInvalid
 }
 
 /// <summary>Owns a <c>llama_sampler*</c> (usually a chain, which owns the samplers added to it).</summary>
-public sealed class SafeLlamaSamplerHandle : SafeHandleZeroOrMinusOneIsInvalid
+internal sealed class SafeLlamaSamplerHandle : SafeHandleZeroOrMinusOneIsInvalid
 {
     public SafeLlamaSamplerHandle()
         : base(ownsHandle: true)

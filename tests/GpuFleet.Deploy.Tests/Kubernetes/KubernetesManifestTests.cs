@@ -4,7 +4,8 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using GpuFleet.Gateway.Hosting;
 using GpuFleet.Testing;
-using GpuFleet.Worker.Hosting;
+using GpuFleet.Worker;
+using GpuFleet.Worker.Cli;
 
 namespace GpuFleet.Deploy.Tests.Kubernetes;
 
@@ -140,13 +141,9 @@ public sealed partial class KubernetesManifestTests
                     Assert.NotEmpty(settings);
                     break;
                 case "worker":
-                    for (var i = 0; i < args.Count; i++)
-                    {
-                        Assert.True(args[i].StartsWith("--", StringComparison.Ordinal), $"{where}: '{args[i]}' is not an option");
-                        Assert.True(WorkerServer.Switches.ContainsKey(args[i]) || WorkerServer.Flags.Contains(args[i]), $"{where}: the worker has no option {args[i]}");
-                        i += WorkerServer.Flags.Contains(args[i]) ? 0 : 1;
-                    }
-
+                    // The worker's own parser: an unknown option, a missing value or a stray argument is a problem.
+                    var (_, problems) = WorkerCommandLine.ParseServe(args);
+                    Assert.True(problems.Count == 0, $"{where}: {string.Join(" ", problems)}");
                     break;
             }
 
@@ -279,7 +276,7 @@ public sealed partial class KubernetesManifestTests
             }
         }
 
-        keys.UnionWith(WorkerServer.Switches.Values);
+        keys.UnionWith(WorkerCommandLine.ServeOptionKeys.Values);
         keys.UnionWith(GatewayCommandLine.Switches.Values);
         return keys;
     }

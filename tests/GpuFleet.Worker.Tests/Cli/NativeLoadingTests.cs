@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using GpuFleet.Testing;
 
 namespace GpuFleet.Worker.Tests.Cli;
@@ -10,7 +9,7 @@ public sealed class NativeLoadingTests
     [Fact]
     public async Task Info_reports_the_cpu_backend_and_device()
     {
-        var (exit, output, error) = await RunWorkerAsync("info");
+        var (exit, output, error) = await WorkerProgram.RunAsync("info");
 
         Assert.True(exit == 0, error);
         Assert.Contains("backends: CPU", output, StringComparison.Ordinal);
@@ -20,7 +19,7 @@ public sealed class NativeLoadingTests
     [Fact]
     public async Task Missing_native_folder_fails_with_a_clear_message()
     {
-        var (exit, _, error) = await RunWorkerAsync("info", "--native-dir", "/nonexistent/llama");
+        var (exit, _, error) = await WorkerProgram.RunAsync("info", "--native-dir", "/nonexistent/llama");
 
         Assert.Equal(1, exit);
         Assert.Contains("does not exist", error, StringComparison.Ordinal);
@@ -33,7 +32,7 @@ public sealed class NativeLoadingTests
         var empty = Directory.CreateTempSubdirectory("gpufleet-empty-natives-").FullName;
         try
         {
-            var (exit, _, error) = await RunWorkerAsync("info", "--native-dir", empty);
+            var (exit, _, error) = await WorkerProgram.RunAsync("info", "--native-dir", empty);
 
             Assert.Equal(1, exit);
             Assert.Contains("native libraries are missing", error, StringComparison.Ordinal);
@@ -57,7 +56,7 @@ public sealed class NativeLoadingTests
 
             File.WriteAllText(Path.Combine(folder, "_nlcBuildMetadata.json"),
                 """{"buildOptions":{"llamaCpp":{"repo":"ggml-org/llama.cpp","release":"v0.4.0"}}}""");
-            var (exit, _, error) = await RunWorkerAsync("info", "--native-dir", folder);
+            var (exit, _, error) = await WorkerProgram.RunAsync("info", "--native-dir", folder);
 
             Assert.Equal(1, exit);
             Assert.Contains("llama.cpp v0.4.0", error, StringComparison.Ordinal);
@@ -67,51 +66,5 @@ public sealed class NativeLoadingTests
         {
             Directory.Delete(folder, recursive: true);
         }
-    }
-
-    [Fact]
-    public async Task Unknown_architecture_is_refused_with_usage_exit_code()
-    {
-        var (exit, _, error) = await RunWorkerAsync("demo-model", "/tmp/x.gguf", "--arch", "llama9");
-
-        Assert.Equal(2, exit);
-        Assert.Contains("--arch must be one of qwen3, qwen35", error, StringComparison.Ordinal);
-    }
-
-    [Theory]
-    [InlineData("Unknown option '--drain-timout'", "--model", "/tmp/x.gguf", "--drain-timout", "60")]
-    [InlineData("Option --slots needs a value", "--model", "/tmp/x.gguf", "--slots")]
-    [InlineData("Unexpected argument 'extra'", "--model", "/tmp/x.gguf", "extra")]
-    public async Task A_server_command_line_with_an_unknown_or_incomplete_option_is_refused_before_anything_starts(string message, params string[] args)
-    {
-        var (exit, _, error) = await RunWorkerAsync(args);
-
-        Assert.Equal(2, exit);
-        Assert.Contains(message, error, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public void Known_switches_flags_and_key_value_forms_are_accepted() =>
-        Assert.Null(GpuFleet.Worker.Hosting.WorkerServer.UnknownArgument(
-            ["--model", "m.gguf", "--simulate", "--slots=4", "--simulate", "false", "--name", "w0"]));
-
-    private static async Task<(int Exit, string Output, string Error)> RunWorkerAsync(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "GpuFleet.Worker.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync(TestTimeouts.Token());
-        return (process.ExitCode, await output, await error);
     }
 }

@@ -1,6 +1,7 @@
 using GpuFleet.Testing;
 using GpuFleet.Worker.Engine;
 using GpuFleet.Worker.Hosting;
+using GpuFleet.Worker.Tests.Engine;
 using GpuFleet.Worker.Models;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,4 +1,4 @@
-using GpuFleet.Worker.Hosting;
+using GpuFleet.Worker.Engine;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace GpuFleet.Worker.Api.Grpc;

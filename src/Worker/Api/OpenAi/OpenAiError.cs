@@ -8,7 +8,7 @@ namespace GpuFleet.Worker.Api.OpenAi;
 /// A client-facing failure in the OpenAI error shape <c>{"error":{"message","type","param","code"}}</c>,
 /// with its HTTP status. Thrown by request parsing and turned into a response by the endpoints.
 /// </summary>
-public sealed class OpenAiException : Exception
+internal sealed class OpenAiException : Exception
 {
     public OpenAiException(int status, string message, string type = "invalid_request_error", string? param = null, string? code = null)
         : base(message)

@@ -22,7 +22,7 @@ namespace GpuFleet.Worker.Engine.Simulated;
 /// With <see cref="SimulatedReply.TokenDelay"/> of zero the whole answer is produced inside <see cref="Submit"/>;
 /// otherwise each token waits on a timer, holding the slot as a real generation would.
 /// </remarks>
-public sealed class SimulatedEngine : IInferenceEngine
+internal sealed class SimulatedEngine : IInferenceEngine
 {
     /// <summary>The text every answer cycles through (as many of its tokens as the answer has).</summary>
     internal const string ReplyText = "This answer is simulated: GpuFleet measured everything except the model. ";

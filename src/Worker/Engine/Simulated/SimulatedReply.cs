@@ -1,7 +1,7 @@
 namespace GpuFleet.Worker.Engine.Simulated;
 
 /// <summary>How the simulated engine answers (<c>Worker:SimulatedReplyTokens</c>, <c>Worker:SimulatedTokenDelayMilliseconds</c>).</summary>
-public sealed record SimulatedReply
+internal sealed record SimulatedReply
 {
     /// <summary>Tokens of an answer before its simulated end of generation; default 16 (OpenAI's default for completions).</summary>
     public int Tokens { get; init; } = 16;

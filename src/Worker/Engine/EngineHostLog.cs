@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Logging;
 
-namespace GpuFleet.Worker.Hosting;
+namespace GpuFleet.Worker.Engine;
 
-/// <summary>Worker lifecycle log messages.</summary>
-internal static partial class WorkerLog
+/// <summary>What <see cref="EngineHost"/> logs while it loads the llama.cpp libraries and the model.</summary>
+internal static partial class EngineHostLog
 {
     [LoggerMessage(EventId = 1, EventName = "BackendLoaded", Level = LogLevel.Information,
         Message = "llama.cpp loaded from {Directory}: backends {Backends}; devices {Devices}")]

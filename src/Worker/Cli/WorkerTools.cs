@@ -5,49 +5,57 @@ using Microsoft.Extensions.Logging;
 
 namespace GpuFleet.Worker.Cli;
 
-/// <summary>
-/// <c>generate</c>: loads a model, starts the engine and streams one or more generations to the
-/// terminal (the quick start until the worker's network APIs exist).
-/// </summary>
-internal static class GenerateCommand
+/// <summary>The worker's command-line tools besides serving: <c>info</c> and <c>generate</c> (<c>demo-model</c> is one call).</summary>
+internal static class WorkerTools
 {
-    public static async Task<int> RunAsync(CommandLineArguments args)
+    /// <summary><c>info</c>: the llama.cpp libraries, backends and devices.</summary>
+    public static int Info(string? nativeDirectory)
     {
-        args.RejectUnknown("model", "prompt", "max-tokens", "streams", "slots", "ctx-size", "native-dir", "gpu-layers", "temperature", "seed");
-        var modelPath = args.Get("model") ?? throw new CommandLineException("generate needs --model <file.gguf>.");
-        var streams = args.GetInt("streams", 1);
-        if (streams < 1)
+        var backend = LlamaBackend.Initialize(nativeDirectory);
+        Console.WriteLine($"llama.cpp libraries: {backend.Directory}");
+        Console.WriteLine($"backends: {string.Join(", ", backend.Backends)}");
+        foreach (var device in backend.Devices)
+        {
+            Console.WriteLine($"device: {device.Name} ({device.Type}) {device.Description}, {device.TotalBytes / (1 << 20):N0} MiB");
+        }
+
+        Console.WriteLine($"system: {backend.SystemInfo}");
+        return 0;
+    }
+
+    /// <summary>
+    /// <c>generate</c>: loads a model, starts the engine and streams one or more generations to the terminal (the
+    /// quickest check that a model and the natives work, without the network APIs).
+    /// </summary>
+    public static async Task<int> GenerateAsync(GenerateSettings settings)
+    {
+        if (settings.Streams < 1)
         {
             throw new CommandLineException("--streams must be at least 1.");
         }
 
         using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
-        var backend = LlamaBackend.Initialize(args.Get("native-dir"), loggerFactory);
-        using var model = LlamaModel.Load(modelPath, args.GetInt("gpu-layers", 0));
+        var backend = LlamaBackend.Initialize(settings.NativeDirectory, loggerFactory);
+        using var model = LlamaModel.Load(settings.ModelPath, settings.GpuLayers);
         Console.Error.WriteLine($"model: {model.Name} ({model.Description}, {model.ParameterCount:N0} parameters) on {string.Join(", ", backend.Devices.Select(d => d.Name))}");
 
         var options = new EngineOptions
         {
-            Slots = args.GetInt("slots", Math.Max(streams, 1)),
-            ContextSize = args.GetInt("ctx-size", 0),
+            Slots = settings.Slots > 0 ? settings.Slots : settings.Streams,
+            ContextSize = settings.ContextSize,
         };
         await using var engine = await InferenceEngine.StartAsync(model, options, loggerFactory.CreateLogger("GpuFleet.Worker.Engine"));
 
-        var prompt = args.Get("prompt") ?? "Write a haiku about a fleet of GPUs.";
-        var text = $"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n";
+        var text = $"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{settings.Prompt}<|im_end|>\n<|im_start|>assistant\n";
         var tokens = model.Tokenize(text);
-        var sampling = new SamplingParameters
-        {
-            Temperature = float.Parse(args.Get("temperature") ?? "0.8", System.Globalization.CultureInfo.InvariantCulture),
-            Seed = (uint)args.GetInt("seed", 1),
-        };
+        var sampling = new SamplingParameters { Temperature = settings.Temperature, Seed = (uint)settings.Seed };
 
         var stopwatch = Stopwatch.StartNew();
-        var admissions = Enumerable.Range(0, streams)
+        var admissions = Enumerable.Range(0, settings.Streams)
             .Select(i => engine.Submit(new GenerationRequest
             {
                 PromptTokens = tokens,
-                MaxTokens = args.GetInt("max-tokens", 48),
+                MaxTokens = settings.MaxTokens,
                 Sampling = sampling with { Seed = sampling.Seed + (uint)i },
             }))
             .ToList();
@@ -74,7 +82,7 @@ internal static class GenerateCommand
         var results = await Task.WhenAll(admissions.Select(a => a.Stream!.Completion));
         var generated = results.Sum(r => r.Usage.CompletionTokens);
         Console.Error.WriteLine(
-            $"{streams} stream(s), {generated} tokens in {stopwatch.Elapsed.TotalSeconds:F2} s ({generated / stopwatch.Elapsed.TotalSeconds:F1} tokens/s); " +
+            $"{settings.Streams} stream(s), {generated} tokens in {stopwatch.Elapsed.TotalSeconds:F2} s ({generated / stopwatch.Elapsed.TotalSeconds:F1} tokens/s); " +
             $"first token after {results[0].Usage.TimeToFirstToken.TotalMilliseconds:F0} ms; finish: {results[0].Reason}");
         return 0;
     }

@@ -1,9 +1,9 @@
 using GpuFleet.Contracts;
 
-namespace GpuFleet.Worker.Hosting;
+namespace GpuFleet.Worker;
 
 /// <summary>Worker settings, bound from configuration section <c>Worker</c>.</summary>
-public sealed class WorkerOptions
+internal sealed class WorkerOptions
 {
     public const string SectionName = "Worker";
 

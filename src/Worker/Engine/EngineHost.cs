@@ -1,4 +1,3 @@
-using GpuFleet.Worker.Engine;
 using GpuFleet.Worker.Engine.CostModel;
 using GpuFleet.Worker.Engine.Simulated;
 using GpuFleet.Worker.LlamaCpp;
@@ -6,14 +5,14 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace GpuFleet.Worker.Hosting;
+namespace GpuFleet.Worker.Engine;
 
 /// <summary>
 /// Owns the worker's llama.cpp lifetime: loads the libraries and the model at start, runs the engine (or,
 /// with <see cref="WorkerOptions.Simulate"/>, the simulated one on the model's vocabulary only), and on
 /// shutdown lets accepted requests finish within the host's shutdown timeout.
 /// </summary>
-public sealed class EngineHost : IHostedService, IAsyncDisposable
+internal sealed class EngineHost : IHostedService, IAsyncDisposable
 {
     // Read in StartAsync, not here: the host builds its hosted services before it validates options, and
     // validation must report every problem at once instead of failing in this constructor.
@@ -52,13 +51,13 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
         var worker = _worker.Value;
         var started = _time.GetTimestamp();
         Backend = LlamaBackend.Initialize(worker.NativeDirectory, _loggerFactory);
-        WorkerLog.BackendLoaded(_logger, Backend.Directory, string.Join(", ", Backend.Backends),
+        EngineHostLog.BackendLoaded(_logger, Backend.Directory, string.Join(", ", Backend.Backends),
             string.Join(", ", Backend.Devices.Select(d => $"{d.Name} ({d.Type}, {d.TotalBytes >> 20} MiB)")));
         if (worker.Simulate)
         {
             // No weights are read and no context is created: only the tokenizer and metadata are needed.
             _model = LlamaModel.Load(worker.ModelPath!, vocabularyOnly: true);
-            WorkerLog.ModelLoaded(_logger, _model.Name, _model.Architecture, _model.ParameterCount, _model.SizeBytes);
+            EngineHostLog.ModelLoaded(_logger, _model.Name, _model.Architecture, _model.ParameterCount, _model.SizeBytes);
             _engine = SimulatedEngine.Start(_model, _engineOptions.Value,
                 new SimulatedReply { Tokens = worker.SimulatedReplyTokens, TokenDelay = TimeSpan.FromMilliseconds(worker.SimulatedTokenDelayMilliseconds) },
                 _loggerFactory.CreateLogger<SimulatedEngine>(), _time);
@@ -70,7 +69,7 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
         {
             // The real scheduler over a cost model: like --simulate, only the vocabulary is read.
             _model = LlamaModel.Load(worker.ModelPath!, vocabularyOnly: true);
-            WorkerLog.ModelLoaded(_logger, _model.Name, _model.Architecture, _model.ParameterCount, _model.SizeBytes);
+            EngineHostLog.ModelLoaded(_logger, _model.Name, _model.Architecture, _model.ParameterCount, _model.SizeBytes);
             SimulatedEngineLog.CostModelStarted(_logger, profile.Name, worker.SimulatedSpeedup);
             _engine = await InferenceEngine.StartAsync(_model, new CostModelBackend(_model, profile, worker.SimulatedSpeedup, worker.SimulatedReplyTokens),
                 _engineOptions.Value, _loggerFactory.CreateLogger<InferenceEngine>(), _time).WaitAsync(cancellationToken);
@@ -79,11 +78,11 @@ public sealed class EngineHost : IHostedService, IAsyncDisposable
 
         if (worker.GpuLayers != 0 && !Backend.HasGpu)
         {
-            WorkerLog.NoGpuForOffload(_logger, worker.GpuLayers);
+            EngineHostLog.NoGpuForOffload(_logger, worker.GpuLayers);
         }
 
         _model = LlamaModel.Load(worker.ModelPath!, worker.GpuLayers);
-        WorkerLog.ModelLoaded(_logger, _model.Name, _model.Architecture, _model.ParameterCount, _model.SizeBytes);
+        EngineHostLog.ModelLoaded(_logger, _model.Name, _model.Architecture, _model.ParameterCount, _model.SizeBytes);
         _engine = await InferenceEngine.StartAsync(_model, _engineOptions.Value, _loggerFactory.CreateLogger<InferenceEngine>(), _time)
             .WaitAsync(cancellationToken);
         ModelLoadTime = _time.GetElapsedTime(started);

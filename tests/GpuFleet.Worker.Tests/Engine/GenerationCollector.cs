@@ -1,16 +1,18 @@
+using GpuFleet.Testing;
 using GpuFleet.Worker.Engine;
 
-namespace GpuFleet.Testing;
+namespace GpuFleet.Worker.Tests.Engine;
 
 /// <summary>Everything one generation stream produced.</summary>
-public sealed record CollectedGeneration(IReadOnlyList<int> Tokens, string Text, CompletionEvent Completion)
+internal sealed record CollectedGeneration(IReadOnlyList<int> Tokens, string Text, CompletionEvent Completion)
 {
     public FinishReason Reason => Completion.Reason;
 
     public GenerationUsage Usage => Completion.Usage;
 }
 
-public static class GenerationCollector
+/// <summary>Reads an engine's generation streams to their end in tests.</summary>
+internal static class GenerationCollector
 {
     /// <summary>Reads a stream to its end (bounded by the default test timeout).</summary>
     public static async Task<CollectedGeneration> CollectAsync(this GenerationStream stream)
