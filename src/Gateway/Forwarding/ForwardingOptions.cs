@@ -33,6 +33,14 @@ public sealed class ForwardingOptions
     /// <summary>Longest silence between two pieces of a response once it started: then the stream ends with an error event.</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Longest a write to the client may stay blocked because the client does not read: then its connection is closed,
+    /// which ends the request on the worker and frees its slot. A reading client, however slow its link, takes each
+    /// piece of a token stream in far less; one that stopped reading would otherwise hold a slot until Kestrel's
+    /// minimum data rate (240 B/s after a write's size) gave up on it, minutes later.
+    /// </summary>
+    public TimeSpan ClientStallTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>When every worker is full, how long a request waits for room before 429 (with Retry-After).</summary>
     public TimeSpan QueueWait { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -52,9 +60,9 @@ public sealed class ForwardingOptions
             errors.Add($"{SectionName}:RetryBudgetRatio must be between 0 and 1 and MinRetriesPer10Seconds not negative.");
         }
 
-        if (FirstTokenTimeout <= TimeSpan.Zero || IdleTimeout <= TimeSpan.Zero || QueueWait < TimeSpan.Zero)
+        if (FirstTokenTimeout <= TimeSpan.Zero || IdleTimeout <= TimeSpan.Zero || ClientStallTimeout <= TimeSpan.Zero || QueueWait < TimeSpan.Zero)
         {
-            errors.Add($"{SectionName}: FirstTokenTimeout and IdleTimeout must be positive, QueueWait not negative.");
+            errors.Add($"{SectionName}: FirstTokenTimeout, IdleTimeout and ClientStallTimeout must be positive, QueueWait not negative.");
         }
 
         if (FirstTokenPrefillFactor is < 1 or > 100 || double.IsNaN(FirstTokenPrefillFactor))

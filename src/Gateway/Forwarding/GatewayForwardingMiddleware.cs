@@ -202,6 +202,11 @@ internal sealed class GatewayForwardingMiddleware(
         var destination = routing.Destination;
         if (watch.ClientGone)
         {
+            if (watch.ClientStalled)
+            {
+                ForwardingLog.ClientStalled(logger, destination ?? "?", options.ClientStallTimeout.TotalSeconds);
+            }
+
             return Outcome.Done; // the client left: never counted against the worker
         }
 
@@ -457,6 +462,9 @@ internal static partial class ForwardingLog
 
     [LoggerMessage(EventId = 603, EventName = "Unreachable", Level = LogLevel.Warning, Message = "Worker {Destination} could not be reached (attempt {Attempt}) and no further worker may be tried")]
     public static partial void Unreachable(ILogger logger, string destination, int attempt);
+
+    [LoggerMessage(EventId = 604, EventName = "ClientStalled", Level = LogLevel.Information, Message = "A client took nothing of the response from worker {Destination} for {Seconds} s; its connection was closed")]
+    public static partial void ClientStalled(ILogger logger, string destination, double seconds);
 
     [LoggerMessage(EventId = 602, EventName = "StreamBroken", Level = LogLevel.Warning, Message = "A response from worker {Destination} broke after it started ({Reason}); ended with an error")]
     public static partial void StreamBroken(ILogger logger, string destination, string reason);

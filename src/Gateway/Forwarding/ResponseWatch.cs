@@ -29,6 +29,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private readonly List<byte> _line = [];
     private readonly List<byte> _held = []; // a line start that may still become the usage marker: not written yet
     private long _firstTokenTimeoutTicks;
+    private long _writeBlockedSince; // when the pending write to the client began; 0 while none is pending
     private long _firstByteAt;
     private long _lastWriteAt;
     private bool _inUsageLine;
@@ -62,6 +63,9 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
 
     /// <summary>The gateway's own timeout fired (not the client).</summary>
     public string? TimedOut { get; private set; }
+
+    /// <summary>The client stopped reading for <see cref="ForwardingOptions.ClientStallTimeout"/>; its connection was closed.</summary>
+    public bool ClientStalled { get; private set; }
 
     /// <summary>YARP asked to abort the client connection (the worker side failed after the response started).</summary>
     public bool AbortRequested { get; private set; }
@@ -109,7 +113,15 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         var forClient = Observe(buffer);
         if (!forClient.IsEmpty)
         {
-            await _inner.WriteAsync(forClient, cancellationToken);
+            Volatile.Write(ref _writeBlockedSince, _time.GetTimestamp());
+            try
+            {
+                await _inner.WriteAsync(forClient, cancellationToken);
+            }
+            finally
+            {
+                Volatile.Write(ref _writeBlockedSince, 0);
+            }
         }
     }
 
@@ -130,7 +142,18 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     /// ':' (events are <c>data:</c> lines), so what is held is never model output, and the usage line never reaches the
     /// client however the worker's bytes were split and flushed.
     /// </summary>
-    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
+    public override async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        Volatile.Write(ref _writeBlockedSince, _time.GetTimestamp());
+        try
+        {
+            await _inner.FlushAsync(cancellationToken);
+        }
+        finally
+        {
+            Volatile.Write(ref _writeBlockedSince, 0);
+        }
+    }
 
     public override void Flush() => FlushAsync(CancellationToken.None).GetAwaiter().GetResult();
 
@@ -265,15 +288,25 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
         return true;
     }
 
-    /// <summary>Called by the watchdog: cancels the forwarding once the current deadline has passed.</summary>
+    /// <summary>
+    /// Called by the watchdog: cancels the forwarding once the current deadline has passed, and closes the connection of
+    /// a client that has not taken a write for <see cref="ForwardingOptions.ClientStallTimeout"/>.
+    /// </summary>
     internal void Check()
     {
+        var now = _time.GetTimestamp();
+        var blocked = Volatile.Read(ref _writeBlockedSince);
+        if (blocked != 0 && now - blocked >= Ticks(_options.ClientStallTimeout) && !ClientGone)
+        {
+            ClientStalled = true;
+            _clientLifetime.Abort(); // the client's abort reaches YARP, which ends the worker's request
+        }
+
         if (TimedOut is not null)
         {
             return;
         }
 
-        var now = _time.GetTimestamp();
         var last = Volatile.Read(ref _lastWriteAt);
         var (deadline, reason) = last == 0
             ? (_startedAt + Ticks(FirstTokenTimeout), "time_to_first_token_timeout")

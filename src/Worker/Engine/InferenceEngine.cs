@@ -100,9 +100,10 @@ internal sealed class InferenceEngine : IInferenceEngine
             return new Admission(null, new Rejection(RejectionReason.InvalidRequest, ex.Message));
         }
 
-        // Unbounded on purpose: the admission queue bounds the number of requests, and each request's
-        // events are bounded by its max tokens; the scheduler must never block on a slow reader.
-        var output = Channel.CreateUnbounded<GenerationEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        // Unbounded on purpose: the scheduler must never block on a slow reader. What a request may hold unread is
+        // bounded by the scheduler instead, which stops decoding it at Scheduler.UnreadTokenLimit unread events; that
+        // needs the reader's Count, which only the multi-reader channel keeps (one reader still reads it).
+        var output = Channel.CreateUnbounded<GenerationEvent>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = true });
         var completion = new TaskCompletionSource<CompletionEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
         var pending = new PendingRequest
         {

@@ -30,6 +30,16 @@ internal sealed class Scheduler
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private byte[] _pieceBuffer = new byte[256];
     private IComputeContext? _context;
+    /// <summary>
+    /// Tokens a request may have produced that its client has not read yet. Beyond it the request sits out the decode
+    /// steps until its reader catches up: a client that stops reading (or reads slowly) holds neither the worker's
+    /// memory (the output channel never blocks the scheduler, so it would grow to the whole answer) nor compute that
+    /// other requests could use. A reading client is never near it: the HTTP writer drains the channel each token.
+    /// </summary>
+    internal const int UnreadTokenLimit = 1024;
+
+    private static readonly TimeSpan ReaderWaitPoll = TimeSpan.FromMilliseconds(5);
+
     private ITokenBatch? _batch;
     private SlotTable? _slots;
     private long _step;
@@ -222,6 +232,14 @@ internal sealed class Scheduler
         }
 
         var (decodeTokens, prefillTokens) = BuildBatch(_batch!);
+        if (decodeTokens + prefillTokens == 0)
+        {
+            // Every running request waits for its client to read: nothing to compute. Look again shortly (a cancelled
+            // request, a reader catching up, a new request) instead of spinning.
+            _abort.Token.WaitHandle.WaitOne(ReaderWaitPoll);
+            return;
+        }
+
         _step++;
         var stepStarted = _time.GetTimestamp();
         var result = InjectDecodeFailure?.Invoke() == true ? DecodeResult.Failed : _context!.Decode(_batch!);
@@ -285,7 +303,7 @@ internal sealed class Scheduler
             active.TokensInBatch = 0;
             active.LogitsIndex = -1;
             active.SnapshotAfterStep = false;
-            if (active.Decoding)
+            if (active.Decoding && active.Pending.Output.Reader.Count < UnreadTokenLimit)
             {
                 active.LogitsIndex = batch.Add(active.NextToken, active.Slot.CachedCount, active.Slot.Sequence, wantLogits: true);
                 active.TokensInBatch = 1;

@@ -203,6 +203,52 @@ public sealed class ResponseWatchTests : IDisposable
     }
 
     [Fact]
+    public async Task A_client_that_takes_no_write_for_the_stall_timeout_has_its_connection_closed()
+    {
+        var lifetime = new AbortRecordingLifetime();
+        _context.Features.Set<IHttpRequestLifetimeFeature>(lifetime);
+        var client = new NeverReadStream();
+        _context.Response.Body = client;
+        using var watch = Watch();
+
+        var write = watch.WriteAsync(Encoding.ASCII.GetBytes("data: {}\n\n")).AsTask();
+        _clock.Advance(_options.ClientStallTimeout - TimeSpan.FromSeconds(1));
+        watch.Check();
+        Assert.Equal(0, lifetime.Aborts);
+
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        watch.Check();
+        Assert.Equal(1, lifetime.Aborts);
+        Assert.True(watch.ClientStalled);
+        client.Release();
+        await write;
+
+        // A write the client takes at once never counts, however long the stream then stays quiet.
+        _clock.Advance(_options.ClientStallTimeout * 2);
+        watch.Check();
+        Assert.Equal(1, lifetime.Aborts);
+    }
+
+    private sealed class AbortRecordingLifetime : IHttpRequestLifetimeFeature
+    {
+        public int Aborts { get; private set; }
+
+        public CancellationToken RequestAborted { get; set; }
+
+        public void Abort() => Aborts++;
+    }
+
+    /// <summary>A client connection whose writes block until released, as a socket whose peer does not read.</summary>
+    private sealed class NeverReadStream : MemoryStream
+    {
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _released.TrySetResult();
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => await _released.Task;
+    }
+
+    [Fact]
     public void An_abort_while_the_client_is_still_there_is_only_recorded()
     {
         using var watch = Watch();

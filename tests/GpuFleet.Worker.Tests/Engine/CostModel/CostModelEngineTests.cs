@@ -2,6 +2,7 @@ using System.Diagnostics;
 using GpuFleet.Testing;
 using GpuFleet.Worker.Engine;
 using GpuFleet.Worker.Engine.CostModel;
+using GpuFleet.Worker.Engine.Scheduling;
 using GpuFleet.Worker.Engine.Simulated;
 using GpuFleet.Worker.LlamaCpp;
 using GpuFleet.Worker.Models;
@@ -43,6 +44,34 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
         Assert.StartsWith(answer.Text, SimulatedEngine.ReplyText, StringComparison.Ordinal);
         Assert.Equal(FinishReason.Length, capped.Reason);
         Assert.Equal(3, capped.Tokens.Count);
+    }
+
+    [Fact]
+    public async Task A_request_whose_client_stops_reading_sits_out_the_steps_until_it_reads_again_and_others_go_on()
+    {
+        await using var engine = await StartAsync(slots: 2, replyTokens: 1_000_000);
+        using var stop = new CancellationTokenSource();
+        var unread = engine.Submit(Greedy(ChatPrompt(_vocabulary, "Nobody reads this answer."), maxTokens: 60_000), stop.Token);
+        Assert.True(unread.Accepted);
+
+        // It produces up to the unread limit, then waits: its tokens stop there however long it is left alone.
+        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().GeneratedTokensTotal >= Scheduler.UnreadTokenLimit));
+        var other = await engine.RunAsync(Greedy(ChatPrompt(_vocabulary, "Meanwhile, another request."), maxTokens: 300));
+        Assert.Equal(300, other.Tokens.Count);
+        Assert.InRange(engine.GetStatus().GeneratedTokensTotal - 300, Scheduler.UnreadTokenLimit, Scheduler.UnreadTokenLimit + 1);
+
+        // Its client reads again: it goes on.
+        var read = 0;
+        await foreach (var _ in unread.Stream!.ReadAllAsync(stop.Token))
+        {
+            if (++read == 2 * Scheduler.UnreadTokenLimit)
+            {
+                break;
+            }
+        }
+
+        Assert.True(engine.GetStatus().GeneratedTokensTotal - 300 > Scheduler.UnreadTokenLimit + 1);
+        await stop.CancelAsync();
     }
 
     [Fact]
