@@ -88,6 +88,41 @@ public sealed class ChaosTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task With_every_worker_down_clients_get_a_quick_503_with_retry_after_and_are_served_again_when_one_returns()
+    {
+        string[] simulated = ["--simulate", "--slots", "2", "--ctx-size", "4096", "--enable-thinking", "false"];
+        var ports = Enumerable.Range(0, 2).Select(_ => (Http: FreePort.Next(), Grpc: FreePort.Next())).ToArray();
+        var workers = await Task.WhenAll(ports.Select((p, i) => WorkerProcess.StartOnPortsAsync(_model, p.Http, p.Grpc, [.. simulated, "--name", $"w{i}"])));
+        _workers.AddRange(workers);
+        await using var gateway = await GatewayProcess.StartAsync([.. ports.SelectMany(p => new[] { "--worker", $"http://127.0.0.1:{p.Http}" })]);
+        using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        await gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 2);
+
+        foreach (var worker in workers)
+        {
+            worker.Kill();
+        }
+
+        // Right after the kills (the gateway still counts them) and after it noticed: a 503 at once, never a hang or a 502.
+        for (var i = 0; i < 8; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            using var response = await http.PostAsync(new Uri(gateway.BaseAddress, "/v1/chat/completions"),
+                RoutingTests.Json(new { model = Model, max_tokens = 2, messages = new[] { new { role = "user", content = $"anyone there {i}" } } }));
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, $"{(int)response.StatusCode}: {text}");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3), $"the 503 took {clock.Elapsed}");
+            Assert.InRange(response.Headers.RetryAfter?.Delta?.TotalSeconds ?? 0, 1, 60);
+            Assert.Contains("\"type\":\"service_unavailable\"", text, StringComparison.Ordinal);
+            await Task.Delay(250);
+        }
+
+        _workers.Add(await WorkerProcess.StartOnPortsAsync(_model, ports[0].Http, ports[0].Grpc, [.. simulated, "--name", "w0"]));
+        await gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 1);
+        Assert.Equal("w0", (await RoutingTests.ChatAsync(http, gateway.BaseAddress, RoutingTests.Conversation("after-the-outage"))).Worker);
+    }
+
+    [Fact]
     public async Task At_three_times_the_fleets_capacity_no_request_gets_a_5xx_and_a_client_waiting_the_advised_retry_after_gets_served()
     {
         // Two workers of 2 slots and a queue of 2, requests of 0.5 s: 8 requests fit in the fleet at once.
