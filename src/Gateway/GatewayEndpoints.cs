@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace Microsoft.AspNetCore.Builder;
 
 /// <summary>The gateway's request pipeline and endpoints.</summary>
-public static class GatewayEndpoints
+internal static class GatewayEndpoints
 {
     /// <summary>
     /// API-key authentication for everything but the operations endpoints, then the OpenAI API proxied to the workers
@@ -60,10 +60,4 @@ public static class GatewayEndpoints
             await new GatewayError(500, "Internal error; see the gateway log.", "server_error", "internal_error").WriteAsync(context);
         }
     }
-}
-
-internal static partial class GatewayEndpointsLog
-{
-    [LoggerMessage(EventId = 710, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected error serving {Path}")]
-    public static partial void UnexpectedError(ILogger logger, Exception exception, string path);
 }

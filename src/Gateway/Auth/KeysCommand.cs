@@ -6,7 +6,7 @@ namespace GpuFleet.Gateway.Auth;
 /// <c>gateway keys add|list|remove</c>: manages the API keys file. A new key is printed once and only its hash is
 /// stored; the file is replaced atomically and readable by its owner only.
 /// </summary>
-public static class KeysCommand
+internal static class KeysCommand
 {
     /// <summary>The keys file used when <c>--keys</c> is not given, in the current directory.</summary>
     public const string DefaultFileName = "gpufleet-keys.json";
