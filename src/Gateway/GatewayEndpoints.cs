@@ -5,7 +5,6 @@ using GpuFleet.Gateway.Observability;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -21,7 +20,8 @@ internal static class GatewayEndpoints
     public static WebApplication MapGpuFleetGateway(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.Use(HandleUnexpectedErrorsAsync);
+        // The one catch-all (GatewayExceptionHandler): an unexpected exception becomes a 500 in the API's shape.
+        app.UseExceptionHandler();
         app.UseMiddleware<ApiKeyAuthenticationMiddleware>();
         app.MapReverseProxy(proxy =>
         {
@@ -43,21 +43,5 @@ internal static class GatewayEndpoints
         app.MapGet("/fleet.json", FleetPage.WriteJsonAsync);
         app.MapFallback(context => new GatewayError(404, $"No endpoint {context.Request.Method} {context.Request.Path}.", "invalid_request_error", "not_found").WriteAsync(context));
         return app;
-    }
-
-    /// <summary>Any unexpected failure becomes an OpenAI-shaped 500 without internals (a gRPC status for gRPC calls); details go to the log.</summary>
-    internal static async Task HandleUnexpectedErrorsAsync(HttpContext context, RequestDelegate next)
-    {
-        try
-        {
-            await next(context);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException && !context.Response.HasStarted)
-        {
-            var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("GpuFleet.Gateway");
-            GatewayEndpointsLog.UnexpectedError(logger, ex, context.Request.Path);
-            context.Response.Clear();
-            await new GatewayError(500, "Internal error; see the gateway log.", "server_error", "internal_error").WriteAsync(context);
-        }
     }
 }

@@ -28,6 +28,7 @@ internal static class GatewayServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(configuration);
         services.AddValidatedOptions<GatewayOptions>(configuration, GatewayOptions.SectionName, o => o.Validate());
+        services.AddGpuFleetExceptionHandler();
         services.AddGpuFleetDestinations();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<GatewayRedis>();
