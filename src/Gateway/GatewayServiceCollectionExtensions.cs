@@ -33,6 +33,9 @@ internal static class GatewayServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<GatewayRedis>();
         services.TryAddSingleton<WorkerLoadBoard>();
+        // What Destinations' proxy configuration needs from Load and Routing, given here so that it names neither.
+        services.TryAddSingleton<IWorkerGrpcAddresses, StatusGrpcAddresses>();
+        services.TryAddSingleton(new WorkerClusterPolicies(ConfiguredRoutingPolicy.PolicyName, ReadyWorkersPolicy.PolicyName, ConnectionFailureHealthPolicy.PolicyName));
         services.AddSingleton<Yarp.ReverseProxy.Health.IAvailableDestinationsPolicy, ReadyWorkersPolicy>();
         services.AddValidatedOptions<PassiveHealthOptions>(configuration, PassiveHealthOptions.SectionName, o => o.Validate());
         services.TryAddSingleton<WorkerEjections>();
