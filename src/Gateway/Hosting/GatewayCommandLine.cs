@@ -99,12 +99,30 @@ internal static class GatewayCommandLine
         ArgumentNullException.ThrowIfNull(serve);
         var root = new RootCommand("GpuFleet gateway: the OpenAI API and the workers' gRPC services in front of a fleet of llama.cpp workers. " +
             "Every option is also configuration (Gateway:*, Redis:Configuration), so environment variables (Gateway__HttpPort) and appsettings.json work too.");
-        foreach (var serveSwitch in ServeSwitches)
+        var serveOptions = ServeSwitches.Select(s => s.CreateOption()).ToList();
+        foreach (var option in serveOptions)
         {
-            root.Options.Add(serveSwitch.CreateOption());
+            root.Options.Add(option);
         }
 
-        root.Subcommands.Add(KeysCommand.Create());
+        var keys = KeysCommand.Create();
+        root.Subcommands.Add(keys);
+        // Serve options mean nothing to `keys`: refused rather than ignored (`--keys FILE keys list` would otherwise list
+        // the default file). System.CommandLine validates the command reached, so each of keys' commands checks.
+        foreach (var command in keys.Subcommands.Prepend(keys))
+        {
+            command.Validators.Add(result =>
+            {
+                foreach (var option in serveOptions)
+                {
+                    if (result.GetResult(option) is { Implicit: false })
+                    {
+                        result.AddError($"{option.Name} is an option of the gateway, not of 'keys'; options of 'keys' come after its subcommand.");
+                    }
+                }
+            });
+        }
+
         root.SetAction(result => serve(Settings(result)));
         return root;
     }

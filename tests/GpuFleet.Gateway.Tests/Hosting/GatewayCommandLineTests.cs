@@ -64,6 +64,8 @@ public sealed class GatewayCommandLineTests : IDisposable
     [InlineData("Unrecognized command or argument '--rpm'", "keys", "list", "--rpm", "5", "--keys", "FILE")]
     [InlineData("Required argument 'name' missing", "keys", "remove", "--keys", "FILE")]
     [InlineData("Required command was not provided", "keys")]
+    [InlineData("--keys is an option of the gateway, not of 'keys'", "--keys", "FILE", "keys", "list")]
+    [InlineData("--http-port is an option of the gateway, not of 'keys'", "--http-port", "1", "keys", "add", "alice", "--keys", "FILE")]
     public async Task A_usage_error_exits_2_naming_the_problem_with_the_usage_on_stderr_and_runs_nothing(string problem, params string[] args)
     {
         args = [.. args.Select(a => a == "FILE" ? Path.Combine(_directory, "keys.json") : a)];
