@@ -5,12 +5,11 @@ using GpuFleet.Gateway.Observability;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Microsoft.AspNetCore.Builder;
 
 /// <summary>The gateway's request pipeline and endpoints.</summary>
-public static class GatewayEndpoints
+internal static class GatewayEndpoints
 {
     /// <summary>
     /// API-key authentication for everything but the operations endpoints, then the OpenAI API proxied to the workers
@@ -21,7 +20,8 @@ public static class GatewayEndpoints
     public static WebApplication MapGpuFleetGateway(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.Use(HandleUnexpectedErrorsAsync);
+        // The one catch-all (GatewayExceptionHandler): an unexpected exception becomes a 500 in the API's shape.
+        app.UseExceptionHandler();
         app.UseMiddleware<ApiKeyAuthenticationMiddleware>();
         app.MapReverseProxy(proxy =>
         {
@@ -44,26 +44,4 @@ public static class GatewayEndpoints
         app.MapFallback(context => new GatewayError(404, $"No endpoint {context.Request.Method} {context.Request.Path}.", "invalid_request_error", "not_found").WriteAsync(context));
         return app;
     }
-
-    /// <summary>Any unexpected failure becomes an OpenAI-shaped 500 without internals (a gRPC status for gRPC calls); details go to the log.</summary>
-    internal static async Task HandleUnexpectedErrorsAsync(HttpContext context, RequestDelegate next)
-    {
-        try
-        {
-            await next(context);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException && !context.Response.HasStarted)
-        {
-            var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("GpuFleet.Gateway");
-            GatewayEndpointsLog.UnexpectedError(logger, ex, context.Request.Path);
-            context.Response.Clear();
-            await new GatewayError(500, "Internal error; see the gateway log.", "server_error", "internal_error").WriteAsync(context);
-        }
-    }
-}
-
-internal static partial class GatewayEndpointsLog
-{
-    [LoggerMessage(EventId = 710, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected error serving {Path}")]
-    public static partial void UnexpectedError(ILogger logger, Exception exception, string path);
 }

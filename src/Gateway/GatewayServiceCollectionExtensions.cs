@@ -16,7 +16,7 @@ using Yarp.ReverseProxy.Transforms;
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>The gateway's composition entry point.</summary>
-public static class GatewayServiceCollectionExtensions
+internal static class GatewayServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the GpuFleet gateway: options from the <c>Gateway</c> section (validated at start, every problem
@@ -28,10 +28,14 @@ public static class GatewayServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(configuration);
         services.AddValidatedOptions<GatewayOptions>(configuration, GatewayOptions.SectionName, o => o.Validate());
+        services.AddGpuFleetExceptionHandler();
         services.AddGpuFleetDestinations();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<GatewayRedis>();
         services.TryAddSingleton<WorkerLoadBoard>();
+        // What Destinations' proxy configuration needs from Load and Routing, given here so that it names neither.
+        services.TryAddSingleton<IWorkerGrpcAddresses, StatusGrpcAddresses>();
+        services.TryAddSingleton(new WorkerClusterPolicies(ConfiguredRoutingPolicy.PolicyName, ReadyWorkersPolicy.PolicyName, ConnectionFailureHealthPolicy.PolicyName));
         services.AddSingleton<Yarp.ReverseProxy.Health.IAvailableDestinationsPolicy, ReadyWorkersPolicy>();
         services.AddValidatedOptions<PassiveHealthOptions>(configuration, PassiveHealthOptions.SectionName, o => o.Validate());
         services.TryAddSingleton<WorkerEjections>();
@@ -111,15 +115,4 @@ public static class GatewayServiceCollectionExtensions
             return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
         }
     }
-}
-
-internal static partial class GatewayStartLog
-{
-    [LoggerMessage(EventId = 700, EventName = "RandomAffinityKeyWithRedis", Level = LogLevel.Warning,
-        Message = "Gateway:Routing:AffinityKey is not set: prefix hashes use a random key of this process, so gateway replicas sharing this Redis do not share affinity; set the same key on every replica")]
-    public static partial void RandomAffinityKeyWithRedis(ILogger logger);
-
-    [LoggerMessage(EventId = 701, EventName = "RandomAffinityKey", Level = LogLevel.Information,
-        Message = "Prefix hashes use a random key of this process (no Gateway:Routing:AffinityKey; fine for a single gateway)")]
-    public static partial void RandomAffinityKey(ILogger logger);
 }

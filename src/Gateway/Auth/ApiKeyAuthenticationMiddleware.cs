@@ -16,7 +16,7 @@ namespace GpuFleet.Gateway.Auth;
 /// header, so the key is never forwarded to a worker. Place it before anything that does work for a caller (the
 /// per-key limits, the proxy), which then read the <see cref="ApiKeyFeature"/>.
 /// </remarks>
-public sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKeyStore store, ILogger<ApiKeyAuthenticationMiddleware> logger)
+internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKeyStore store, ILogger<ApiKeyAuthenticationMiddleware> logger)
 {
     /// <summary>The one error body of every refusal.</summary>
     public static ReadOnlyMemory<byte> UnauthorizedBody { get; } =

@@ -7,14 +7,8 @@ namespace GpuFleet.Gateway.Auth;
 /// <param name="Name">The key's name from the keys file (letters, digits, <c>.</c>, <c>_</c>, <c>@</c>, <c>-</c>).</param>
 /// <param name="RequestsPerMinute">Requests per minute; null = unlimited.</param>
 /// <param name="TokensPerMinute">Tokens (prompt + completion) per minute; null = unlimited.</param>
-public sealed record ApiKeyIdentity(string Name, int? RequestsPerMinute, int? TokensPerMinute)
+internal sealed record ApiKeyIdentity(string Name, int? RequestsPerMinute, int? TokensPerMinute)
 {
     /// <summary>False when neither limit is set: the limiter is skipped entirely.</summary>
     public bool HasLimits => RequestsPerMinute is not null || TokensPerMinute is not null;
-}
-
-/// <summary>The authenticated key of a request, set on <see cref="Microsoft.AspNetCore.Http.HttpContext.Features"/> by <see cref="ApiKeyAuthenticationMiddleware"/>.</summary>
-public sealed class ApiKeyFeature(ApiKeyIdentity key)
-{
-    public ApiKeyIdentity Key { get; } = key ?? throw new ArgumentNullException(nameof(key));
 }

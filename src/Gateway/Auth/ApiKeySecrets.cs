@@ -9,7 +9,7 @@ namespace GpuFleet.Gateway.Auth;
 /// SHA-256 of their text. A fast unsalted hash is the right storage for 256-bit random secrets (as for GitHub
 /// tokens): nothing is guessable to brute-force, and lookup by hash needs no per-key salt.
 /// </summary>
-public static class ApiKeySecrets
+internal static class ApiKeySecrets
 {
     public const string Prefix = "gf-";
 

@@ -14,7 +14,7 @@ namespace GpuFleet.Gateway.Auth;
 /// takes effect within seconds. A file that turns bad keeps the last good keys in force and is logged once per
 /// bad version. With no file configured, <see cref="Enabled"/> is false and the gateway runs open, with a warning.
 /// </summary>
-public sealed class ApiKeyStore : IHostedService, IDisposable
+internal sealed class ApiKeyStore : IHostedService, IDisposable
 {
     /// <summary>How often the file is read again; it is small, and comparing contents catches every kind of update.</summary>
     public static readonly TimeSpan ReloadInterval = TimeSpan.FromSeconds(2);

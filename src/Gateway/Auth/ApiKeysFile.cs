@@ -3,19 +3,13 @@ using System.Text.Json;
 
 namespace GpuFleet.Gateway.Auth;
 
-/// <summary>One key of the keys file: its name, the SHA-256 of its secret, its limits and when it was made.</summary>
-public sealed record ApiKeyEntry(string Name, string Sha256, int? RequestsPerMinute, int? TokensPerMinute, DateTimeOffset? Created)
-{
-    public ApiKeyIdentity ToIdentity() => new(Name, RequestsPerMinute, TokensPerMinute);
-}
-
 /// <summary>
 /// The API keys file: <c>{"keys":[{"name":"alice","sha256":"&lt;hex&gt;","rpm":60,"tpm":100000,"created":"2026-01-01T00:00:00Z"}]}</c>.
 /// It holds hashes only (see <see cref="ApiKeySecrets"/>); <c>rpm</c>, <c>tpm</c> and <c>created</c> are optional
 /// (no limit = unlimited). Parsing is strict and reports every problem at once: an unknown property such as a
 /// misspelt <c>"rmp"</c> would otherwise silently mean "unlimited".
 /// </summary>
-public sealed class ApiKeysFile
+internal sealed class ApiKeysFile
 {
     private const string KeysProperty = "keys";
     private const string NameProperty = "name";

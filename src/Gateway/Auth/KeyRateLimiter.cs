@@ -29,7 +29,7 @@ namespace GpuFleet.Gateway.Auth;
 /// limits never reach this class's counters or Redis.
 /// </para>
 /// </remarks>
-public sealed class KeyRateLimiter
+internal sealed class KeyRateLimiter
 {
     /// <summary>The limits are per minute: a key may use its whole limit at once, then gets it back over a minute.</summary>
     public static readonly TimeSpan Window = TimeSpan.FromMicroseconds(Gcra.WindowUs);

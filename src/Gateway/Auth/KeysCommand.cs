@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Globalization;
+using GpuFleet.Gateway.Hosting;
 
 namespace GpuFleet.Gateway.Auth;
 
@@ -6,59 +8,123 @@ namespace GpuFleet.Gateway.Auth;
 /// <c>gateway keys add|list|remove</c>: manages the API keys file. A new key is printed once and only its hash is
 /// stored; the file is replaced atomically and readable by its owner only.
 /// </summary>
-public static class KeysCommand
+internal static class KeysCommand
 {
     /// <summary>The keys file used when <c>--keys</c> is not given, in the current directory.</summary>
     public const string DefaultFileName = "gpufleet-keys.json";
 
     private const int Ok = 0;
     private const int Failure = 1;
-    private const int UsageError = 2;
 
-    private const string Usage = """
-        Usage:
-          keys add <name> [--rpm N] [--tpm N] [--keys FILE]   create a key; it is printed once, only its hash is stored
-          keys list [--keys FILE]                             names and limits
-          keys remove <name> [--keys FILE]                    delete a key (gateways drop it within seconds)
-        FILE defaults to ./gpufleet-keys.json; limits are per minute and unlimited when left out.
-        """;
-
-    /// <summary>Runs the command (the arguments after <c>keys</c>); 0 ok, 2 usage error, 1 any other failure.</summary>
-    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>
+    /// The <c>keys</c> command of the gateway's command line (<see cref="GatewayCommandLine"/>): <c>add</c>,
+    /// <c>list</c>, <c>remove</c>, and <c>help</c> besides <c>--help</c>. Each returns 0 ok or 1 on any other failure;
+    /// usage errors are the parser's (exit 2).
+    /// </summary>
+    public static Command Create()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        ArgumentNullException.ThrowIfNull(stdout);
-        ArgumentNullException.ThrowIfNull(stderr);
-        if (args is ["help" or "--help" or "-h"])
-        {
-            await stdout.WriteLineAsync(Usage);
-            return Ok;
-        }
-
-        if (!TryParse(args, out var command, out var problem))
-        {
-            await stderr.WriteLineAsync($"keys: {problem}");
-            await stderr.WriteLineAsync(Usage);
-            return UsageError;
-        }
-
-        try
-        {
-            return command.Verb switch
-            {
-                "add" => await AddAsync(command, stdout, stderr),
-                "list" => await ListAsync(command, stdout, stderr),
-                _ => await RemoveAsync(command, stderr),
-            };
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            await stderr.WriteLineAsync($"keys: cannot update {command.File}: {ex.Message}");
-            return Failure;
-        }
+        var keys = new Command("keys", "Manage the API keys file: a new key is printed once and only its hash is stored; " +
+            "the file is replaced atomically and readable by its owner only.");
+        keys.Subcommands.Add(Verb("add", "Create a key; it is printed once, only its hash is stored.", AddAsync, named: true, limited: true));
+        keys.Subcommands.Add(Verb("list", "Names, limits and creation times; never hashes.", ListAsync, named: false, limited: false));
+        keys.Subcommands.Add(Verb("remove", "Delete a key (gateways drop it within seconds).", RemoveAsync, named: true, limited: false));
+        // `keys help` has always printed the usage, as --help does.
+        var help = new Command("help", "Show this usage.") { Hidden = true };
+        help.SetAction(result => result.RootCommandResult.Command.Parse(["keys", "--help"]).Invoke(new InvocationConfiguration { Output = result.InvocationConfiguration.Output }));
+        keys.Subcommands.Add(help);
+        return keys;
     }
 
-    private static async Task<int> AddAsync(Command command, TextWriter stdout, TextWriter stderr)
+    /// <summary>Runs <c>gateway keys ARGS</c> (the arguments after <c>keys</c>): 0 ok, 2 usage error, 1 any other failure.</summary>
+    public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr) =>
+        // Under a root of its own, which brings --help and the usage on errors; the gateway's root holds the same command.
+        GatewayCommandLine.InvokeAsync(new RootCommand("GpuFleet gateway API keys.") { Create() }, ["keys", .. args], stdout, stderr);
+
+    private static Command Verb(string name, string description, Func<KeyRequest, TextWriter, TextWriter, Task<int>> run, bool named, bool limited)
+    {
+        var verb = new Command(name, description);
+        var file = new Option<string>("--keys")
+        {
+            HelpName = "FILE",
+            Description = "The keys file.",
+            DefaultValueFactory = _ => DefaultFileName,
+        };
+        file.Validators.Add(result =>
+        {
+            if (string.IsNullOrWhiteSpace(result.GetValueOrDefault<string>()))
+            {
+                result.AddError("--keys needs one file name.");
+            }
+        });
+        verb.Options.Add(file);
+        var keyName = new Argument<string>("name") { Description = "1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit." };
+        if (named)
+        {
+            keyName.Validators.Add(result =>
+            {
+                if (result.GetValueOrDefault<string>() is { } value && !ApiKeysFile.IsValidName(value))
+                {
+                    result.AddError($"'{value}' is not a valid key name: use 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit.");
+                }
+            });
+            verb.Arguments.Add(keyName);
+        }
+
+        var rpm = Limit("--rpm", "Requests per minute; unlimited when left out.");
+        var tpm = Limit("--tpm", "Tokens (prompt + completion) per minute; unlimited when left out.");
+        if (limited)
+        {
+            verb.Options.Add(rpm);
+            verb.Options.Add(tpm);
+        }
+
+        verb.SetAction(async (result, _) =>
+        {
+            var request = new KeyRequest(
+                named ? result.GetValue(keyName) : null,
+                limited ? result.GetValue(rpm) : null,
+                limited ? result.GetValue(tpm) : null,
+                result.GetValue(file) ?? DefaultFileName);
+            var stderr = result.InvocationConfiguration.Error ?? Console.Error;
+            try
+            {
+                return await run(request, result.InvocationConfiguration.Output ?? Console.Out, stderr);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                await stderr.WriteLineAsync($"keys: cannot update {request.File}: {ex.Message}");
+                return Failure;
+            }
+        });
+        return verb;
+    }
+
+    private static Option<int?> Limit(string name, string description) => new(name)
+    {
+        HelpName = "N",
+        Description = description,
+        // One or more, so that a second one reaches the parser below and is named as such.
+        Arity = ArgumentArity.OneOrMore,
+        CustomParser = argument =>
+        {
+            if (argument.Tokens.Count != 1)
+            {
+                argument.AddError($"{name} is given twice.");
+                return null;
+            }
+
+            var value = argument.Tokens[0].Value;
+            if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var limit) || limit < 1)
+            {
+                argument.AddError($"{name} must be a whole number of at least 1, not '{value}'; leave it out for no limit.");
+                return null;
+            }
+
+            return limit;
+        },
+    };
+
+    private static async Task<int> AddAsync(KeyRequest command, TextWriter stdout, TextWriter stderr)
     {
         var existing = await ReadAsync(command.File, mayBeMissing: true, stderr);
         if (existing is null)
@@ -80,7 +146,7 @@ public static class KeysCommand
         return Ok;
     }
 
-    private static async Task<int> ListAsync(Command command, TextWriter stdout, TextWriter stderr)
+    private static async Task<int> ListAsync(KeyRequest command, TextWriter stdout, TextWriter stderr)
     {
         var file = await ReadAsync(command.File, mayBeMissing: false, stderr);
         if (file is null)
@@ -101,7 +167,7 @@ public static class KeysCommand
         return Ok;
     }
 
-    private static async Task<int> RemoveAsync(Command command, TextWriter stderr)
+    private static async Task<int> RemoveAsync(KeyRequest command, TextWriter stdout, TextWriter stderr)
     {
         var file = await ReadAsync(command.File, mayBeMissing: false, stderr);
         if (file is null)
@@ -156,106 +222,5 @@ public static class KeysCommand
 
     private static DateTimeOffset TruncateToSeconds(DateTimeOffset time) => new(time.Ticks - (time.Ticks % TimeSpan.TicksPerSecond), time.Offset);
 
-    private static bool TryParse(string[] args, out Command command, out string problem)
-    {
-        command = default;
-        problem = "";
-        if (args.Length == 0)
-        {
-            problem = "say what to do: add, list or remove.";
-            return false;
-        }
-
-        var verb = args[0];
-        if (verb is not ("add" or "list" or "remove"))
-        {
-            problem = $"unknown command '{verb}'.";
-            return false;
-        }
-
-        string? file = null;
-        int? rpm = null;
-        int? tpm = null;
-        var positional = new List<string>();
-        for (var i = 1; i < args.Length; i++)
-        {
-            var arg = args[i];
-            if (!arg.StartsWith("--", StringComparison.Ordinal))
-            {
-                positional.Add(arg);
-                continue;
-            }
-
-            if (arg is not ("--keys" or "--rpm" or "--tpm"))
-            {
-                problem = $"unknown option '{arg}'.";
-                return false;
-            }
-
-            if (i + 1 >= args.Length)
-            {
-                problem = $"{arg} needs a value.";
-                return false;
-            }
-
-            var value = args[++i];
-            if (arg == "--keys")
-            {
-                if (file is not null || string.IsNullOrWhiteSpace(value))
-                {
-                    problem = "--keys needs one file name.";
-                    return false;
-                }
-
-                file = value;
-                continue;
-            }
-
-            if (verb != "add")
-            {
-                problem = $"{arg} applies to 'keys add' only.";
-                return false;
-            }
-
-            if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var limit) || limit < 1)
-            {
-                problem = $"{arg} must be a whole number of at least 1, not '{value}'; leave it out for no limit.";
-                return false;
-            }
-
-            if ((arg == "--rpm" ? rpm : tpm) is not null)
-            {
-                problem = $"{arg} is given twice.";
-                return false;
-            }
-
-            if (arg == "--rpm")
-            {
-                rpm = limit;
-            }
-            else
-            {
-                tpm = limit;
-            }
-        }
-
-        var wanted = verb == "list" ? 0 : 1;
-        if (positional.Count != wanted)
-        {
-            problem = verb == "list" ? $"'keys list' takes no name, but got '{positional[0]}'." : $"'keys {verb}' needs exactly one key name.";
-            return false;
-        }
-
-        var name = wanted == 1 ? positional[0] : null;
-        if (name is not null && !ApiKeysFile.IsValidName(name))
-        {
-            problem = $"'{name}' is not a valid key name: use 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit.";
-            return false;
-        }
-
-        command = new Command(verb, name, rpm, tpm, file ?? DefaultFileName);
-        return true;
-    }
-
-    private readonly record struct Command(string Verb, string? Name, int? Rpm, int? Tpm, string File);
+    private readonly record struct KeyRequest(string? Name, int? Rpm, int? Tpm, string File);
 }

@@ -1,24 +1,7 @@
 namespace GpuFleet.Gateway.Auth;
 
-/// <summary>Which per-minute limit refused a request.</summary>
-public enum RateLimitDimension
-{
-    None,
-    Requests,
-    Tokens,
-}
-
-/// <summary>
-/// One limit's state as the OpenAI <c>x-ratelimit-*</c> headers show it.
-/// </summary>
-/// <param name="Limit">The per-minute limit.</param>
-/// <param name="Used">What the sliding minute held before this request (what a refusal was measured against).</param>
-/// <param name="Remaining">What is left after this request (unchanged by a refusal).</param>
-/// <param name="ResetAfter">Until the whole limit is available again, if nothing more is used.</param>
-public readonly record struct RateLimitWindow(long Limit, long Used, long Remaining, TimeSpan ResetAfter);
-
 /// <summary>The outcome of <see cref="KeyRateLimiter.AcquireAsync"/>: allowed or refused, and the values of the rate limit headers.</summary>
-public sealed class RateLimitDecision
+internal sealed class RateLimitDecision
 {
     /// <summary>Allowed with nothing to report: the key has no limits.</summary>
     public static RateLimitDecision Unlimited { get; } = new(true, TimeSpan.Zero, RateLimitDimension.None, false, 0, null, null);

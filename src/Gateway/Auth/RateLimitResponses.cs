@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Http;
 namespace GpuFleet.Gateway.Auth;
 
 /// <summary>How a <see cref="RateLimitDecision"/> shows on a response: OpenAI's rate limit headers, and the 429 of a refusal.</summary>
-public static class RateLimitResponses
+internal static class RateLimitResponses
 {
     public const string LimitRequestsHeader = "x-ratelimit-limit-requests";
     public const string RemainingRequestsHeader = "x-ratelimit-remaining-requests";

@@ -7,19 +7,6 @@ using Microsoft.Extensions.Options;
 
 namespace GpuFleet.Gateway.Destinations;
 
-/// <summary>Resolves a host name to its addresses: the system resolver in production, a scripted one in tests.</summary>
-public interface IWorkerAddressResolver
-{
-    Task<IPAddress[]> ResolveAsync(string host, CancellationToken cancellationToken);
-}
-
-/// <summary>The operating system's resolver (getaddrinfo: /etc/hosts, then DNS), as a Kubernetes pod sees it.</summary>
-internal sealed class SystemWorkerAddressResolver : IWorkerAddressResolver
-{
-    public Task<IPAddress[]> ResolveAsync(string host, CancellationToken cancellationToken) =>
-        Dns.GetHostAddressesAsync(host, cancellationToken);
-}
-
 /// <summary>
 /// Workers from DNS: every address of each <c>Gateway:WorkersDns</c> name (a Kubernetes headless Service has one A
 /// record per ready pod) becomes <c>http://ADDRESS:PORT</c>, re-resolved every <c>Gateway:DnsRefreshSeconds</c>.
@@ -27,7 +14,7 @@ internal sealed class SystemWorkerAddressResolver : IWorkerAddressResolver
 /// <c>::1</c>, where a worker bound to 127.0.0.1 does not listen). A name that fails to resolve, or has no address of
 /// that family, keeps its last known workers: a DNS hiccup must not empty the pool. Each change is logged once.
 /// </summary>
-public sealed class DnsWorkerSource(
+internal sealed class DnsWorkerSource(
     IOptions<GatewayOptions> options,
     WorkerDirectory directory,
     IWorkerAddressResolver resolver,

@@ -6,68 +6,12 @@ using Microsoft.Extensions.Primitives;
 
 namespace GpuFleet.Gateway.Destinations;
 
-/// <summary>Where a worker's URL came from; on a tie (same destination from two sources) the lower value wins.</summary>
-public enum WorkerSource
-{
-    /// <summary><c>Gateway:Workers</c> (<c>--worker URL</c>): fixed for the gateway's life.</summary>
-    Static,
-
-    /// <summary><c>Gateway:WorkersDns</c> (<c>--workers-dns NAME:PORT</c>): every address of a name, re-resolved.</summary>
-    Dns,
-
-    /// <summary>The worker registry in Redis: workers that announce themselves with a heartbeat.</summary>
-    Registry,
-}
-
-/// <summary>One worker the gateway routes to: its YARP destination id (<c>host:port</c>) and base URL.</summary>
-public sealed record WorkerEndpoint(string Destination, string Url, WorkerSource Source);
-
-/// <summary>
-/// One version of the directory's worker set, ordered by destination. <see cref="ChangeToken"/> fires once a newer
-/// version replaces it, which is exactly what YARP's <c>IProxyConfig.ChangeToken</c> wants.
-/// </summary>
-public sealed class WorkerSet
-{
-    private readonly CancellationToken _superseded;
-
-    internal WorkerSet(long version, IReadOnlyList<WorkerEndpoint> workers, CancellationToken superseded)
-    {
-        Version = version;
-        Workers = workers;
-        _superseded = superseded;
-        ChangeToken = new CancellationChangeToken(superseded);
-    }
-
-    /// <summary>Starts at 0 and grows by one with every change of the set.</summary>
-    public long Version { get; }
-
-    public IReadOnlyList<WorkerEndpoint> Workers { get; }
-
-    /// <summary>Fires when a newer set replaces this one.</summary>
-    public IChangeToken ChangeToken { get; }
-
-    public bool IsSuperseded => _superseded.IsCancellationRequested;
-
-    /// <summary>Completes when a newer set replaces this one; throws <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> fires first.</summary>
-    public async Task WaitForNextAsync(CancellationToken cancellationToken)
-    {
-        if (_superseded.IsCancellationRequested)
-        {
-            return;
-        }
-
-        var next = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var registration = _superseded.Register(() => next.TrySetResult());
-        await next.Task.WaitAsync(cancellationToken);
-    }
-}
-
 /// <summary>
 /// The live set of workers, merged from the static list, DNS and the Redis registry. Each source replaces its own
 /// list with <see cref="Update"/>; the merged set (one entry per destination, the first source winning a tie) gets a
 /// new version only when it really changes, so YARP and the status monitor act on changes, not on every poll.
 /// </summary>
-public sealed class WorkerDirectory
+internal sealed class WorkerDirectory
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<WorkerSource, IReadOnlyList<string>> _sources = [];

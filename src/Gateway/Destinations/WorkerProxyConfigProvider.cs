@@ -1,6 +1,5 @@
 using System.Net;
 using GpuFleet.Gateway.Hosting;
-using GpuFleet.Gateway.Load;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 using Yarp.ReverseProxy.Configuration;
@@ -25,20 +24,22 @@ internal sealed class WorkerProxyConfigProvider : IProxyConfigProvider
     private static readonly TimeSpan ActivityTimeout = TimeSpan.FromHours(1);
 
     private readonly WorkerDirectory _directory;
-    private readonly WorkerLoadBoard _board;
+    private readonly IWorkerGrpcAddresses _grpc;
+    private readonly WorkerClusterPolicies _policies;
     private readonly int _grpcPort;
     private readonly Lock _gate = new();
     private CancellationTokenSource _grpcChanged = new();
     private IReadOnlyDictionary<string, string> _grpcAddresses = new Dictionary<string, string>(StringComparer.Ordinal);
 
-    public WorkerProxyConfigProvider(WorkerDirectory directory, WorkerLoadBoard board, IOptions<GatewayOptions> options)
+    public WorkerProxyConfigProvider(WorkerDirectory directory, IWorkerGrpcAddresses grpc, WorkerClusterPolicies policies, IOptions<GatewayOptions> options)
     {
-        ArgumentNullException.ThrowIfNull(board);
+        ArgumentNullException.ThrowIfNull(grpc);
         ArgumentNullException.ThrowIfNull(options);
         _directory = directory;
-        _board = board;
+        _grpc = grpc;
+        _policies = policies;
         _grpcPort = options.Value.GrpcPort;
-        board.AvailabilityChanged += OnAvailabilityChanged;
+        grpc.Changed += OnGrpcAddressesChanged;
     }
 
     /// <summary>A worker's destination id: the host:port of its HTTP URL.</summary>
@@ -56,33 +57,26 @@ internal sealed class WorkerProxyConfigProvider : IProxyConfigProvider
                 _grpcChanged = new CancellationTokenSource();
             }
 
-            return new Config(set, _grpcAddresses, _grpcPort, new CompositeChangeToken([set.ChangeToken, new CancellationChangeToken(_grpcChanged.Token)]));
+            return new Config(set, _grpcAddresses, _grpcPort, _policies, new CompositeChangeToken([set.ChangeToken, new CancellationChangeToken(_grpcChanged.Token)]));
         }
     }
 
-    /// <summary>Each worker's gRPC address: its status names the port; the host is the one the gateway reaches it by.</summary>
+    /// <summary>Each worker's gRPC address as it reported it; a worker that reported none serves HTTP only.</summary>
     private Dictionary<string, string> GrpcAddresses(WorkerSet set)
     {
         var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var worker in set.Workers)
         {
-            if (_board.Get(worker.Destination)?.Status is { GrpcAddress.Length: > 0 } status)
+            if (_grpc.Find(worker) is { } address)
             {
-                try
-                {
-                    addresses[worker.Destination] = WorkerStatusMonitor.GrpcAddress(new Uri(worker.Url), status.GrpcAddress).ToString();
-                }
-                catch (InvalidOperationException)
-                {
-                    // No usable gRPC address reported: the worker serves HTTP only.
-                }
+                addresses[worker.Destination] = address.ToString();
             }
         }
 
         return addresses;
     }
 
-    private void OnAvailabilityChanged()
+    private void OnGrpcAddressesChanged()
     {
         lock (_gate)
         {
@@ -94,7 +88,7 @@ internal sealed class WorkerProxyConfigProvider : IProxyConfigProvider
         }
     }
 
-    private sealed class Config(WorkerSet set, IReadOnlyDictionary<string, string> grpc, int grpcPort, IChangeToken changeToken) : IProxyConfig
+    private sealed class Config(WorkerSet set, IReadOnlyDictionary<string, string> grpc, int grpcPort, WorkerClusterPolicies policies, IChangeToken changeToken) : IProxyConfig
     {
         public IReadOnlyList<RouteConfig> Routes { get; } =
         [
@@ -106,10 +100,10 @@ internal sealed class WorkerProxyConfigProvider : IProxyConfigProvider
         ];
 
         /// <summary>Ready, non-draining workers get new requests; connection failures put a worker aside (passive health).</summary>
-        private static readonly HealthCheckConfig Health = new()
+        private static HealthCheckConfig Health(WorkerClusterPolicies policies) => new()
         {
-            AvailableDestinationsPolicy = ReadyWorkersPolicy.PolicyName,
-            Passive = new PassiveHealthCheckConfig { Enabled = true, Policy = ConnectionFailureHealthPolicy.PolicyName },
+            AvailableDestinationsPolicy = policies.AvailableDestinations,
+            Passive = new PassiveHealthCheckConfig { Enabled = true, Policy = policies.PassiveHealth },
         };
 
         public IReadOnlyList<ClusterConfig> Clusters { get; } =
@@ -118,22 +112,22 @@ internal sealed class WorkerProxyConfigProvider : IProxyConfigProvider
             {
                 ClusterId = ClusterId,
                 // Earliest expected first token from load and cached prefix (docs/gateway-routing.md, "Routing policy").
-                LoadBalancingPolicy = GpuFleet.Gateway.Routing.ConfiguredRoutingPolicy.PolicyName,
+                LoadBalancingPolicy = policies.LoadBalancing,
                 HttpRequest = new ForwarderRequestConfig { ActivityTimeout = ActivityTimeout },
-                HealthCheck = Health,
+                HealthCheck = Health(policies),
                 Destinations = set.Workers.ToDictionary(w => w.Destination, w => new DestinationConfig { Address = w.Url }, StringComparer.Ordinal),
             },
             new ClusterConfig
             {
                 ClusterId = GrpcClusterId,
-                LoadBalancingPolicy = GpuFleet.Gateway.Routing.ConfiguredRoutingPolicy.PolicyName,
+                LoadBalancingPolicy = policies.LoadBalancing,
                 HttpRequest = new ForwarderRequestConfig
                 {
                     ActivityTimeout = ActivityTimeout,
                     Version = HttpVersion.Version20,
                     VersionPolicy = HttpVersionPolicy.RequestVersionExact,
                 },
-                HealthCheck = Health,
+                HealthCheck = Health(policies),
                 Destinations = grpc.ToDictionary(g => g.Key, g => new DestinationConfig { Address = g.Value }, StringComparer.Ordinal),
             },
         ];

@@ -1,7 +1,7 @@
 namespace GpuFleet.Gateway.Hosting;
 
 /// <summary>Gateway settings, bound from configuration section <c>Gateway</c>.</summary>
-public sealed class GatewayOptions
+internal sealed class GatewayOptions
 {
     public const string SectionName = "Gateway";
 
@@ -107,17 +107,4 @@ public sealed class GatewayOptions
         host = entry![..colon];
         return Uri.CheckHostName(host) is UriHostNameType.Dns or UriHostNameType.IPv4;
     }
-}
-
-/// <summary>Which addresses of a DNS name become workers (<see cref="GatewayOptions.DnsAddressFamily"/>).</summary>
-public enum WorkerDnsAddressFamily
-{
-    /// <summary>A records only (the default).</summary>
-    IPv4,
-
-    /// <summary>AAAA records only.</summary>
-    IPv6,
-
-    /// <summary>Both; a host listening on one family only then shows up as an unreachable worker too.</summary>
-    Any,
 }

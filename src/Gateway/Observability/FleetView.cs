@@ -3,25 +3,6 @@ using GpuFleet.Gateway.Routing;
 
 namespace GpuFleet.Gateway.Observability;
 
-/// <summary>One worker on the fleet page, from this gateway's load board.</summary>
-internal sealed record FleetWorker(
-    string Destination,
-    string? Name,
-    string? Model,
-    string State,
-    int QueueDepth,
-    int QueueCapacity,
-    int RunningSlots,
-    int TotalSlots,
-    long KvBytesUsed,
-    long KvBytesTotal,
-    double CacheHitRatio,
-    double PrefillTokensPerSecond,
-    double DecodeTokensPerSecond,
-    double? MeanRequestSeconds,
-    double SessionCapacity,
-    double HeadroomSessions);
-
 /// <summary>
 /// The live fleet as <c>/fleet</c> and <c>/fleet.json</c> show it: every worker's state and load, and the headroom
 /// computed as the Prometheus rules do (deploy/prometheus/gpufleet.rules.yml): sessions a worker holds with the first

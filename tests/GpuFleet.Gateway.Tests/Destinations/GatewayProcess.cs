@@ -72,6 +72,12 @@ internal sealed class GatewayProcess : IAsyncDisposable
         return response.Headers.GetValues("x-gpufleet-worker").Single();
     }
 
+    /// <summary>Sends SIGTERM, as Kubernetes does to stop a pod.</summary>
+    public void Terminate() => _server.Terminate();
+
+    /// <summary>The exit code, once the process has exited (default test timeout).</summary>
+    public Task<int> WaitForExitAsync() => _server.WaitForExitAsync();
+
     public ValueTask DisposeAsync() => _server.DisposeAsync();
 }
 

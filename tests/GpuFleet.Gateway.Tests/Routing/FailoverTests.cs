@@ -191,8 +191,9 @@ public sealed class FailoverTests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Contains("fleet_overloaded", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-        // A slot frees in about one answer's time (6 s), more than the 5 s the request could wait: refused at once, told when.
-        Assert.InRange(refused.Headers.RetryAfter?.Delta?.TotalSeconds ?? 0, 5, 12);
+        // A slot frees in about one answer's time (6 s, longer on a loaded machine), more than the 5 s the request could
+        // wait: refused at once, told when.
+        Assert.InRange(refused.Headers.RetryAfter?.Delta?.TotalSeconds ?? 0, 6, 60);
         Assert.True(waited < TimeSpan.FromSeconds(3), $"the refusal took {waited}");
         (await busy).Dispose();
     }
