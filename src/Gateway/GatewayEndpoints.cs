@@ -9,7 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Microsoft.AspNetCore.Builder;
 
 /// <summary>The gateway's request pipeline and endpoints.</summary>
-internal static class GatewayEndpoints
+public static class GatewayEndpoints
 {
     /// <summary>
     /// API-key authentication for everything but the operations endpoints, then the OpenAI API proxied to the workers

@@ -16,7 +16,7 @@ using Yarp.ReverseProxy.Transforms;
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>The gateway's composition entry point.</summary>
-internal static class GatewayServiceCollectionExtensions
+public static class GatewayServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the GpuFleet gateway: options from the <c>Gateway</c> section (validated at start, every problem

@@ -10,7 +10,7 @@ using OpenTelemetry.Metrics;
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>The worker's composition entry point.</summary>
-internal static class WorkerServiceCollectionExtensions
+public static class WorkerServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the GpuFleet worker: options from the <c>Worker</c> and <c>Engine</c> sections (validated at

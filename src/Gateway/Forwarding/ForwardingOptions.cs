@@ -1,7 +1,7 @@
 namespace GpuFleet.Gateway.Forwarding;
 
 /// <summary>Failover, overload and timeout settings, bound from <c>Gateway:Forwarding</c>.</summary>
-public sealed class ForwardingOptions
+internal sealed class ForwardingOptions
 {
     public const string SectionName = "Gateway:Forwarding";
 

@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http;
 namespace GpuFleet.Gateway.Forwarding;
 
 /// <summary>An error the gateway answers itself, in the OpenAI shape <c>{"error":{"message","type","param","code"}}</c>.</summary>
-public sealed class GatewayError(int status, string message, string type, string? code, string? param = null) : Exception(message)
+internal sealed class GatewayError(int status, string message, string type, string? code, string? param = null) : Exception(message)
 {
     public int Status { get; } = status;
 

@@ -443,7 +443,7 @@ internal sealed class GatewayForwardingMiddleware(
 }
 
 /// <summary>A check every generation request passes before routing (per-key limits), told the real usage at the end.</summary>
-public interface IRequestAdmission
+internal interface IRequestAdmission
 {
     /// <summary>False when refused; the refusal response is then written.</summary>
     Task<bool> AdmitAsync(HttpContext context, InspectedRequest request, int estimatedTokens);

@@ -5,7 +5,7 @@ namespace GpuFleet.Gateway.Forwarding;
 /// <see cref="ForwardingOptions.MinRetriesPer10Seconds"/>, else <see cref="ForwardingOptions.RetryBudgetRatio"/> of the
 /// requests seen, so that failover cannot multiply an overload. Counting a request is lock-free.
 /// </summary>
-public sealed class RetryBudget(ForwardingOptions options, TimeProvider time)
+internal sealed class RetryBudget(ForwardingOptions options, TimeProvider time)
 {
     private const int Buckets = 10;
     private readonly long[] _requests = new long[Buckets];

@@ -4,7 +4,7 @@ namespace GpuFleet.Gateway.Forwarding;
 /// Why an attempt is moved to another worker before the first response byte. Only answers that may mean the fleet is
 /// struggling spend the retry budget; re-placing work a worker cannot do (it is gone, or full) adds no load.
 /// </summary>
-public enum RetryCause
+internal enum RetryCause
 {
     /// <summary>
     /// The connection to the worker failed or broke before it answered: the worker is gone (killed, crashed, restarting),

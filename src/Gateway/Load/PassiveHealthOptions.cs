@@ -1,7 +1,7 @@
 namespace GpuFleet.Gateway.Load;
 
 /// <summary>Passive health (ejection of a failing worker and its gradual return), bound from <c>Gateway:PassiveHealth</c>.</summary>
-public sealed class PassiveHealthOptions
+internal sealed class PassiveHealthOptions
 {
     public const string SectionName = "Gateway:PassiveHealth";
 

@@ -4,14 +4,14 @@ using GpuFleet.Contracts.V1;
 namespace GpuFleet.Gateway.Load;
 
 /// <summary>What the gateway knows about one worker: its last status and whether its status stream is alive.</summary>
-public sealed record WorkerLoad(string Destination, WorkerStatus? Status, bool Connected, long ReceivedAt);
+internal sealed record WorkerLoad(string Destination, WorkerStatus? Status, bool Connected, long ReceivedAt);
 
 /// <summary>
 /// The gateway's view of every worker's load, fed by <see cref="WorkerStatusMonitor"/>. A worker is
 /// available for new work when its stream is connected, it is ready and not draining, and its last status
 /// is fresh (workers push at least every 2 s).
 /// </summary>
-public sealed class WorkerLoadBoard(TimeProvider time)
+internal sealed class WorkerLoadBoard(TimeProvider time)
 {
     /// <summary>A status older than this is stale: the worker may be stuck or unreachable.</summary>
     public static readonly TimeSpan StaleAfter = TimeSpan.FromSeconds(5);

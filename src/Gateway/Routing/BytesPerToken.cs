@@ -6,7 +6,7 @@ namespace GpuFleet.Gateway.Routing;
 /// Canonical prompt bytes per prompt token, per model, learned from the usage workers report (exponentially
 /// weighted); it turns prompt bytes and held blocks into tokens for the time-to-first-token estimate.
 /// </summary>
-public sealed class BytesPerToken(RoutingOptions options)
+internal sealed class BytesPerToken(RoutingOptions options)
 {
     private readonly ConcurrentDictionary<string, double> _ratios = new(StringComparer.Ordinal);
 

@@ -4,7 +4,7 @@ namespace GpuFleet.Gateway.Routing;
 /// What the gateway learned from one OpenAI request body before routing it: the model, streaming, the
 /// keyed prefix-block chain of its canonical prompt and a token estimate. Never holds prompt text.
 /// </summary>
-public sealed class InspectedRequest
+internal sealed class InspectedRequest
 {
     public required string Model { get; init; }
 

@@ -10,7 +10,7 @@ namespace GpuFleet.Gateway.Routing;
 /// hash stand for the whole prefix up to it; the key (<c>Gateway:Routing:AffinityKey</c>, shared by the replicas)
 /// makes prefix contents unguessable from what is stored in Redis.
 /// </summary>
-public sealed class PrefixHasher
+internal sealed class PrefixHasher
 {
     private readonly byte[] _secret;
     private readonly Dictionary<string, byte[]> _modelKeys = new(StringComparer.Ordinal);

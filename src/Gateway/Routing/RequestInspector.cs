@@ -15,7 +15,7 @@ namespace GpuFleet.Gateway.Routing;
 /// matter) for the prefix-block chain. Only structure is checked here; the worker validates the rest. Problems in
 /// what the gateway reads are a 400 from the gateway, so such a request reaches no worker.
 /// </summary>
-public sealed class RequestInspector(PrefixHasher hasher)
+internal sealed class RequestInspector(PrefixHasher hasher)
 {
     // The rendering is unambiguous, so that no crafted text can render like another conversation: separators are
     // control bytes that text carries only escaped (EscapeByte before them), and a JSON-valued field starts with

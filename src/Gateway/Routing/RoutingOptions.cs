@@ -1,7 +1,7 @@
 namespace GpuFleet.Gateway.Routing;
 
 /// <summary>How the gateway picks a worker, bound from <c>Gateway:Routing</c> (see docs/gateway.md, "Routing policy").</summary>
-public sealed class RoutingOptions
+internal sealed class RoutingOptions
 {
     public const string SectionName = "Gateway:Routing";
 

@@ -3,7 +3,7 @@ using GpuFleet.Gateway.Routing.Affinity;
 namespace GpuFleet.Gateway.Routing;
 
 /// <summary>Why a worker was chosen (the <c>x-gpufleet-route</c> header).</summary>
-public static class RouteReasons
+internal static class RouteReasons
 {
     /// <summary>It holds the longest useful part of the prompt and still gives the earliest first token.</summary>
     public const string Affinity = "affinity";
@@ -25,7 +25,7 @@ public static class RouteReasons
 }
 
 /// <summary>Per-request routing state, from inspection through every attempt, on the HttpContext's features.</summary>
-public sealed class RoutingState
+internal sealed class RoutingState
 {
     public InspectedRequest? Request { get; init; }
 

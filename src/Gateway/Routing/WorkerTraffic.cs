@@ -7,7 +7,7 @@ namespace GpuFleet.Gateway.Routing;
 /// flight and when each was sent (those sent after a worker's last report are not in it yet), and measured request
 /// durations. (Connection failures are YARP passive health: see ConnectionFailureHealthPolicy.)
 /// </summary>
-public sealed class WorkerTraffic(TimeProvider time)
+internal sealed class WorkerTraffic(TimeProvider time)
 {
     // Workers report at least every 2 s; more sends than this to one worker between two reports only make the
     // count of unreported blocks low, which the tie-break on the last send still covers.

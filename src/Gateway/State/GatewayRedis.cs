@@ -14,8 +14,7 @@ namespace GpuFleet.Gateway.State;
 /// to local state, so an outage is never an error for clients. Each change of state is logged once, with the
 /// endpoints only.
 /// </summary>
-// Public only while Routing/Affinity/AffinityIndex (public) takes it in its constructor; internal once that one is.
-public sealed class GatewayRedis : IAsyncDisposable
+internal sealed class GatewayRedis : IAsyncDisposable
 {
     private const int Up = 1;
     private const int Down = 2;

@@ -12,7 +12,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Microsoft.AspNetCore.Builder;
 
 /// <summary>Maps the worker's HTTP API: OpenAI endpoints, health, readiness and metrics.</summary>
-internal static class WorkerEndpointRouteBuilderExtensions
+public static class WorkerEndpointRouteBuilderExtensions
 {
     /// <summary>Response header on the OpenAI API of a simulated worker (<c>--simulate</c>): the answers are not a model's.</summary>
     public const string SimulatedHeader = "x-gpufleet-simulated";

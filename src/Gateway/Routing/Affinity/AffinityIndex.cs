@@ -9,7 +9,7 @@ namespace GpuFleet.Gateway.Routing.Affinity;
 /// store otherwise. The in-process store is always fed too, so when Redis fails (or a lookup is slower than
 /// <see cref="RoutingOptions.LookupTimeout"/>) routing goes on from warm local state with no client-visible error.
 /// </summary>
-public sealed class AffinityIndex
+internal sealed class AffinityIndex
 {
     private readonly InProcessAffinityStore _local;
     private readonly GatewayRedis _redis;

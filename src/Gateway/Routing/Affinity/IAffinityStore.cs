@@ -1,7 +1,7 @@
 namespace GpuFleet.Gateway.Routing.Affinity;
 
 /// <summary>What one lookup returns: per candidate worker, how many leading blocks of the prompt it holds; and the session's worker.</summary>
-public sealed record AffinityLookup(IReadOnlyDictionary<string, int> HeldBlocks, string? SessionWorker)
+internal sealed record AffinityLookup(IReadOnlyDictionary<string, int> HeldBlocks, string? SessionWorker)
 {
     public static readonly AffinityLookup Empty = new(new Dictionary<string, int>(StringComparer.Ordinal), null);
 }
@@ -10,7 +10,7 @@ public sealed record AffinityLookup(IReadOnlyDictionary<string, int> HeldBlocks,
 /// The affinity index: per model, prefix block → the workers that hold it and when that was last confirmed; and
 /// session → worker. Fed by routing (at the first response byte) and corrected by what workers report they hold.
 /// </summary>
-public interface IAffinityStore
+internal interface IAffinityStore
 {
     /// <summary>One round trip: the held-prefix depth of each candidate and the session's worker.</summary>
     Task<AffinityLookup> LookupAsync(string model, IReadOnlyList<ulong> blocks, IReadOnlyList<string> workers, string? sessionKey, CancellationToken cancellationToken);

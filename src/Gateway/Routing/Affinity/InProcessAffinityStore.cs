@@ -4,7 +4,7 @@ namespace GpuFleet.Gateway.Routing.Affinity;
 /// The embedded affinity index (no Redis, or while Redis is down): the same semantics as <see cref="RedisAffinityStore"/>
 /// in this process, bounded in entries (the least recently confirmed blocks go first) and expiring after the TTL.
 /// </summary>
-public sealed class InProcessAffinityStore(RoutingOptions options, TimeProvider time) : IAffinityStore
+internal sealed class InProcessAffinityStore(RoutingOptions options, TimeProvider time) : IAffinityStore
 {
     private readonly Dictionary<(string Model, ulong Block), Dictionary<string, long>> _blocks = [];
     private readonly Dictionary<(string Model, string Worker), HashSet<ulong>> _byWorker = [];

@@ -12,7 +12,7 @@ namespace GpuFleet.Gateway.Routing.Affinity;
 /// EVALSHA, reloading it by itself after a Redis restart or SCRIPT FLUSH). Scripts name block keys they derive
 /// from a prefix, so they suit a standalone or Sentinel Redis, not Redis Cluster.
 /// </summary>
-public sealed class RedisAffinityStore(IDatabaseAsync redis, PrefixHasher hasher, RoutingOptions options, TimeProvider time) : IAffinityStore
+internal sealed class RedisAffinityStore(IDatabaseAsync redis, PrefixHasher hasher, RoutingOptions options, TimeProvider time) : IAffinityStore
 {
     // Depth per worker by bisection over the chain (holdings are prefix-closed), then the session's worker. A worker's
     // entry counts only while confirmed within the TTL (the key itself lives on while other workers confirm it).
