@@ -99,7 +99,37 @@ internal static class WorkerCommandLine
 
     private static ParseResult Parse(IReadOnlyList<string> args) =>
         // No response files: an argument starting with @ is a value (a path), as it always was here.
-        Build().Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+        Build().Parse(LastOccurrences(args), new ParserConfiguration { ResponseFileTokenReplacer = null });
+
+    /// <summary>
+    /// Given twice, an option's last occurrence wins, as it always has (a wrapper overrides an option by appending it, as
+    /// configuration sources do); System.CommandLine refuses a repeated single-value option, so the earlier ones are
+    /// dropped before parsing. Only the options named in <see cref="ServeOptionKeys"/> (and <c>--simulate</c>) are
+    /// looked at; a token after one of them is its value, as the parser would take it.
+    /// </summary>
+    internal static List<string> LastOccurrences(IReadOnlyList<string> args)
+    {
+        var occurrences = new List<(string Name, int Start, int Count)>();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var equals = args[i].IndexOf('=', StringComparison.Ordinal);
+            var name = equals > 0 ? args[i][..equals] : args[i];
+            if (name != SimulateFlag && !ServeOptionKeys.ContainsKey(name))
+            {
+                continue;
+            }
+
+            var count = equals > 0 || i + 1 >= args.Count ? 1
+                : name == SimulateFlag ? (args[i + 1] is "true" or "false" ? 2 : 1)
+                : 2;
+            occurrences.Add((name, i, count));
+            i += count - 1;
+        }
+
+        var dropped = occurrences.GroupBy(o => o.Name, StringComparer.Ordinal).SelectMany(g => g.SkipLast(1))
+            .SelectMany(o => Enumerable.Range(o.Start, o.Count)).ToHashSet();
+        return [.. args.Where((_, i) => !dropped.Contains(i))];
+    }
 
     private static RootCommand Build()
     {

@@ -37,11 +37,16 @@ public sealed class WorkerCommandLineTests
     [Fact]
     public void Known_switches_flags_and_key_value_forms_become_configuration_with_the_last_occurrence_winning()
     {
-        var (settings, problems) = WorkerCommandLine.ParseServe(["--model", "m.gguf", "--simulate", "--slots=4", "--simulate", "false", "--name", "w0"]);
+        // A wrapper (the tests' WorkerProcess, a container's CMD) sets --threads and --slots, and the caller's own come after.
+        var (settings, problems) = WorkerCommandLine.ParseServe(["--model", "m.gguf", "--threads", "2", "--simulate", "--slots=4", "--simulate", "false", "--name", "w0",
+            "--threads", "1", "--slots", "8"]);
 
         Assert.Empty(problems);
         Assert.Equal(
-            new Dictionary<string, string?> { ["Worker:ModelPath"] = "m.gguf", ["Worker:Simulate"] = "false", ["Engine:Slots"] = "4", ["Worker:Name"] = "w0" },
+            new Dictionary<string, string?>
+            {
+                ["Worker:ModelPath"] = "m.gguf", ["Worker:Simulate"] = "false", ["Engine:Slots"] = "8", ["Engine:Threads"] = "1", ["Worker:Name"] = "w0",
+            },
             settings.OrderBy(s => s.Key, StringComparer.Ordinal).ToDictionary());
     }
 
