@@ -30,7 +30,8 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(availableDestinations);
         var routing = context.Features.Get<RoutingState>();
-        var candidates = availableDestinations.Where(d => routing is null || !routing.Tried.Contains(d.DestinationId)).ToList();
+        // The forwarding middleware hands over only the workers this request has not tried yet.
+        var candidates = availableDestinations.ToList();
         if (candidates.Count == 0)
         {
             return null;

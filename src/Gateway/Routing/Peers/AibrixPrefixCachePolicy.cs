@@ -19,7 +19,7 @@ internal sealed class AibrixPrefixCachePolicy(PeerSignals signals) : ILoadBalanc
 
     public DestinationState? PickDestination(HttpContext context, ClusterState cluster, IReadOnlyList<DestinationState> availableDestinations)
     {
-        var candidates = PeerSignals.Candidates(context, availableDestinations);
+        var candidates = PeerSignals.Candidates(availableDestinations);
         if (candidates.Count == 0)
         {
             return null;

@@ -17,7 +17,7 @@ internal sealed class LeastQueuePolicy(PeerSignals signals) : ILoadBalancingPoli
 
     public DestinationState? PickDestination(HttpContext context, ClusterState cluster, IReadOnlyList<DestinationState> availableDestinations)
     {
-        var candidates = PeerSignals.Candidates(context, availableDestinations);
+        var candidates = PeerSignals.Candidates(availableDestinations);
         if (candidates.Count == 0)
         {
             return null;

@@ -22,7 +22,7 @@ internal sealed class LlmdWeightedScorerPolicy(PeerSignals signals) : ILoadBalan
 
     public DestinationState? PickDestination(HttpContext context, ClusterState cluster, IReadOnlyList<DestinationState> availableDestinations)
     {
-        var candidates = PeerSignals.Candidates(context, availableDestinations);
+        var candidates = PeerSignals.Candidates(availableDestinations);
         if (candidates.Count == 0)
         {
             return null;

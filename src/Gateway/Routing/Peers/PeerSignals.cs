@@ -10,13 +10,14 @@ namespace GpuFleet.Gateway.Routing.Peers;
 /// </summary>
 internal sealed class PeerSignals(WorkerLoadBoard board, WorkerTraffic traffic)
 {
-    /// <summary>The destinations this attempt may use: not yet tried by the request (failover), never empty unless all were.</summary>
-    public static List<DestinationState> Candidates(HttpContext context, IReadOnlyList<DestinationState> available)
+    /// <summary>
+    /// The destinations this attempt may use, in a stable order: what YARP offers, which the forwarding middleware has
+    /// already narrowed to the workers the request has not tried.
+    /// </summary>
+    public static List<DestinationState> Candidates(IReadOnlyList<DestinationState> available)
     {
-        ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(available);
-        var routing = context.Features.Get<RoutingState>();
-        return [.. available.Where(d => routing is null || !routing.Tried.Contains(d.DestinationId)).OrderBy(d => d.DestinationId, StringComparer.Ordinal)];
+        return [.. available.OrderBy(d => d.DestinationId, StringComparer.Ordinal)];
     }
 
     /// <summary>Requests at the worker: running + queued from its fresh report plus those sent since; this gateway's in-flight count without one.</summary>

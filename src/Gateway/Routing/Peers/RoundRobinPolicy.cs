@@ -14,7 +14,7 @@ internal sealed class RoundRobinPolicy : ILoadBalancingPolicy
 
     public DestinationState? PickDestination(HttpContext context, ClusterState cluster, IReadOnlyList<DestinationState> availableDestinations)
     {
-        var candidates = PeerSignals.Candidates(context, availableDestinations);
+        var candidates = PeerSignals.Candidates(availableDestinations);
         return candidates.Count == 0 ? null
             : PeerSignals.Chosen(context, candidates[(int)((ulong)Interlocked.Increment(ref _next) % (ulong)candidates.Count)], RouteReasons.Load);
     }

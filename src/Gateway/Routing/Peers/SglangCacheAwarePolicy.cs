@@ -23,7 +23,7 @@ internal sealed class SglangCacheAwarePolicy(PeerSignals signals) : ILoadBalanci
 
     public DestinationState? PickDestination(HttpContext context, ClusterState cluster, IReadOnlyList<DestinationState> availableDestinations)
     {
-        var candidates = PeerSignals.Candidates(context, availableDestinations);
+        var candidates = PeerSignals.Candidates(availableDestinations);
         if (candidates.Count == 0)
         {
             return null;

@@ -50,13 +50,13 @@ public sealed class PeerPolicyTests
         policy.PickDestination(context, _cluster, _destinations)?.DestinationId;
 
     [Fact]
-    public void Round_robin_takes_each_worker_in_turn_and_skips_the_tried()
+    public void Round_robin_takes_each_worker_in_turn_among_those_offered()
     {
         var policy = new RoundRobinPolicy();
         Assert.Equal(["w1", "w2", "w3", "w1"], Enumerable.Range(0, 4).Select(_ => Pick(policy, Request(1))));
-        var retry = Request(1);
-        retry.Features.Get<RoutingState>()!.Tried.UnionWith(["w1", "w2", "w3"]);
-        Assert.Null(Pick(policy, retry));
+        // A retry is offered only the workers it has not tried (the forwarding middleware narrows the list).
+        Assert.Equal("w3", policy.PickDestination(Request(1), _cluster, [_destinations[2]])?.DestinationId);
+        Assert.Null(policy.PickDestination(Request(1), _cluster, []));
     }
 
     [Fact]

@@ -181,11 +181,9 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w3", running: 4, queued: 2);
         Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(2000, held, session: "w3"))));
 
-        // A session worker that is not a candidate (gone, or tried already) is ignored.
+        // A session worker that is not offered (gone, or tried already) is ignored.
         Report("w3");
-        var tried = Routing(2000, held, session: "w3");
-        tried.Tried.Add("w3");
-        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(tried)));
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(2000, held, session: "w3"), _destinations[..2])));
         Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(2000, held, session: "w9"))));
     }
 
@@ -198,16 +196,14 @@ public sealed class TimeToFirstTokenPolicyTests
     }
 
     [Fact]
-    public void Workers_already_tried_are_never_picked()
+    public void Only_the_workers_offered_are_picked()
     {
+        // A retry is offered the workers it has not tried (the forwarding middleware narrows YARP's list): the best of those wins.
         ReportIdle();
         var routing = Routing(2000, new() { ["w1"] = 7, ["w2"] = 6 });
-        routing.Tried.Add("w1");
-        Assert.Equal("w2", Pick(routing).Worker);
-        routing.Tried.Add("w2");
-        Assert.Equal("w3", Pick(routing).Worker);
-        routing.Tried.Add("w3");
-        Assert.Null(Pick(routing).Worker);
+        Assert.Equal("w1", Pick(routing).Worker);
+        Assert.Equal("w2", Pick(routing, _destinations[1..]).Worker);
+        Assert.Equal("w3", Pick(routing, _destinations[2..]).Worker);
         Assert.Null(Pick(Routing(10), []).Worker);
     }
 
@@ -489,9 +485,7 @@ public sealed class TimeToFirstTokenPolicyTests
         Assert.Equal(100_000, routing.ChosenPrefillTokens);
 
         // Not one tried already; and passive health only breaks ties.
-        var retry = Routing(100_000);
-        retry.Tried.Add("w2");
-        Assert.Equal("w3", Pick(retry).Worker);
+        Assert.Equal("w3", Pick(Routing(100_000), [_destinations[0], _destinations[2]]).Worker);
         Report("w1", context: 16_384);
         _destinations[0].Health.Passive = DestinationHealth.Unhealthy;
         Assert.Equal("w2", Pick(Routing(100_000)).Worker);
