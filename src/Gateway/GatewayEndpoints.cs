@@ -26,10 +26,14 @@ public static class GatewayEndpoints
         app.MapReverseProxy(proxy =>
         {
             proxy.UseMiddleware<RequestMetricsMiddleware>();
-            proxy.UseMiddleware<GatewayForwardingMiddleware>();
+            // GpuFleet's stages, each owning its part: the request's body, inspection, limits and affinity; the bounded
+            // wait for room; failover across attempts (YARP's load balancing and forwarding run once per attempt).
+            proxy.UseMiddleware<RequestInspectionMiddleware>();
+            proxy.UseMiddleware<CapacityWaitMiddleware>();
+            proxy.UseMiddleware<FailoverMiddleware>();
             proxy.UseLoadBalancing();
             proxy.UseMiddleware<ChosenWorkerMiddleware>();
-            // Each attempt (the forwarding middleware may make several) reports its outcome to passive health.
+            // Each attempt (the failover stage may make several) reports its outcome to passive health.
             proxy.UsePassiveHealthChecks();
         });
         app.MapGet("/healthz", () => Results.Text("ok"));

@@ -21,6 +21,10 @@ internal sealed class GatewayError(int status, string message, string type, stri
     public static GatewayError BadRequest(string message, string? param = null, string code = "invalid_value") =>
         new(400, message, "invalid_request_error", code, param);
 
+    /// <summary>The 503 when no worker is available at all (every one down, draining or loading).</summary>
+    public static GatewayError NoWorkerAvailable() =>
+        new(503, "No worker is available (all are down, draining or loading); retry shortly.", "service_unavailable", "no_worker_available") { RetryAfterSeconds = 2 };
+
     /// <summary>The 503 of a request whose worker answered unavailable when no more failover is allowed: it says what happened.</summary>
     public static GatewayError RetryBudgetSpent() =>
         new(503, "The worker chosen was unavailable (draining or loading), and too many requests were retried elsewhere in the last 10 s to retry this one " +

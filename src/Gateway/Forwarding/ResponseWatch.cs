@@ -12,7 +12,7 @@ namespace GpuFleet.Gateway.Forwarding;
 /// and the usage report workers end their streams with, which it takes out of the stream (it is meant for the gateway,
 /// not for clients). Also stands in for the request lifetime feature, so that
 /// when the worker side breaks after the response started, YARP's abort of the client connection is turned into a
-/// proper end of the stream (an error event) by the forwarding middleware.
+/// proper end of the stream (an error event) by the failover stage (FailoverMiddleware).
 /// </summary>
 internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
 {

@@ -30,7 +30,7 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(availableDestinations);
         var routing = context.Features.Get<RoutingState>();
-        // The forwarding middleware hands over only the workers this request has not tried yet.
+        // The failover stage (FailoverMiddleware) hands over only the workers this request has not tried yet.
         var candidates = availableDestinations.ToList();
         if (candidates.Count == 0)
         {

@@ -350,13 +350,16 @@ public sealed partial class PrometheusFleet : IAsyncLifetime
             completed += (await _http.ScrapeAsync(new Uri(worker.BaseAddress, "/metrics"))).Sum("gpufleet_worker_requests_total", ("outcome", "completed"));
         }
 
+        var seen = new Dictionary<string, double?>(StringComparer.Ordinal);
+        async Task<double?> Seen(string query) => seen[query] = await ScalarOrNullAsync(query);
         await TestTimeouts.WaitUntilAsync(async () =>
-            await ScalarOrNullAsync("sum(gpufleet_worker_requests_total{outcome=\"completed\"})") == completed
-            && await ScalarOrNullAsync("sum(gpufleet_gateway_requests_total{status=\"2xx\"})") == Requests
-            && await ScalarOrNullAsync("sum(gpufleet_gateway_refusals_total)") == 1
-            && await ScalarOrNullAsync("count(gpufleet:worker_headroom_sessions:ttft10s)") == 2
-            && await ScalarOrNullAsync("count(gpufleet:worker_request_seconds:mean5m)") >= 1,
-            () => "Prometheus never saw the load:\n" + _prometheus!.Output);
+            await Seen("sum(gpufleet_worker_requests_total{outcome=\"completed\"})") == completed
+            && await Seen("sum(gpufleet_gateway_requests_total{status=\"2xx\"})") == Requests
+            && await Seen("sum(gpufleet_gateway_refusals_total)") == 1
+            && await Seen("count(gpufleet:worker_headroom_sessions:ttft10s)") == 2
+            && await Seen("count(gpufleet:worker_request_seconds:mean5m)") >= 1,
+            () => $"Prometheus never saw the load (expected {completed} completed, {Requests} 2xx, 1 refusal): " +
+                string.Join("; ", seen.Select(q => $"{q.Key} = {q.Value?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}")) + "\n" + _prometheus!.Output);
     }
 
     /// <summary>The value of a query that returns one sample, or null when it returns none.</summary>

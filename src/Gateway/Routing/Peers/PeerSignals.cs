@@ -11,7 +11,7 @@ namespace GpuFleet.Gateway.Routing.Peers;
 internal sealed class PeerSignals(WorkerLoadBoard board, WorkerTraffic traffic)
 {
     /// <summary>
-    /// The destinations this attempt may use, in a stable order: what YARP offers, which the forwarding middleware has
+    /// The destinations this attempt may use, in a stable order: what YARP offers, which the failover stage (FailoverMiddleware) has
     /// already narrowed to the workers the request has not tried.
     /// </summary>
     public static List<DestinationState> Candidates(IReadOnlyList<DestinationState> available)

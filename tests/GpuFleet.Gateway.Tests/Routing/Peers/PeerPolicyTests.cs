@@ -54,7 +54,7 @@ public sealed class PeerPolicyTests
     {
         var policy = new RoundRobinPolicy();
         Assert.Equal(["w1", "w2", "w3", "w1"], Enumerable.Range(0, 4).Select(_ => Pick(policy, Request(1))));
-        // A retry is offered only the workers it has not tried (the forwarding middleware narrows the list).
+        // A retry is offered only the workers it has not tried (the failover stage narrows the list).
         Assert.Equal("w3", policy.PickDestination(Request(1), _cluster, [_destinations[2]])?.DestinationId);
         Assert.Null(policy.PickDestination(Request(1), _cluster, []));
     }

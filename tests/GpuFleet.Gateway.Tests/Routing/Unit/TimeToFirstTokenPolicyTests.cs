@@ -198,7 +198,7 @@ public sealed class TimeToFirstTokenPolicyTests
     [Fact]
     public void Only_the_workers_offered_are_picked()
     {
-        // A retry is offered the workers it has not tried (the forwarding middleware narrows YARP's list): the best of those wins.
+        // A retry is offered the workers it has not tried (the failover stage narrows YARP's list): the best of those wins.
         ReportIdle();
         var routing = Routing(2000, new() { ["w1"] = 7, ["w2"] = 6 });
         Assert.Equal("w1", Pick(routing).Worker);

@@ -1,0 +1,184 @@
+using System.Globalization;
+using GpuFleet.Contracts;
+using GpuFleet.Gateway.Load;
+using GpuFleet.Gateway.Observability;
+using GpuFleet.Gateway.Routing;
+using GpuFleet.Gateway.Routing.Affinity;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+
+namespace GpuFleet.Gateway.Forwarding;
+
+/// <summary>
+/// The first stage of the gateway's part of YARP's proxy pipeline: for a generation request (OpenAI chat or completion,
+/// gRPC Generate) it reads the body (bounded: 413), inspects it (bad OpenAI input: 400 from the gateway, no worker sees
+/// it), marks the prompt's blocks for the worker, runs the admissions (per-key limits) and looks up affinity (one round
+/// trip). It creates the request's <see cref="RoutingState"/>; when the request ends, whatever happened further on,
+/// it tells the admissions the usage the worker reported (none for a refusal).
+/// </summary>
+internal sealed class RequestInspectionMiddleware(
+    RequestDelegate next,
+    RequestInspector inspector,
+    AffinityIndex affinity,
+    BytesPerToken calibration,
+    IEnumerable<IRequestAdmission> admissions,
+    ForwardingOptions options,
+    GatewayMetrics metrics,
+    TimeProvider time)
+{
+    /// <summary>The gRPC method whose prompt the gateway reads for affinity, as OpenAI generation requests.</summary>
+    private const string GenerateMethodPath = "/gpufleet.v1.Inference/Generate";
+
+    private readonly IRequestAdmission[] _admissions = [.. admissions];
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var proxy = context.Features.Get<IReverseProxyFeature>()!;
+        context.Request.Headers.Remove(GpuFleetHeaders.PrefixBlocks);
+        RoutingState routing;
+        try
+        {
+            if (await InspectAsync(context, proxy) is not { } state)
+            {
+                return; // refused by an admission, which wrote the response
+            }
+
+            routing = state;
+        }
+        catch (GatewayError error) when (!context.Response.HasStarted)
+        {
+            await error.WriteAsync(context);
+            return;
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return;
+        }
+
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            if (routing.Request is not null)
+            {
+                foreach (var admission in _admissions)
+                {
+                    await admission.CompleteAsync(context, routing.Usage);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// For a generation request (OpenAI chat or completion, gRPC Generate): reads the body (bounded: 413), inspects it
+    /// (bad OpenAI input: 400 from the gateway), marks the prompt's blocks for the worker, runs the admissions (per-key
+    /// limits) and looks up affinity. Any other request passes with an empty state. Null when an admission refused.
+    /// </summary>
+    private async Task<RoutingState?> InspectAsync(HttpContext context, IReverseProxyFeature proxy)
+    {
+        var chat = IsPost(context, "/v1/chat/completions");
+        var generate = !chat && IsPost(context, GenerateMethodPath) && GrpcRefusal.IsGrpc(context.Request);
+        if (!generate && !chat && !IsPost(context, "/v1/completions"))
+        {
+            var plain = new RoutingState();
+            context.Features.Set(plain);
+            return plain;
+        }
+
+        var body = await ReadBodyAsync(context);
+        var session = context.Request.Headers[GpuFleetHeaders.SessionId].ToString();
+        var request = generate ? inspector.InspectGenerate(body, session) : inspector.Inspect(body, chat, session);
+        var routing = new RoutingState { Request = request, Body = body, PromptTokens = request is null ? 0 : calibration.Tokens(request.Model, request.PromptBytes) };
+        context.Features.Set(routing);
+        if (request is null)
+        {
+            return routing; // a gRPC body the gateway cannot read goes on as it is, without affinity: the worker answers it
+        }
+
+        if (request.Blocks.Count > 0)
+        {
+            context.Request.Headers[GpuFleetHeaders.PrefixBlocks] = PrefixBlockHeader.Format(inspector.BlockBytes, request.PromptBytes, request.Blocks);
+        }
+
+        foreach (var admission in _admissions)
+        {
+            if (!await admission.AdmitAsync(context, request, request.TokenEstimate(routing.PromptTokens)))
+            {
+                return null;
+            }
+        }
+
+        var started = time.GetTimestamp();
+        routing.Affinity = await affinity.LookupAsync(request.Model, request.Blocks,
+            [.. proxy.AvailableDestinations.Select(d => d.DestinationId)], request.SessionKey, context.RequestAborted);
+        metrics.ObserveLookup(time.GetElapsedTime(started));
+        return routing;
+    }
+
+    private async Task<byte[]> ReadBodyAsync(HttpContext context)
+    {
+        var limit = options.MaxRequestBodyBytes;
+        if (context.Request.ContentLength > limit)
+        {
+            throw TooLarge(limit);
+        }
+
+        if (context.Request.ContentLength is { } length)
+        {
+            // The usual case: one exact buffer, filled in place.
+            var exact = new byte[length];
+            try
+            {
+                await context.Request.Body.ReadExactlyAsync(exact, context.RequestAborted);
+            }
+            catch (Exception ex) when (IsIncompleteBody(ex))
+            {
+                throw GatewayError.BadRequest("The request body is shorter than its Content-Length.", null, "invalid_body");
+            }
+
+            return exact;
+        }
+
+        using var buffer = new MemoryStream();
+        var chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            int read;
+            while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
+            {
+                if (buffer.Length + read > limit)
+                {
+                    throw TooLarge(limit);
+                }
+
+                buffer.Write(chunk, 0, read);
+            }
+        }
+        catch (Exception ex) when (IsIncompleteBody(ex))
+        {
+            throw GatewayError.BadRequest("The request body ended before its last chunk.", null, "invalid_body");
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
+        }
+
+        return buffer.ToArray();
+    }
+
+    // A client that stops sending mid-body (an abandoned chunked upload, a reset connection) is the client's doing, not
+    // an unexpected error: a 400 (which a closed connection never reads), not a logged exception and a 500.
+    private static bool IsIncompleteBody(Exception ex) => ex is EndOfStreamException or BadHttpRequestException or IOException;
+
+    private static GatewayError TooLarge(long limit) =>
+        new(413, string.Create(CultureInfo.InvariantCulture, $"The request body is larger than {limit} bytes."), "invalid_request_error", "request_too_large");
+
+    private static bool IsPost(HttpContext context, string path) =>
+        HttpMethods.IsPost(context.Request.Method) && context.Request.Path.Equals(path, StringComparison.OrdinalIgnoreCase);
+}
