@@ -39,33 +39,32 @@ internal sealed class RequestInspectionMiddleware(
         ArgumentNullException.ThrowIfNull(context);
         var proxy = context.Features.Get<IReverseProxyFeature>()!;
         context.Request.Headers.Remove(GpuFleetHeaders.PrefixBlocks);
-        RoutingState routing;
         try
         {
-            if (await InspectAsync(context, proxy) is not { } state)
+            try
             {
-                return; // refused by an admission, which wrote the response
+                if (await InspectAsync(context, proxy) is null)
+                {
+                    return; // refused by an admission, which wrote the response
+                }
+            }
+            catch (GatewayError error) when (!context.Response.HasStarted)
+            {
+                await error.WriteAsync(context);
+                return;
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                return;
             }
 
-            routing = state;
-        }
-        catch (GatewayError error) when (!context.Response.HasStarted)
-        {
-            await error.WriteAsync(context);
-            return;
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            return;
-        }
-
-        try
-        {
             await next(context);
         }
         finally
         {
-            if (routing.Request is not null)
+            // However the request ended (answered, refused further on, the client gone during the affinity lookup), an
+            // admission that counted it settles with the worker's usage, or none; one that did not has nothing to settle.
+            if (context.Features.Get<RoutingState>() is { Request: not null } routing)
             {
                 foreach (var admission in _admissions)
                 {
