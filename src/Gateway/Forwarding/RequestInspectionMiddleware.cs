@@ -1,13 +1,9 @@
 using System.Globalization;
 using GpuFleet.Contracts;
-using GpuFleet.Gateway.Load;
 using GpuFleet.Gateway.Observability;
 using GpuFleet.Gateway.Routing;
 using GpuFleet.Gateway.Routing.Affinity;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Logging;
-using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
 namespace GpuFleet.Gateway.Forwarding;
