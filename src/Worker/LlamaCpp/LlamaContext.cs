@@ -77,6 +77,7 @@ internal sealed unsafe class LlamaContext : IDisposable
         }
 
         _context = _handle.DangerousGetHandle();
+        AttachThreadPools(settings.Threads, settings.BatchThreads);
         _memory = LlamaNative.GetMemory(_context);
         Model = model;
         ContextSize = (int)LlamaNative.NCtx(_context);
@@ -174,5 +175,30 @@ internal sealed unsafe class LlamaContext : IDisposable
         }
     }
 
+    /// <summary>True when the context computes on its own persistent ggml threads (see <see cref="LlamaThreadPool"/>).</summary>
+    public bool HasThreadPool { get; private set; }
+
     public void Dispose() => _handle.Dispose();
+
+    /// <summary>
+    /// Persistent CPU threads for this context, as llama.cpp's own tools set them up: one pool when decodes and batches use
+    /// the same thread count, else a batch pool and a decode pool that sleeps until its first graph. The handle owns them.
+    /// </summary>
+    private void AttachThreadPools(int threads, int batchThreads)
+    {
+        using var batch = LlamaThreadPool.TryCreate(batchThreads, paused: false);
+        if (batch is null)
+        {
+            return;
+        }
+
+        using var separate = threads == batchThreads ? null : LlamaThreadPool.TryCreate(threads, paused: true);
+        if (threads != batchThreads && separate is null)
+        {
+            return;
+        }
+
+        _handle.AttachThreadPools(separate ?? batch, batch);
+        HasThreadPool = true;
+    }
 }

@@ -43,9 +43,32 @@ internal sealed class SafeLlamaContextHandle : SafeHandleZeroOrMinusOneIsInvalid
         SetHandle(handle);
     }
 
+    private readonly List<LlamaThreadPool> _pools = [];
+
+    /// <summary>
+    /// Attaches ggml thread pools (for single-token decodes, and for batches) and keeps them alive until the context is
+    /// freed: a pool must outlive every graph the context computes on it.
+    /// </summary>
+    internal void AttachThreadPools(LlamaThreadPool decode, LlamaThreadPool batch)
+    {
+        foreach (var pool in decode == batch ? [decode] : new[] { decode, batch })
+        {
+            var added = false;
+            pool.DangerousAddRef(ref added);
+            _pools.Add(pool);
+        }
+
+        LlamaNative.AttachThreadpool(handle, decode.DangerousGetHandle(), batch.DangerousGetHandle());
+    }
+
     protected override bool ReleaseHandle()
     {
         LlamaNative.Free(handle);
+        foreach (var pool in _pools)
+        {
+            pool.DangerousRelease();
+        }
+
         _model?.DangerousRelease();
         return true;
     }

@@ -29,6 +29,7 @@ public sealed class AbiTests(TestModels models)
         Assert.Equal(16, Unsafe.SizeOf<LlamaChatMessage>());
         Assert.Equal(24, Unsafe.SizeOf<GgmlInitParams>());
         Assert.Equal(16, Unsafe.SizeOf<GgufInitParams>());
+        Assert.Equal(528, Unsafe.SizeOf<GgmlThreadpoolParams>());
     }
 
     [Theory]
@@ -147,5 +148,28 @@ public sealed class AbiTests(TestModels models)
         Assert.Equal(0, q.Imatrix);
         Assert.True(q.MaxBufSize > 0);
         Assert.Equal(1, LlamaNative.SamplerChainDefaultParams().NoPerf);
+    }
+
+    [Theory]
+    [InlineData(nameof(GgmlThreadpoolParams.NThreads), 512)]
+    [InlineData(nameof(GgmlThreadpoolParams.Priority), 516)]
+    [InlineData(nameof(GgmlThreadpoolParams.Poll), 520)]
+    [InlineData(nameof(GgmlThreadpoolParams.StrictCpu), 524)]
+    [InlineData(nameof(GgmlThreadpoolParams.Paused), 525)]
+    public void Threadpool_params_field_offsets(string field, int offset) =>
+        Assert.Equal(offset, (int)Marshal.OffsetOf<GgmlThreadpoolParams>(field));
+
+    [Fact]
+    public unsafe void Threadpool_defaults_read_back_through_the_mirror()
+    {
+        Assert.NotNull(_models.Backend);
+        var p = new GgmlThreadpoolParams { Priority = 7, Poll = 7, StrictCpu = 1, Paused = 1 };
+        p.CpuMask[0] = 1;
+        p.CpuMask[511] = 1;
+        GgmlNative.ThreadpoolParamsInit(&p, 3);
+        Assert.Equal(3, p.NThreads);
+        Assert.Equal(0, p.Priority); // GGML_SCHED_PRIO_NORMAL
+        Assert.Equal(50u, p.Poll); // hybrid polling
+        Assert.Equal([0, 0, 0, 0], new[] { p.StrictCpu, p.Paused, p.CpuMask[0], p.CpuMask[511] });
     }
 }

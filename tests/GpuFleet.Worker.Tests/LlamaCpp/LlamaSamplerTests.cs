@@ -67,6 +67,41 @@ public sealed class LlamaSamplerTests(TestModels models)
         Assert.Throws<LlamaNativeException>(() => sampler.Sample(forbidden, new LlamaTokenData[forbidden.Length]));
     }
 
+    [Fact]
+    public void Plain_greedy_picks_what_the_native_greedy_chain_picks()
+    {
+        var model = models.Get(DemoArchitecture.Qwen3);
+        using var fast = Greedy(model, presencePenalty: 0, lastN: 64); // the greedy sampler alone: read directly
+        using var chain = Greedy(model, presencePenalty: 1.0f, lastN: 0); // a penalty that does nothing: the native chain
+        var random = new Random(11);
+        var scratch = new LlamaTokenData[model.VocabularySize];
+        for (var row = 0; row < 200; row++)
+        {
+            // Few distinct values, so most rows have ties for the highest (the first must win); the highest sits anywhere,
+            // also in the last tokens that do not fill a vector.
+            var logits = Enumerable.Range(0, model.VocabularySize).Select(_ => (float)random.Next(-4, row % 7)).ToArray();
+            if (row % 5 == 0)
+            {
+                logits[^(1 + (row % 3))] = 100f;
+            }
+
+            Assert.Equal(chain.Sample(logits, scratch), fast.Sample(logits, scratch));
+        }
+    }
+
+    [Fact]
+    public void Plain_greedy_counts_minus_zero_as_zero_and_refuses_a_row_of_minus_infinity()
+    {
+        var logits = Enumerable.Repeat(float.NegativeInfinity, 1000).ToArray();
+        Assert.Throws<LlamaNativeException>(() => LlamaSampler.FirstHighest(logits));
+
+        logits[700] = -0f;
+        logits[900] = 0f;
+        Assert.Equal(700, LlamaSampler.FirstHighest(logits));
+        logits[999] = float.NaN;
+        Assert.Throws<LlamaNativeException>(() => LlamaSampler.FirstHighest(logits));
+    }
+
     private static LlamaSampler Greedy(LlamaModel model, float presencePenalty, int lastN) =>
         LlamaSampler.Create(model, temperature: 0, topP: 1, topK: 0, minP: 0,
             repetitionPenalty: 1.0f, presencePenalty: presencePenalty, frequencyPenalty: 0, penaltyLastN: lastN, seed: null);

@@ -42,6 +42,20 @@ internal static unsafe partial class GgmlNative
     [LibraryImport(Base, EntryPoint = "ggml_backend_dev_memory")]
     public static partial void BackendDevMemory(nint device, nuint* free, nuint* total);
 
+    [LibraryImport(Ggml, EntryPoint = "ggml_backend_dev_by_type")]
+    public static partial nint BackendDevByType(int type);
+
+    [LibraryImport(Base, EntryPoint = "ggml_backend_dev_backend_reg")]
+    public static partial nint BackendDevBackendReg(nint device);
+
+    [LibraryImport(Base, EntryPoint = "ggml_backend_reg_get_proc_address", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial nint BackendRegGetProcAddress(nint registry, string name);
+
+    // ---- CPU thread pools: created through the CPU backend's own entry points (the CPU variant library that
+    // ggml_backend_load_all chose exports them; libggml-base holds only the parameter helpers).
+    [LibraryImport(Base, EntryPoint = "ggml_threadpool_params_init")]
+    public static partial void ThreadpoolParamsInit(GgmlThreadpoolParams* parameters, int threads);
+
     // ---- logging and tensors (libggml-base)
     [LibraryImport(Base, EntryPoint = "ggml_log_set")]
     public static partial void LogSet(delegate* unmanaged[Cdecl]<int, byte*, nint, void> callback, nint userData);

@@ -138,6 +138,10 @@ internal static unsafe partial class LlamaNative
     [LibraryImport(Library, EntryPoint = "llama_free")]
     public static partial void Free(nint context);
 
+    /// <summary>Gives the context persistent ggml worker threads: one pool for single-token decodes, one for batches (may be the same).</summary>
+    [LibraryImport(Library, EntryPoint = "llama_attach_threadpool")]
+    public static partial void AttachThreadpool(nint context, nint threadpool, nint threadpoolBatch);
+
     [LibraryImport(Library, EntryPoint = "llama_n_ctx")]
     public static partial uint NCtx(nint context);
 

@@ -190,3 +190,18 @@ internal enum LlamaFileType
     MostlyQ8_0 = 7,
     MostlyQ4KM = 15,
 }
+
+/// <summary>
+/// Mirror of <c>struct ggml_threadpool_params</c> (528 bytes): a CPU mask of GGML_MAX_N_THREADS (512) flags, then the
+/// thread count, priority, polling level and two flags. Filled by ggml_threadpool_params_init.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct GgmlThreadpoolParams
+{
+    public fixed byte CpuMask[512];
+    public int NThreads;
+    public int Priority;
+    public uint Poll;
+    public byte StrictCpu;
+    public byte Paused;
+}
