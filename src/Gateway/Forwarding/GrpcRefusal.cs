@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using GpuFleet.Contracts;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -64,18 +65,12 @@ internal static class GrpcRefusal
         }
     }
 
-    /// <summary>The gRPC status for an HTTP status the gateway refuses with: the one mapping of the gateway's errors.</summary>
-    public static StatusCode FromHttpStatus(int status) => status switch
-    {
-        StatusCodes.Status400BadRequest => StatusCode.InvalidArgument,
-        StatusCodes.Status401Unauthorized => StatusCode.Unauthenticated,
-        StatusCodes.Status403Forbidden => StatusCode.PermissionDenied,
-        StatusCodes.Status404NotFound => StatusCode.Unimplemented,
-        StatusCodes.Status413PayloadTooLarge or StatusCodes.Status429TooManyRequests => StatusCode.ResourceExhausted,
-        StatusCodes.Status504GatewayTimeout => StatusCode.DeadlineExceeded,
-        StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable => StatusCode.Unavailable,
-        _ => StatusCode.Internal,
-    };
+    /// <summary>
+    /// The gRPC status for an HTTP status the gateway refuses with (<see cref="GrpcStatusMapping"/>). The gateway's 404 is
+    /// a path it does not serve, which for a gRPC call is a method no server implements: UNIMPLEMENTED, as a gRPC server
+    /// answers it (the worker's 404, an unknown model, is NOT_FOUND).
+    /// </summary>
+    public static StatusCode FromHttpStatus(int status) => GrpcStatusMapping.FromHttpStatus(status, notFound: StatusCode.Unimplemented);
 
     /// <summary>
     /// Answers with a trailers-only response: <c>grpc-status</c>, the percent-encoded <c>grpc-message</c>, and

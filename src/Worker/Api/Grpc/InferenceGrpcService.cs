@@ -201,14 +201,8 @@ internal sealed class InferenceGrpcService(WorkerApi api) : Inference.InferenceB
             trailers.Add(RetryPushbackTrailer, (seconds * 1000L).ToString(CultureInfo.InvariantCulture));
         }
 
-        var code = error.Status switch
-        {
-            404 => StatusCode.NotFound,
-            429 => StatusCode.ResourceExhausted,
-            503 => StatusCode.Unavailable,
-            >= 500 => StatusCode.Internal,
-            _ => StatusCode.InvalidArgument,
-        };
+        // The worker's 404 is a model it does not serve (the method exists): NOT_FOUND, where the gateway's is UNIMPLEMENTED.
+        var code = GrpcStatusMapping.FromHttpStatus(error.Status, notFound: StatusCode.NotFound);
         return new RpcException(new Status(code, error.Message), trailers);
     }
 }
