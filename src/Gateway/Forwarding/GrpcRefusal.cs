@@ -16,7 +16,6 @@ internal static class GrpcRefusal
     private const string ContentType = "application/grpc";
     private const string StatusHeader = "grpc-status";
     private const string MessageHeader = "grpc-message";
-    private const string RetryPushbackHeader = "grpc-retry-pushback-ms";
 
     /// <summary>True when the request is a gRPC call (content type application/grpc, optionally +proto or with parameters).</summary>
     public static bool IsGrpc(HttpRequest request)
@@ -56,7 +55,7 @@ internal static class GrpcRefusal
             return;
         }
 
-        foreach (var name in (string[])[RetryPushbackHeader, StatusHeader, MessageHeader])
+        foreach (var name in (string[])[RetryAfter.GrpcPushbackHeader, StatusHeader, MessageHeader])
         {
             if (response.Headers.TryGetValue(name, out var value))
             {
@@ -74,9 +73,9 @@ internal static class GrpcRefusal
 
     /// <summary>
     /// Answers with a trailers-only response: <c>grpc-status</c>, the percent-encoded <c>grpc-message</c>, and
-    /// <c>grpc-retry-pushback-ms</c> when <paramref name="retryPushback"/> is given. The response must not have started.
+    /// <c>grpc-retry-pushback-ms</c> when <paramref name="retryAfterSeconds"/> is given. The response must not have started.
     /// </summary>
-    public static void Write(HttpContext http, StatusCode status, string message, TimeSpan? retryPushback = null)
+    public static void Write(HttpContext http, StatusCode status, string message, int? retryAfterSeconds = null)
     {
         ArgumentNullException.ThrowIfNull(http);
         var response = http.Response;
@@ -88,9 +87,9 @@ internal static class GrpcRefusal
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = ContentType;
         var headers = response.Headers;
-        if (retryPushback is { } pushback)
+        if (retryAfterSeconds is { } seconds)
         {
-            headers[RetryPushbackHeader] = ((long)pushback.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
+            headers[RetryAfter.GrpcPushbackHeader] = RetryAfter.GrpcPushback(seconds);
         }
 
         headers[StatusHeader] = ((int)status).ToString(CultureInfo.InvariantCulture);
