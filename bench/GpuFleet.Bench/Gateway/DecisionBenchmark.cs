@@ -72,7 +72,7 @@ internal static class DecisionBenchmark
             var clock = Stopwatch.GetTimestamp();
             var request = inspector.Inspect(body, chat: true, sessionHeader: null);
             var inspected = Stopwatch.GetTimestamp();
-            var routing = new RoutingState { Request = request, PromptTokens = (int)(request.PromptBytes / 4) };
+            var routing = new InspectedRequestFeature { Request = request, PromptTokens = (int)(request.PromptBytes / 4) };
             routing.Affinity = await affinity.LookupAsync(request.Model, request.Blocks, ids, request.SessionKey, cancel);
             var looked = Stopwatch.GetTimestamp();
             var context = new DefaultHttpContext();

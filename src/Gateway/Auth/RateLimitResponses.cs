@@ -1,4 +1,5 @@
 using System.Globalization;
+using GpuFleet.Contracts;
 using GpuFleet.Gateway.Forwarding;
 using Microsoft.AspNetCore.Http;
 
@@ -56,12 +57,9 @@ internal static class RateLimitResponses
         return new GatewayError(StatusCodes.Status429TooManyRequests, Message(decision), "rate_limit_exceeded", "rate_limit_exceeded")
         {
             // A request too large to ever fit gets no Retry-After: waiting would not help.
-            RetryAfterSeconds = decision.RequestTooLarge ? null : (int)Math.Min(int.MaxValue, RetryAfterSeconds(decision.RetryAfter)),
+            RetryAfterSeconds = decision.RequestTooLarge ? null : RetryAfter.Seconds(decision.RetryAfter, max: int.MaxValue),
         }.WriteAsync(context);
     }
-
-    /// <summary>Whole seconds to wait, rounded up, at least 1 (<c>Retry-After</c> cannot say less).</summary>
-    public static long RetryAfterSeconds(TimeSpan retryAfter) => Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
 
     /// <summary>A duration as OpenAI's reset headers write it: <c>20ms</c>, <c>1.5s</c>, <c>6m0s</c>.</summary>
     public static string FormatDuration(TimeSpan duration)

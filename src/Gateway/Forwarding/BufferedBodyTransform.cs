@@ -19,7 +19,7 @@ internal static class BufferedBodyTransform
 
     public static ValueTask ApplyAsync(RequestTransformContext transform)
     {
-        if (transform.HttpContext.Features.Get<RoutingState>()?.Body is { } body && transform.ProxyRequest.Content is not null)
+        if (transform.HttpContext.Features.Get<InspectedRequestFeature>()?.Body is { } body && transform.ProxyRequest.Content is not null)
         {
             transform.ProxyRequest.Options.Set(BodyKey, body);
         }

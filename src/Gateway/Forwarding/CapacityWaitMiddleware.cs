@@ -1,3 +1,4 @@
+using GpuFleet.Contracts;
 using GpuFleet.Gateway.Load;
 using GpuFleet.Gateway.Observability;
 using GpuFleet.Gateway.Routing;
@@ -65,7 +66,7 @@ internal sealed class CapacityWaitMiddleware(
             {
                 throw new GatewayError(429, "Every worker is at capacity; retry after the time given in Retry-After.", "rate_limit_exceeded", "fleet_overloaded")
                 {
-                    RetryAfterSeconds = (int)Math.Clamp(Math.Ceiling(predicted.Seconds), 1, 60),
+                    RetryAfterSeconds = RetryAfter.Seconds(predicted.Seconds, max: 60),
                 };
             }
 

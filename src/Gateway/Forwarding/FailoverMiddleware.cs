@@ -29,49 +29,49 @@ internal sealed class FailoverMiddleware(
     public async Task InvokeAsync(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var routing = context.Features.Get<RoutingState>() ?? new RoutingState();
-        context.Features.Set(routing);
-        await ForwardAsync(context, context.Features.Get<IReverseProxyFeature>()!, routing);
-        if (routing.Request is { } inspected && routing.Usage is { } usage)
+        var failover = new FailoverFeature();
+        context.Features.Set(failover);
+        await ForwardAsync(context, context.Features.Get<IReverseProxyFeature>()!, failover);
+        var destination = context.Features.Get<ChosenWorkerFeature>()?.Destination;
+        if (context.Features.Get<InspectedRequestFeature>()?.Request is { } inspected && context.Features.Get<WorkerAnswerFeature>()?.Usage is { } usage)
         {
             calibration.Observe(inspected.Model, inspected.PromptBytes, usage.PromptTokens);
-            metrics.ObserveUsage(routing.Destination ?? "?", usage);
+            metrics.ObserveUsage(destination ?? "?", usage);
         }
 
-        metrics.ObserveRequest(routing.Destination ?? "none", routing.Reason ?? "none", context.Response.StatusCode);
+        metrics.ObserveRequest(destination ?? "none", context.Features.Get<RouteChoiceFeature>()?.Reason ?? "none", context.Response.StatusCode);
     }
 
-    private async Task ForwardAsync(HttpContext context, IReverseProxyFeature proxy, RoutingState routing)
+    private async Task ForwardAsync(HttpContext context, IReverseProxyFeature proxy, FailoverFeature failover)
     {
         retryBudget.RecordRequest();
         // Headers set before forwarding (the key's rate-limit headers) survive a retry's reset.
         var ownHeaders = context.Response.Headers.ToList();
+        // A body can be sent again only when the gateway holds it (OpenAI requests, see BufferedBodyTransform); gRPC calls stream theirs.
+        var replayable = context.Features.Get<InspectedRequestFeature>()?.Body is not null || HttpMethods.IsGet(context.Request.Method);
         for (var attempt = 1; ; attempt++)
         {
             // The workers available now, not when the request came: a request queued on a worker that died may have
             // waited there for seconds, during which another worker came back.
             var available = attempt == 1 ? proxy.AvailableDestinations : proxy.Route.Cluster?.DestinationsState.AvailableDestinations ?? [];
-            proxy.AvailableDestinations = [.. available.Where(d => !routing.Tried.Contains(d.DestinationId))];
+            proxy.AvailableDestinations = [.. available.Where(d => !failover.Tried.Contains(d.DestinationId))];
             if (proxy.AvailableDestinations.Count == 0)
             {
                 await GatewayError.NoWorkerAvailable().WriteAsync(context);
                 return;
             }
 
-            routing.RetryRequested = false;
-            // A body can be sent again only when the gateway holds it (OpenAI requests, see BufferedBodyTransform); gRPC calls stream theirs.
-            var replayable = routing.Body is not null || HttpMethods.IsGet(context.Request.Method);
-            routing.MayRetry = replayable && attempt < options.MaxAttempts && proxy.AvailableDestinations.Count > 1;
+            failover.StartAttempt(mayRetry: replayable && attempt < options.MaxAttempts && proxy.AvailableDestinations.Count > 1);
             context.Features.Set<IForwarderErrorFeature>(null);
-            var outcome = await AttemptAsync(context, proxy, routing);
+            var (outcome, cause) = await AttemptAsync(context, proxy, failover);
             if (outcome is not Outcome.Retry)
             {
                 return;
             }
 
-            var destination = routing.Destination!;
-            routing.Tried.Add(destination);
-            if (!retryBudget.TryRetry(routing.RetryCause))
+            var destination = context.Features.Get<ChosenWorkerFeature>()!.Destination;
+            failover.AddTried(destination);
+            if (!retryBudget.TryRetry(cause))
             {
                 ForwardingLog.RetryBudgetSpent(logger, destination);
                 await GatewayError.RetryBudgetSpent().WriteAsync(context);
@@ -87,11 +87,15 @@ internal sealed class FailoverMiddleware(
         }
     }
 
-    private async Task<Outcome> AttemptAsync(HttpContext context, IReverseProxyFeature proxy, RoutingState routing)
+    /// <summary>One attempt: its outcome, and when it is a retry, why (which decides whether it spends the retry budget).</summary>
+    private async Task<(Outcome Outcome, RetryCause Cause)> AttemptAsync(HttpContext context, IReverseProxyFeature proxy, FailoverFeature failover)
     {
         var clientBody = context.Response.Body;
         var clientLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
-        using var watch = new ResponseWatch(context, options, time, watchdog);
+        // Each attempt gets a fresh answer: a refusal retried elsewhere leaves nothing behind for the next.
+        var answer = new WorkerAnswerFeature();
+        context.Features.Set(answer);
+        using var watch = new ResponseWatch(context, answer, options, time, watchdog);
         context.Response.Body = watch;
         context.Features.Set<IHttpRequestLifetimeFeature>(watch);
         // Later stages reach the watch as a feature: ChosenWorkerMiddleware sets its first-token timeout.
@@ -107,9 +111,8 @@ internal sealed class FailoverMiddleware(
             context.Features.Set<ResponseWatch>(null);
         }
 
-        routing.Usage = watch.Usage ?? routing.Usage;
         var error = context.Features.Get<IForwarderErrorFeature>()?.Error ?? ForwarderError.None;
-        var destination = routing.Destination;
+        var destination = context.Features.Get<ChosenWorkerFeature>()?.Destination;
         if (watch.ClientGone)
         {
             if (watch.ClientStalled)
@@ -117,12 +120,12 @@ internal sealed class FailoverMiddleware(
                 ForwardingLog.ClientStalled(logger, destination ?? "?", options.ClientStallTimeout.TotalSeconds);
             }
 
-            return Outcome.Done; // the client left: never counted against the worker
+            return (Outcome.Done, default); // the client left: never counted against the worker
         }
 
-        if (routing.RetryRequested)
+        if (answer.RefusedStatus is { } refused)
         {
-            return Outcome.Retry;
+            return (Outcome.Retry, refused == StatusCodes.Status429TooManyRequests ? RetryCause.WorkerAtCapacity : RetryCause.WorkerUnavailable);
         }
 
         if (GrpcRefusal.HasStatus(context.Response) && !watch.AbortRequested && watch.TimedOut is null)
@@ -132,7 +135,7 @@ internal sealed class FailoverMiddleware(
             // headers may already have gone out without END_STREAM. Pass the worker's status on, as trailers too,
             // instead of a reset or a stream without status (which clients report as INTERNAL).
             GrpcRefusal.CopyHeaderStatusToTrailers(context.Response);
-            return Outcome.Done;
+            return (Outcome.Done, default);
         }
 
         if (!watch.Started && !context.Response.HasStarted)
@@ -141,40 +144,39 @@ internal sealed class FailoverMiddleware(
             {
                 ResetResponse(context);
                 await new GatewayError(504, $"The worker sent nothing within {watch.FirstTokenTimeout.TotalSeconds:0} s.", "timeout", watch.TimedOut).WriteAsync(context);
-                return Outcome.Done;
+                return (Outcome.Done, default);
             }
 
             if (error is ForwarderError.Request or ForwarderError.RequestTimedOut && destination is not null)
             {
                 // The connection to the worker failed or broke before it answered (passive health has noted it): the
                 // worker is gone, and its request goes to another; when none is left to try, a 503 that says so.
-                if (routing.MayRetry)
+                if (failover.MayRetry)
                 {
-                    routing.RetryCause = RetryCause.ConnectionFailed;
-                    return Outcome.Retry;
+                    return (Outcome.Retry, RetryCause.ConnectionFailed);
                 }
 
-                ForwardingLog.Unreachable(logger, destination, attempt: routing.Tried.Count + 1);
+                ForwardingLog.Unreachable(logger, destination, attempt: failover.Tried.Count + 1);
                 ResetResponse(context);
-                await GatewayError.Unreachable(routing.Tried.Count + 1).WriteAsync(context);
-                return Outcome.Done;
+                await GatewayError.Unreachable(failover.Tried.Count + 1).WriteAsync(context);
+                return (Outcome.Done, default);
             }
 
             if (error is ForwarderError.NoAvailableDestinations)
             {
                 ResetResponse(context);
                 await GatewayError.NoWorkerAvailable().WriteAsync(context);
-                return Outcome.Done;
+                return (Outcome.Done, default);
             }
 
             if (error != ForwarderError.None)
             {
                 ResetResponse(context);
                 await new GatewayError(502, "The worker could not be reached or failed before answering.", "server_error", "worker_unreachable") { RetryAfterSeconds = 1 }.WriteAsync(context);
-                return Outcome.Done;
+                return (Outcome.Done, default);
             }
 
-            return Outcome.Done;
+            return (Outcome.Done, default);
         }
 
         if (error != ForwarderError.None || watch.AbortRequested || watch.TimedOut is not null)
@@ -182,7 +184,7 @@ internal sealed class FailoverMiddleware(
             await EndBrokenResponseAsync(context, watch, clientBody, destination);
         }
 
-        return Outcome.Done;
+        return (Outcome.Done, default);
     }
 
     /// <summary>The response started and then broke (worker died, or went silent): end it as an error, never as a clean finish.</summary>

@@ -46,10 +46,9 @@ internal sealed class GatewayError(int status, string message, string type, stri
     {
         ArgumentNullException.ThrowIfNull(context);
         context.Features.Get<RequestObservation>()?.Refused(Code);
-        var pushback = RetryAfterSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
         if (GrpcRefusal.IsGrpc(context.Request))
         {
-            GrpcRefusal.Write(context, GrpcRefusal.FromHttpStatus(Status), Message, pushback);
+            GrpcRefusal.Write(context, GrpcRefusal.FromHttpStatus(Status), Message, RetryAfterSeconds);
             return Task.CompletedTask;
         }
 

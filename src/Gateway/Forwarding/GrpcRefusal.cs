@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using GpuFleet.Contracts;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -15,7 +16,6 @@ internal static class GrpcRefusal
     private const string ContentType = "application/grpc";
     private const string StatusHeader = "grpc-status";
     private const string MessageHeader = "grpc-message";
-    private const string RetryPushbackHeader = "grpc-retry-pushback-ms";
 
     /// <summary>True when the request is a gRPC call (content type application/grpc, optionally +proto or with parameters).</summary>
     public static bool IsGrpc(HttpRequest request)
@@ -55,7 +55,7 @@ internal static class GrpcRefusal
             return;
         }
 
-        foreach (var name in (string[])[RetryPushbackHeader, StatusHeader, MessageHeader])
+        foreach (var name in (string[])[RetryAfter.GrpcPushbackHeader, StatusHeader, MessageHeader])
         {
             if (response.Headers.TryGetValue(name, out var value))
             {
@@ -64,24 +64,18 @@ internal static class GrpcRefusal
         }
     }
 
-    /// <summary>The gRPC status for an HTTP status the gateway refuses with: the one mapping of the gateway's errors.</summary>
-    public static StatusCode FromHttpStatus(int status) => status switch
-    {
-        StatusCodes.Status400BadRequest => StatusCode.InvalidArgument,
-        StatusCodes.Status401Unauthorized => StatusCode.Unauthenticated,
-        StatusCodes.Status403Forbidden => StatusCode.PermissionDenied,
-        StatusCodes.Status404NotFound => StatusCode.Unimplemented,
-        StatusCodes.Status413PayloadTooLarge or StatusCodes.Status429TooManyRequests => StatusCode.ResourceExhausted,
-        StatusCodes.Status504GatewayTimeout => StatusCode.DeadlineExceeded,
-        StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable => StatusCode.Unavailable,
-        _ => StatusCode.Internal,
-    };
+    /// <summary>
+    /// The gRPC status for an HTTP status the gateway refuses with (<see cref="GrpcStatusMapping"/>). The gateway's 404 is
+    /// a path it does not serve, which for a gRPC call is a method no server implements: UNIMPLEMENTED, as a gRPC server
+    /// answers it (the worker's 404, an unknown model, is NOT_FOUND).
+    /// </summary>
+    public static StatusCode FromHttpStatus(int status) => GrpcStatusMapping.FromHttpStatus(status, notFound: StatusCode.Unimplemented);
 
     /// <summary>
     /// Answers with a trailers-only response: <c>grpc-status</c>, the percent-encoded <c>grpc-message</c>, and
-    /// <c>grpc-retry-pushback-ms</c> when <paramref name="retryPushback"/> is given. The response must not have started.
+    /// <c>grpc-retry-pushback-ms</c> when <paramref name="retryAfterSeconds"/> is given. The response must not have started.
     /// </summary>
-    public static void Write(HttpContext http, StatusCode status, string message, TimeSpan? retryPushback = null)
+    public static void Write(HttpContext http, StatusCode status, string message, int? retryAfterSeconds = null)
     {
         ArgumentNullException.ThrowIfNull(http);
         var response = http.Response;
@@ -93,9 +87,9 @@ internal static class GrpcRefusal
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = ContentType;
         var headers = response.Headers;
-        if (retryPushback is { } pushback)
+        if (retryAfterSeconds is { } seconds)
         {
-            headers[RetryPushbackHeader] = ((long)pushback.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
+            headers[RetryAfter.GrpcPushbackHeader] = RetryAfter.GrpcPushback(seconds);
         }
 
         headers[StatusHeader] = ((int)status).ToString(CultureInfo.InvariantCulture);

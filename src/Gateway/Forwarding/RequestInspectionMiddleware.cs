@@ -12,8 +12,8 @@ namespace GpuFleet.Gateway.Forwarding;
 /// The first stage of the gateway's part of YARP's proxy pipeline: for a generation request (OpenAI chat or completion,
 /// gRPC Generate) it reads the body (bounded: 413), inspects it (bad OpenAI input: 400 from the gateway, no worker sees
 /// it), marks the prompt's blocks for the worker, runs the admissions (per-key limits) and looks up affinity (one round
-/// trip). It creates the request's <see cref="RoutingState"/>; when the request ends, whatever happened further on,
-/// it tells the admissions the usage the worker reported (none for a refusal).
+/// trip). It alone writes the request's <see cref="InspectedRequestFeature"/>; when the request ends, whatever happened
+/// further on, it tells the admissions the usage the worker reported (<see cref="WorkerAnswerFeature"/>; none for a refusal).
 /// </summary>
 internal sealed class RequestInspectionMiddleware(
     RequestDelegate next,
@@ -39,7 +39,7 @@ internal sealed class RequestInspectionMiddleware(
         {
             try
             {
-                if (await InspectAsync(context, proxy) is null)
+                if (!await InspectAsync(context, proxy))
                 {
                     return; // refused by an admission, which wrote the response
                 }
@@ -60,11 +60,12 @@ internal sealed class RequestInspectionMiddleware(
         {
             // However the request ended (answered, refused further on, the client gone during the affinity lookup), an
             // admission that counted it settles with the worker's usage, or none; one that did not has nothing to settle.
-            if (context.Features.Get<RoutingState>() is { Request: not null } routing)
+            if (context.Features.Get<InspectedRequestFeature>() is { Request: not null })
             {
+                var usage = context.Features.Get<WorkerAnswerFeature>()?.Usage;
                 foreach (var admission in _admissions)
                 {
-                    await admission.CompleteAsync(context, routing.Usage);
+                    await admission.CompleteAsync(context, usage);
                 }
             }
         }
@@ -73,27 +74,25 @@ internal sealed class RequestInspectionMiddleware(
     /// <summary>
     /// For a generation request (OpenAI chat or completion, gRPC Generate): reads the body (bounded: 413), inspects it
     /// (bad OpenAI input: 400 from the gateway), marks the prompt's blocks for the worker, runs the admissions (per-key
-    /// limits) and looks up affinity. Any other request passes with an empty state. Null when an admission refused.
+    /// limits) and looks up affinity. Any other request passes without an inspection. False when an admission refused.
     /// </summary>
-    private async Task<RoutingState?> InspectAsync(HttpContext context, IReverseProxyFeature proxy)
+    private async Task<bool> InspectAsync(HttpContext context, IReverseProxyFeature proxy)
     {
         var chat = IsPost(context, "/v1/chat/completions");
         var generate = !chat && IsPost(context, GenerateMethodPath) && GrpcRefusal.IsGrpc(context.Request);
         if (!generate && !chat && !IsPost(context, "/v1/completions"))
         {
-            var plain = new RoutingState();
-            context.Features.Set(plain);
-            return plain;
+            return true;
         }
 
         var body = await ReadBodyAsync(context);
         var session = context.Request.Headers[GpuFleetHeaders.SessionId].ToString();
         var request = generate ? inspector.InspectGenerate(body, session) : inspector.Inspect(body, chat, session);
-        var routing = new RoutingState { Request = request, Body = body, PromptTokens = request is null ? 0 : calibration.Tokens(request.Model, request.PromptBytes) };
-        context.Features.Set(routing);
+        var inspected = new InspectedRequestFeature { Request = request, Body = body, PromptTokens = request is null ? 0 : calibration.Tokens(request.Model, request.PromptBytes) };
+        context.Features.Set(inspected);
         if (request is null)
         {
-            return routing; // a gRPC body the gateway cannot read goes on as it is, without affinity: the worker answers it
+            return true; // a gRPC body the gateway cannot read goes on as it is, without affinity: the worker answers it
         }
 
         if (request.Blocks.Count > 0)
@@ -103,17 +102,17 @@ internal sealed class RequestInspectionMiddleware(
 
         foreach (var admission in _admissions)
         {
-            if (!await admission.AdmitAsync(context, request, request.TokenEstimate(routing.PromptTokens)))
+            if (!await admission.AdmitAsync(context, request, request.TokenEstimate(inspected.PromptTokens)))
             {
-                return null;
+                return false;
             }
         }
 
         var started = time.GetTimestamp();
-        routing.Affinity = await affinity.LookupAsync(request.Model, request.Blocks,
+        inspected.Affinity = await affinity.LookupAsync(request.Model, request.Blocks,
             [.. proxy.AvailableDestinations.Select(d => d.DestinationId)], request.SessionKey, context.RequestAborted);
         metrics.ObserveLookup(time.GetElapsedTime(started));
-        return routing;
+        return true;
     }
 
     private async Task<byte[]> ReadBodyAsync(HttpContext context)

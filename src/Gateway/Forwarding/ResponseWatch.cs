@@ -1,6 +1,7 @@
 using System.Text;
 using GpuFleet.Contracts;
 using GpuFleet.Gateway.Observability;
+using GpuFleet.Gateway.Routing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -10,7 +11,7 @@ namespace GpuFleet.Gateway.Forwarding;
 /// Watches one forwarded response as it is written to the client: when the first byte went out and when the last
 /// did (the time-to-first-token and inter-token idle timeouts cancel the forwarding through <see cref="Cancelled"/>),
 /// and the usage report workers end their streams with, which it takes out of the stream (it is meant for the gateway,
-/// not for clients). Also stands in for the request lifetime feature, so that
+/// not for clients) and records in the attempt's <see cref="WorkerAnswerFeature"/>. Also stands in for the request lifetime feature, so that
 /// when the worker side breaks after the response started, YARP's abort of the client connection is turned into a
 /// proper end of the stream (an error event) by the failover stage (FailoverMiddleware).
 /// </summary>
@@ -25,6 +26,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private readonly ForwardingOptions _options;
     private readonly ResponseWatchdog _watchdog;
     private readonly RequestObservation? _observation;
+    private readonly WorkerAnswerFeature _answer;
     private readonly long _startedAt;
     private readonly List<byte> _line = [];
     private readonly List<byte> _held = []; // a line start that may still become the usage marker: not written yet
@@ -37,9 +39,10 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     private bool _atLineStart = true;
     private bool _dropBlankLine;
 
-    public ResponseWatch(HttpContext context, ForwardingOptions options, TimeProvider time, ResponseWatchdog watchdog)
+    public ResponseWatch(HttpContext context, WorkerAnswerFeature answer, ForwardingOptions options, TimeProvider time, ResponseWatchdog watchdog)
     {
         _inner = context.Response.Body;
+        _answer = answer;
         _clientLifetime = context.Features.Get<IHttpRequestLifetimeFeature>()!;
         _linked = CancellationTokenSource.CreateLinkedTokenSource(_clientLifetime.RequestAborted, _timeout.Token);
         _time = time;
@@ -71,8 +74,6 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
     public bool AbortRequested { get; private set; }
 
     public bool Started => _firstByteAt != 0;
-
-    public UsageReport? Usage { get; private set; }
 
     public bool ClientGone => _clientLifetime.RequestAborted.IsCancellationRequested;
 
@@ -242,7 +243,7 @@ internal sealed class ResponseWatch : Stream, IHttpRequestLifetimeFeature
                 _dropBlankLine = true;
                 if (_line.Count <= 128 && UsageReport.TryParse(Encoding.ASCII.GetString([.. _line]), out var report))
                 {
-                    Usage = report;
+                    _answer.Usage = report;
                 }
 
                 _line.Clear();

@@ -128,26 +128,29 @@ internal sealed class GatewayMetrics : IDisposable
     public void ObserveCompleted(HttpContext context, RequestObservation observation, bool failed)
     {
         var status = failed ? StatusCodes.Status500InternalServerError : context.Response.StatusCode;
-        var routing = context.Features.Get<RoutingState>();
-        var model = Model(routing?.Destination);
-        var route = routing?.Reason ?? "none";
+        var inspected = context.Features.Get<InspectedRequestFeature>();
+        var destination = context.Features.Get<ChosenWorkerFeature>()?.Destination;
+        var choice = context.Features.Get<RouteChoiceFeature>();
+        var reported = context.Features.Get<WorkerAnswerFeature>()?.Usage;
+        var model = Model(destination);
+        var route = choice?.Reason ?? "none";
         var end = observation.LastWriteAt != 0 ? observation.LastWriteAt : _time.GetTimestamp();
         var modelTag = new KeyValuePair<string, object?>("model", model);
         var routeTag = new KeyValuePair<string, object?>("route", route);
         // Latencies of generations only: a model list or health probe through the proxy is no first token.
-        var generation = routing?.Request is not null || IsGrpcGenerate(context.Request);
+        var generation = inspected?.Request is not null || IsGrpcGenerate(context.Request);
         if (generation)
         {
             _duration.Record(_time.GetElapsedTime(observation.StartedAt, end).TotalSeconds, modelTag, routeTag, new("status", StatusClass(status)));
         }
 
-        var usage = routing?.Usage ?? default;
-        var hasUsage = routing?.Usage is not null;
+        var usage = reported ?? default;
+        var hasUsage = reported is not null;
         if (generation && observation.FirstByteAt != 0 && status < 400)
         {
             _firstToken.Record(_time.GetElapsedTime(observation.StartedAt, observation.FirstByteAt).TotalSeconds, modelTag, routeTag);
             // Only a stream shows the pace of generation: a whole JSON body goes out in one write.
-            if (routing?.Request is { Stream: true } && usage.CompletionTokens > 1)
+            if (inspected?.Request is { Stream: true } && usage.CompletionTokens > 1)
             {
                 var perToken = _time.GetElapsedTime(observation.FirstByteAt, observation.LastWriteAt).TotalSeconds / (usage.CompletionTokens - 1);
                 _perOutputToken.Record(perToken, modelTag, routeTag);
@@ -160,19 +163,19 @@ internal sealed class GatewayMetrics : IDisposable
             _tokenUsage.Record(usage.CompletionTokens, modelTag, new("type", "output"));
         }
 
-        if (routing is { Request: not null, Destination: not null })
+        if (inspected is { Request: not null } && destination is not null)
         {
-            _matchedPrefix.Record(Math.Max(0, routing.PromptTokens - routing.ChosenPrefillTokens));
+            _matchedPrefix.Record(Math.Max(0, inspected.PromptTokens - (choice?.PrefillTokens ?? 0)));
         }
 
-        if (routing is not null)
+        if (context.Features.Get<FailoverFeature>() is { } failover)
         {
-            foreach (var tried in routing.Tried)
+            foreach (var tried in failover.Tried)
             {
                 _retries.Increment(tried);
             }
 
-            if (routing.Tried.Count > 0 && status is >= 200 and < 300)
+            if (failover.Tried.Count > 0 && status is >= 200 and < 300)
             {
                 Interlocked.Increment(ref _failovers);
             }

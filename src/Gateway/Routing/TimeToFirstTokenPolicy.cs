@@ -29,7 +29,7 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(availableDestinations);
-        var routing = context.Features.Get<RoutingState>();
+        var inspected = context.Features.Get<InspectedRequestFeature>();
         // The failover stage (FailoverMiddleware) hands over only the workers this request has not tried yet.
         var candidates = availableDestinations.ToList();
         if (candidates.Count == 0)
@@ -39,12 +39,12 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
 
         // A worker whose context clearly cannot hold the prompt is no candidate. When none can, the one with the largest
         // context gets it and answers precisely: the gateway never refuses on an estimate.
-        var fitting = candidates.Where(d => Fits(d.DestinationId, routing)).ToList();
+        var fitting = candidates.Where(d => Fits(d.DestinationId, inspected)).ToList();
         if (fitting.Count == 0)
         {
             var largest = candidates.OrderByDescending(d => ContextPerSlot(d.DestinationId))
                 .ThenBy(d => d.Health.Passive == DestinationHealth.Unhealthy).First();
-            return Record(routing, new Choice(Score(largest, routing, FleetPrefillRate(candidates)), RouteReasons.Context));
+            return Record(context, new Choice(Score(largest, inspected, FleetPrefillRate(candidates)), RouteReasons.Context));
         }
 
         candidates = fitting;
@@ -57,10 +57,10 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         }
 
         var prefillRate = FleetPrefillRate(candidates);
-        var scored = candidates.Select(d => Score(d, routing, prefillRate)).ToList();
+        var scored = candidates.Select(d => Score(d, inspected, prefillRate)).ToList();
         var live = scored.Where(s => s.Live).ToList();
-        var choice = live.Count == 0 ? new Choice(scored.MinBy(s => s.Outstanding)!, RouteReasons.Fallback) : Choose(live, routing);
-        return Record(routing, choice);
+        var choice = live.Count == 0 ? new Choice(scored.MinBy(s => s.Outstanding)!, RouteReasons.Fallback) : Choose(live, inspected);
+        return Record(context, choice);
     }
 
     /// <summary>
@@ -74,17 +74,15 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         candidates.Select(d => traffic.KnownPrefillRate(d.DestinationId, board.Get(d.DestinationId)?.Status?.Engine?.PrefillTokensPerSecond ?? 0)).Max()
             ?? options.DefaultPrefillTokensPerSecond;
 
-    private static DestinationState Record(RoutingState? routing, Choice choice)
+    /// <summary>The policy's part of the request's state: this attempt's choice, for the stages after it.</summary>
+    private static DestinationState Record(HttpContext context, Choice choice)
     {
-        if (routing is not null)
+        context.Features.Set(new RouteChoiceFeature
         {
-            routing.Reason = choice.Reason;
-            // No live report (fallback): no estimate either.
-            routing.Estimate = choice.Candidate.Live ? TimeSpan.FromSeconds(choice.Candidate.Seconds) : TimeSpan.Zero;
-            routing.ChosenHeldBlocks = choice.Candidate.HeldBlocks;
-            routing.ChosenPrefillTokens = choice.Candidate.PrefillTokens;
-        }
-
+            Reason = choice.Reason,
+            HeldBlocks = choice.Candidate.HeldBlocks,
+            PrefillTokens = choice.Candidate.PrefillTokens,
+        });
         return choice.Candidate.Destination;
     }
 
@@ -93,18 +91,18 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
     /// times its context. Unknown context (no status yet, or 0) never excludes. A stale status still counts: the
     /// context is the worker's configuration, not its load.
     /// </summary>
-    private bool Fits(string destination, RoutingState? routing)
+    private bool Fits(string destination, InspectedRequestFeature? inspected)
     {
         var context = ContextPerSlot(destination);
-        return context == 0 || routing is null || routing.PromptTokens <= options.ContextFitMargin * context;
+        return context == 0 || inspected is null || inspected.PromptTokens <= options.ContextFitMargin * context;
     }
 
     private uint ContextPerSlot(string destination) => board.Get(destination)?.Status?.Engine?.ContextPerSlot ?? 0;
 
-    private Choice Choose(List<Candidate> live, RoutingState? routing)
+    private Choice Choose(List<Candidate> live, InspectedRequestFeature? inspected)
     {
         var leastLoaded = live.MinBy(c => c.Load)!;
-        if (options.SessionStickiness && routing?.Affinity.SessionWorker is { } sticky
+        if (options.SessionStickiness && inspected?.Affinity.SessionWorker is { } sticky
             && live.FirstOrDefault(c => c.Destination.DestinationId == sticky) is { } session
             && !IsHot(session, leastLoaded))
         {
@@ -140,12 +138,12 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
     private bool IsHot(Candidate candidate, Candidate leastLoaded) =>
         candidate.Load >= options.HotSpotLoad && leastLoaded.Load < options.HotSpotLoad && !ReferenceEquals(candidate, leastLoaded);
 
-    private Candidate Score(DestinationState destination, RoutingState? routing, double prefillRate)
+    private Candidate Score(DestinationState destination, InspectedRequestFeature? inspected, double prefillRate)
     {
         var id = destination.DestinationId;
         var load = board.Get(id);
         var status = load?.Status?.Engine;
-        var promptTokens = routing?.PromptTokens ?? 0;
+        var promptTokens = inspected?.PromptTokens ?? 0;
         var fresh = load is not null && status is not null && !board.IsStale(load);
         if (!fresh)
         {
@@ -157,12 +155,12 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         var slots = Math.Max(1, (int)(status!.TotalSlots * ejections.Share(id)));
         var (outstanding, unreported, pendingPrefill) = traffic.Outstanding(id, status, load!.ReceivedAt);
         var held = 0;
-        if (routing?.Request is { } request && routing.Affinity.HeldBlocks.TryGetValue(id, out var blocks) && blocks > 0)
+        if (inspected?.Request is { } request && inspected.Affinity.HeldBlocks.TryGetValue(id, out var blocks) && blocks > 0)
         {
             held = blocks;
         }
 
-        var heldTokens = routing?.Request is { } r ? Math.Min(promptTokens, (int)(held * calibration.TokensPerBlock(r.Model))) : 0;
+        var heldTokens = inspected?.Request is { } r ? Math.Min(promptTokens, (int)(held * calibration.TokensPerBlock(r.Model))) : 0;
         var requestSeconds = (traffic.MeanDuration(id) ?? options.DefaultRequestDuration).TotalSeconds;
         // Requests beyond the slots wait for slots to free: about one mean request duration per batch of slots ahead.
         var slotWait = outstanding >= slots ? (double)(outstanding - slots + 1) / slots * requestSeconds : 0;

@@ -99,6 +99,6 @@ internal sealed class WorkerApi(EngineHost host, IOptions<WorkerOptions> options
         var averageReply = status.RequestsCompleted > 0 ? (double)status.GeneratedTokensTotal / status.RequestsCompleted : 256;
         var secondsPerRequest = perSlotTokensPerSecond > 0 ? averageReply / perSlotTokensPerSecond : 5;
         var waves = Math.Ceiling((status.QueueDepth + 1.0) / Math.Max(1, status.TotalSlots));
-        return (int)Math.Clamp(Math.Ceiling(waves * secondsPerRequest), 1, 60);
+        return RetryAfter.Seconds(waves * secondsPerRequest, max: 60);
     }
 }

@@ -36,13 +36,13 @@ public sealed class ChosenWorkerMiddlewareTests : IDisposable
 
     private async Task<ResponseWatch> RunAsync(int prefillTokens)
     {
-        var routing = new RoutingState { PromptTokens = prefillTokens, ChosenPrefillTokens = prefillTokens };
-        _context.Features.Set(routing);
-        var watch = new ResponseWatch(_context, _options, _clock, new ResponseWatchdog(_clock));
+        _context.Features.Set(new InspectedRequestFeature { PromptTokens = prefillTokens });
+        _context.Features.Set(new RouteChoiceFeature { Reason = RouteReasons.Load, PrefillTokens = prefillTokens });
+        var watch = new ResponseWatch(_context, new WorkerAnswerFeature(), _options, _clock, new ResponseWatchdog(_clock));
         _context.Features.Set(watch);
         var middleware = new ChosenWorkerMiddleware(_ => Task.CompletedTask, _traffic, new FirstTokenTimeouts(_options, _board, _traffic), TestMeters.Routing());
         await middleware.InvokeAsync(_context);
-        Assert.Equal("w1", routing.Destination);
+        Assert.Equal("w1", _context.Features.Get<ChosenWorkerFeature>()?.Destination);
         return watch;
     }
 

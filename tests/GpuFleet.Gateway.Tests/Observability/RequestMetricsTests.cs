@@ -47,20 +47,16 @@ public sealed class RequestMetricsTests : IDisposable
     [Fact]
     public async Task A_streamed_request_records_its_first_token_time_per_output_token_duration_tokens_and_retry()
     {
-        var routing = new RoutingState
-        {
-            Request = new InspectedRequest { Model = "whatever-the-client-wrote", Stream = true },
-            PromptTokens = 100,
-            ChosenPrefillTokens = 30,
-            Destination = "w1",
-            Reason = RouteReasons.Affinity,
-            Usage = new UsageReport(PromptTokens: 100, CompletionTokens: 11, CachedTokens: 70),
-        };
-        routing.Tried.Add("w0"); // w0 failed before its first byte, w1 answered
+        var failover = new FailoverFeature();
+        failover.AddTried("w0"); // w0 failed before its first byte, w1 answered
 
         await RunAsync(async context =>
         {
-            context.Features.Set(routing);
+            context.Features.Set(new InspectedRequestFeature { Request = new InspectedRequest { Model = "whatever-the-client-wrote", Stream = true }, PromptTokens = 100 });
+            context.Features.Set(failover);
+            context.Features.Set(new RouteChoiceFeature { Reason = RouteReasons.Affinity, PrefillTokens = 30 });
+            context.Features.Set(new ChosenWorkerFeature("w1"));
+            context.Features.Set(new WorkerAnswerFeature { Usage = new UsageReport(PromptTokens: 100, CompletionTokens: 11, CachedTokens: 70) });
             _clock.Advance(TimeSpan.FromSeconds(2));
             var firstByte = _clock.GetTimestamp();
             _clock.Advance(TimeSpan.FromSeconds(1));
@@ -93,7 +89,7 @@ public sealed class RequestMetricsTests : IDisposable
     {
         await RunAsync(context =>
         {
-            context.Features.Set(new RoutingState { Destination = "w1" }); // GET /v1/models, say
+            context.Features.Set(new ChosenWorkerFeature("w1")); // GET /v1/models, say: nothing inspected
             context.Features.Get<RequestObservation>()!.AttemptEnded(_clock.GetTimestamp(), _clock.GetTimestamp());
             return Task.CompletedTask;
         });
@@ -107,7 +103,7 @@ public sealed class RequestMetricsTests : IDisposable
     {
         await RunAsync(context =>
         {
-            context.Features.Set(new RoutingState { Request = new InspectedRequest { Model = "m" } });
+            context.Features.Set(new InspectedRequestFeature { Request = new InspectedRequest { Model = "m" } });
             return new GatewayError(429, "Every worker is at capacity.", "rate_limit_exceeded", "fleet_overloaded") { RetryAfterSeconds = 1 }.WriteAsync(context);
         });
 

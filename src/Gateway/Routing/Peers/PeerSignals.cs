@@ -59,26 +59,22 @@ internal sealed class PeerSignals(WorkerLoadBoard board, WorkerTraffic traffic)
     public static int HeldBlocks(HttpContext context, string destination)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var routing = context.Features.Get<RoutingState>();
-        return routing is not null && routing.Affinity.HeldBlocks.TryGetValue(destination, out var held) ? held : 0;
+        var inspected = context.Features.Get<InspectedRequestFeature>();
+        return inspected is not null && inspected.Affinity.HeldBlocks.TryGetValue(destination, out var held) ? held : 0;
     }
 
     /// <summary>The request's prefix blocks (empty when it has no prompt the gateway could read).</summary>
     public static IReadOnlyList<ulong> Blocks(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return context.Features.Get<RoutingState>()?.Request?.Blocks ?? [];
+        return context.Features.Get<InspectedRequestFeature>()?.Request?.Blocks ?? [];
     }
 
-    /// <summary>Writes the choice's reason where the response header and logs read it.</summary>
+    /// <summary>Records the choice's reason (<see cref="RouteChoiceFeature"/>) where the response header and metrics read it.</summary>
     public static DestinationState Chosen(HttpContext context, DestinationState destination, string reason)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (context.Features.Get<RoutingState>() is { } routing)
-        {
-            routing.Reason = reason;
-        }
-
+        context.Features.Set(new RouteChoiceFeature { Reason = reason });
         return destination;
     }
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using GpuFleet.Contracts;
 using GpuFleet.Contracts.V1;
@@ -18,9 +17,6 @@ namespace GpuFleet.Worker.Api.Grpc;
 /// </summary>
 internal sealed class InferenceGrpcService(WorkerApi api) : Inference.InferenceBase
 {
-    /// <summary>The trailer that tells a gRPC client how long to wait before retrying (gRPC's retry design, A6).</summary>
-    public const string RetryPushbackTrailer = "grpc-retry-pushback-ms";
-
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> writer, ServerCallContext context)
     {
         using var tracked = api.Lifecycle.Track();
@@ -198,17 +194,11 @@ internal sealed class InferenceGrpcService(WorkerApi api) : Inference.InferenceB
         var trailers = new Metadata();
         if (error.RetryAfterSeconds is { } seconds)
         {
-            trailers.Add(RetryPushbackTrailer, (seconds * 1000L).ToString(CultureInfo.InvariantCulture));
+            trailers.Add(RetryAfter.GrpcPushbackHeader, RetryAfter.GrpcPushback(seconds));
         }
 
-        var code = error.Status switch
-        {
-            404 => StatusCode.NotFound,
-            429 => StatusCode.ResourceExhausted,
-            503 => StatusCode.Unavailable,
-            >= 500 => StatusCode.Internal,
-            _ => StatusCode.InvalidArgument,
-        };
+        // The worker's 404 is a model it does not serve (the method exists): NOT_FOUND, where the gateway's is UNIMPLEMENTED.
+        var code = GrpcStatusMapping.FromHttpStatus(error.Status, notFound: StatusCode.NotFound);
         return new RpcException(new Status(code, error.Message), trailers);
     }
 }

@@ -38,7 +38,7 @@ public sealed class PeerPolicyTests
     private static DefaultHttpContext Request(int blocks, ulong first = 1, Dictionary<string, int>? held = null)
     {
         var context = new DefaultHttpContext();
-        context.Features.Set(new RoutingState
+        context.Features.Set(new InspectedRequestFeature
         {
             Request = new InspectedRequest { Model = "m", Blocks = [.. Enumerable.Range(0, blocks).Select(i => first + (ulong)i)] },
             Affinity = new AffinityLookup(held ?? [], null),

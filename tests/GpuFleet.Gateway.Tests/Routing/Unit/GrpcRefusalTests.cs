@@ -51,7 +51,7 @@ public sealed class GrpcRefusalTests
         const string message = "Too many requests: 100% ✓ wait";
         await using var app = await StartAsync(http =>
         {
-            GrpcRefusal.Write(http, StatusCode.ResourceExhausted, message, TimeSpan.FromSeconds(3));
+            GrpcRefusal.Write(http, StatusCode.ResourceExhausted, message, retryAfterSeconds: 3);
             return Task.CompletedTask;
         });
         using var channel = GrpcChannel.ForAddress(Address(app));

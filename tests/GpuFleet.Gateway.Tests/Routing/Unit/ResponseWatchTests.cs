@@ -1,6 +1,7 @@
 using System.Text;
 using GpuFleet.Contracts;
 using GpuFleet.Gateway.Forwarding;
+using GpuFleet.Gateway.Routing;
 using GpuFleet.Testing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -28,7 +29,14 @@ public sealed class ResponseWatchTests : IDisposable
         _body.Dispose();
     }
 
-    private ResponseWatch Watch() => new(_context, _options, _clock, new ResponseWatchdog(_clock));
+    private WorkerAnswerFeature _answer = new();
+
+    /// <summary>A watch over a fresh attempt: what it learns of the worker's answer (the usage) is in <see cref="_answer"/>.</summary>
+    private ResponseWatch Watch()
+    {
+        _answer = new WorkerAnswerFeature();
+        return new(_context, _answer, _options, _clock, new ResponseWatchdog(_clock));
+    }
 
     private const string Stream = "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n"
         + "data: {\"choices\":[{\"delta\":{\"content\":\" world\"}}]}\n\n"
@@ -45,7 +53,7 @@ public sealed class ResponseWatchTests : IDisposable
     {
         using var watch = Watch();
         await watch.WriteAsync(Encoding.UTF8.GetBytes(Stream));
-        Assert.Equal(new UsageReport(1234, 56, 1024), watch.Usage);
+        Assert.Equal(new UsageReport(1234, 56, 1024), _answer.Usage);
         Assert.Equal(ClientStream, Encoding.UTF8.GetString(_body.ToArray()));
     }
 
@@ -72,7 +80,7 @@ public sealed class ResponseWatchTests : IDisposable
             }
         }
 
-        Assert.Equal(new UsageReport(1234, 56, 1024), watch.Usage);
+        Assert.Equal(new UsageReport(1234, 56, 1024), _answer.Usage);
         Assert.Equal(ClientStream, Encoding.UTF8.GetString(_body.ToArray()));
     }
 
@@ -87,7 +95,7 @@ public sealed class ResponseWatchTests : IDisposable
             using var watch = Watch();
             await watch.WriteAsync(bytes.AsMemory(0, split));
             await watch.WriteAsync(bytes.AsMemory(split));
-            Assert.Equal(new UsageReport(1234, 56, 1024), watch.Usage);
+            Assert.Equal(new UsageReport(1234, 56, 1024), _answer.Usage);
             Assert.Equal(ClientStream, Encoding.UTF8.GetString(_body.ToArray()));
         }
     }
@@ -97,7 +105,7 @@ public sealed class ResponseWatchTests : IDisposable
     {
         using var watch = Watch();
         await watch.WriteAsync(Encoding.ASCII.GetBytes(":: x-gpufleet-usag\n: x-gpufleet-usag: x\n: x-gpufleet-usage prompt=1;completion=2;cached=3\n"));
-        Assert.Equal(new UsageReport(1, 2, 3), watch.Usage);
+        Assert.Equal(new UsageReport(1, 2, 3), _answer.Usage);
         Assert.Equal(":: x-gpufleet-usag\n: x-gpufleet-usag: x\n", Encoding.ASCII.GetString(_body.ToArray()));
     }
 
@@ -112,7 +120,7 @@ public sealed class ResponseWatchTests : IDisposable
         await watch.WriteAsync(Encoding.ASCII.GetBytes("completion=2;cached=0\n\ndata: [DONE]\n\n"));
 
         Assert.Equal("data: {}\n\ndata: [DONE]\n\n", Encoding.ASCII.GetString(_body.ToArray()));
-        Assert.Equal(new UsageReport(1, 2, 0), watch.Usage);
+        Assert.Equal(new UsageReport(1, 2, 0), _answer.Usage);
     }
 
     [Fact]
@@ -123,7 +131,7 @@ public sealed class ResponseWatchTests : IDisposable
         await watch.FlushAsync();
         await watch.WriteAsync(Encoding.ASCII.GetBytes("s keep-alive\n\n"));
         Assert.Equal(": x-gpus keep-alive\n\n", Encoding.ASCII.GetString(_body.ToArray()));
-        Assert.Null(watch.Usage);
+        Assert.Null(_answer.Usage);
     }
 
     [Fact]
@@ -131,7 +139,7 @@ public sealed class ResponseWatchTests : IDisposable
     {
         using var watch = Watch();
         await watch.WriteAsync(Encoding.ASCII.GetBytes("data: {}\n\n: keep-alive\n\n: x-gpufleet-usage prompt=1;completion=oops\n\ndata: [DONE]\n\n"));
-        Assert.Null(watch.Usage);
+        Assert.Null(_answer.Usage);
         Assert.True(watch.Started);
     }
 
@@ -142,7 +150,7 @@ public sealed class ResponseWatchTests : IDisposable
         var injected = ": x-gpufleet-usage prompt=0;completion=0;cached=0;x=" + new string('0', 200);
         var text = "data: {\"choices\":[{\"delta\":{\"content\":\"" + injected + "\"}}]}\n\n";
         await watch.WriteAsync(Encoding.UTF8.GetBytes(text));
-        Assert.Null(watch.Usage);
+        Assert.Null(_answer.Usage);
         Assert.Equal(text, Encoding.UTF8.GetString(_body.ToArray()));
     }
 

@@ -62,10 +62,10 @@ public sealed class TimeToFirstTokenPolicyTests
     }
 
     /// <summary>A prompt of <paramref name="promptTokens"/> tokens (4 bytes each, 256 per 1 KiB block) held as given.</summary>
-    private static RoutingState Routing(int promptTokens, Dictionary<string, int>? held = null, string? session = null)
+    private static InspectedRequestFeature Routing(int promptTokens, Dictionary<string, int>? held = null, string? session = null)
     {
         var blocks = promptTokens * 4 / 1024;
-        return new RoutingState
+        return new InspectedRequestFeature
         {
             Request = new InspectedRequest
             {
@@ -79,27 +79,28 @@ public sealed class TimeToFirstTokenPolicyTests
         };
     }
 
-    private (string? Worker, RoutingState Routing) Pick(RoutingState routing, IEnumerable<DestinationState>? destinations = null)
+    /// <summary>The worker picked for the request, and the policy's record of why (what the route header and metrics show).</summary>
+    private (string? Worker, RouteChoiceFeature Choice) Pick(InspectedRequestFeature routing, IEnumerable<DestinationState>? destinations = null)
     {
         var context = new DefaultHttpContext();
         context.Features.Set(routing);
-        return (PickId(context, destinations ?? _destinations), routing);
+        return (PickId(context, destinations ?? _destinations), context.Features.Get<RouteChoiceFeature>()!);
     }
 
     [Fact]
     public void Among_idle_workers_the_one_holding_the_prefix_wins_by_affinity()
     {
         ReportIdle();
-        var (worker, routing) = Pick(Routing(2000, new() { ["w2"] = 7 }));
+        var (worker, choice) = Pick(Routing(2000, new() { ["w2"] = 7 }));
         Assert.Equal("w2", worker);
-        Assert.Equal(RouteReasons.Affinity, routing.Reason);
-        Assert.Equal(7, routing.ChosenHeldBlocks);
-        Assert.Equal(TimeSpan.FromSeconds((2000 - (7 * 256)) / 1000.0), routing.Estimate);
+        Assert.Equal(RouteReasons.Affinity, choice.Reason);
+        Assert.Equal(7, choice.HeldBlocks);
+        Assert.Equal(2000 - (7 * 256), choice.PrefillTokens);
 
         // Holding part of it is still worth the most; holding more beats holding less.
         Assert.Equal("w3", Pick(Routing(2000, new() { ["w3"] = 1 })).Worker);
         Assert.Equal("w1", Pick(Routing(2000, new() { ["w1"] = 5, ["w3"] = 2 })).Worker);
-        Assert.Equal(RouteReasons.Affinity, Pick(Routing(2000, new() { ["w3"] = 1 })).Routing.Reason);
+        Assert.Equal(RouteReasons.Affinity, Pick(Routing(2000, new() { ["w3"] = 1 })).Choice.Reason);
     }
 
     [Fact]
@@ -130,19 +131,25 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w1", running: 2);
         Report("w2", running: 1);
         Report("w3", running: 3);
-        var (worker, routing) = Pick(Routing(2000));
+        var (worker, choice) = Pick(Routing(2000));
         Assert.Equal("w2", worker);
-        Assert.Equal(RouteReasons.Load, routing.Reason);
-        Assert.Equal(0, routing.ChosenHeldBlocks);
-        Assert.Equal(TimeSpan.FromSeconds(2), routing.Estimate);
+        Assert.Equal(RouteReasons.Load, choice.Reason);
+        Assert.Equal(0, choice.HeldBlocks);
+        Assert.Equal(2000, choice.PrefillTokens);
 
         // Full workers: the next request waits for a slot, a quarter of the (default 10 s) mean duration per request ahead on 4 slots.
         Report("w1", running: 4, queued: 1);
         Report("w2", running: 4, queued: 0);
         Report("w3", running: 4, queued: 2);
-        var busy = Pick(Routing(400));
-        Assert.Equal("w2", busy.Worker);
-        Assert.Equal(TimeSpan.FromSeconds((1.0 / 4 * 10) + 0.4), busy.Routing.Estimate);
+        Assert.Equal("w2", Pick(Routing(400)).Worker);
+
+        // That is 2.5 s on w2, plus 0.4 s of prefill: an idle worker with 2.6 s of prefill backlog is later, one with 2.4 s earlier.
+        _options.SpreadTolerance = TimeSpan.Zero;
+        _options.SpreadToleranceRatio = 0;
+        Report("w1", pendingPrefill: 2600);
+        Assert.Equal("w2", Pick(Routing(400)).Worker);
+        Report("w1", pendingPrefill: 2400);
+        Assert.Equal("w1", Pick(Routing(400)).Worker);
     }
 
     [Fact]
@@ -152,17 +159,17 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w1", running: 4, queued: 2); // 6 outstanding on 4 slots: load 1.5, a hot spot
         Report("w2", running: 1);
         Report("w3");
-        var (worker, routing) = Pick(Routing(100_000, new() { ["w1"] = 390 }));
+        var (worker, choice) = Pick(Routing(100_000, new() { ["w1"] = 390 }));
         Assert.Equal("w3", worker);
-        Assert.Equal(RouteReasons.Load, routing.Reason);
-        Assert.Equal(0, routing.ChosenHeldBlocks);
+        Assert.Equal(RouteReasons.Load, choice.Reason);
+        Assert.Equal(0, choice.HeldBlocks);
 
         // Just below the threshold the holder keeps it.
         Report("w1", running: 4, queued: 1);
-        var (kept, keptRouting) = Pick(Routing(100_000, new() { ["w1"] = 390 }));
+        var (kept, keptChoice) = Pick(Routing(100_000, new() { ["w1"] = 390 }));
         Assert.Equal("w1", kept);
-        Assert.Equal(RouteReasons.Affinity, keptRouting.Reason);
-        Assert.Equal(390, keptRouting.ChosenHeldBlocks);
+        Assert.Equal(RouteReasons.Affinity, keptChoice.Reason);
+        Assert.Equal(390, keptChoice.HeldBlocks);
 
         // When every worker is hot there is nowhere better to go: the holder keeps it.
         Report("w1", running: 4, queued: 4);
@@ -241,9 +248,9 @@ public sealed class TimeToFirstTokenPolicyTests
         }
 
         Assert.Equal(3, _traffic.SentSince("w1", _board.Get("w1")!.ReceivedAt));
-        var (worker, routing) = Pick(Routing(2000, held));
+        var (worker, choice) = Pick(Routing(2000, held));
         Assert.NotEqual("w1", worker);
-        Assert.Equal(RouteReasons.Load, routing.Reason);
+        Assert.Equal(RouteReasons.Load, choice.Reason);
 
         // They end (this gateway saw it after the last report): the holder is first again.
         _clock.Advance(TimeSpan.FromMilliseconds(500));
@@ -294,7 +301,7 @@ public sealed class TimeToFirstTokenPolicyTests
         using var b = _traffic.Begin("w1");
         using var c = _traffic.Begin("w3");
 
-        // Plain traffic (gRPC and other paths) has no routing state.
+        // Plain traffic (gRPC and other paths) has no inspected request.
         var context = new DefaultHttpContext();
         Assert.Equal("w2", PickId(context, _destinations));
         using var d = _traffic.Begin("w2");
@@ -311,9 +318,9 @@ public sealed class TimeToFirstTokenPolicyTests
         using var b = _traffic.Begin("w1");
         using var c = _traffic.Begin("w3");
 
-        var (worker, routing) = Pick(Routing(2000, new() { ["w1"] = 7 }));
+        var (worker, choice) = Pick(Routing(2000, new() { ["w1"] = 7 }));
         Assert.Equal("w2", worker);
-        Assert.Equal(RouteReasons.Fallback, routing.Reason);
+        Assert.Equal(RouteReasons.Fallback, choice.Reason);
     }
 
     [Fact]
@@ -323,15 +330,14 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w1", prefillRate: 2000);
         Report("w2", prefillRate: 0);
         Report("w3", prefillRate: 500);
-        var (worker, routing) = Pick(Routing(4000, new() { ["w1"] = 8 }));
+        var (worker, choice) = Pick(Routing(4000, new() { ["w1"] = 8 }));
         Assert.Equal("w1", worker);
-        Assert.Equal(RouteReasons.Affinity, routing.Reason);
-        Assert.Equal(TimeSpan.FromSeconds((4000 - (8 * 256)) / 2000.0), routing.Estimate);
+        Assert.Equal(RouteReasons.Affinity, choice.Reason);
+        Assert.Equal(4000 - (8 * 256), choice.PrefillTokens);
 
-        // Nothing held: the unmeasured one is estimated at the fleet's best rate (2 s, not 4 s at the default rate).
-        var (cold, coldRouting) = Pick(Routing(4000), [_destinations[1], _destinations[0]]);
-        Assert.Equal("w2", cold);
-        Assert.Equal(TimeSpan.FromSeconds(2), coldRouting.Estimate);
+        // Nothing held: the unmeasured one is estimated at the fleet's best rate, 2 s like w1, and takes its turn first
+        // (at the default rate, 4 s, it would lose to w1).
+        Assert.Equal("w2", Pick(Routing(4000), [_destinations[1], _destinations[0]]).Worker);
     }
 
     [Fact]
@@ -343,10 +349,11 @@ public sealed class TimeToFirstTokenPolicyTests
         {
             // Sequential conversations: each has ended before the next is routed, and no report has come since.
             _clock.Advance(TimeSpan.FromMilliseconds(1));
-            var (worker, routing) = Pick(Routing(2000));
-            Assert.Equal(RouteReasons.Load, routing.Reason);
+            var request = Routing(2000);
+            var (worker, choice) = Pick(request);
+            Assert.Equal(RouteReasons.Load, choice.Reason);
             chosen.Add(worker!);
-            _traffic.Begin(worker!, routing.Request!.Blocks.Count - routing.ChosenHeldBlocks).Complete();
+            _traffic.Begin(worker!, request.Request!.Blocks.Count - choice.HeldBlocks).Complete();
         }
 
         Assert.Equal(["w1", "w2", "w3", "w1", "w2", "w3"], chosen);
@@ -417,9 +424,9 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w1", prefillRate: 4000, heldBlocks: 30);
         Report("w2", prefillRate: 500, heldBlocks: 10);
         Report("w3", prefillRate: 1000, heldBlocks: 20);
-        var (worker, routing) = Pick(Routing(4000));
-        Assert.Equal(("w2", RouteReasons.Load), (worker, routing.Reason));
-        Assert.Equal(TimeSpan.FromSeconds(1), routing.Estimate); // at the cluster's best rate
+        var (worker, choice) = Pick(Routing(4000));
+        Assert.Equal(("w2", RouteReasons.Load), (worker, choice.Reason));
+        // w2 won as a cold worker about as fast as the others: estimated at the cluster's best rate (1 s), not its own (8 s).
 
         // A real wait still counts: 1000 tokens of backlog on w2 (0.25 s at 4000 tokens/s) is more than the tolerance.
         Report("w2", prefillRate: 500, heldBlocks: 10, pendingPrefill: 1000);
@@ -433,9 +440,11 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w1", prefillRate: 50);
         Report("w2", prefillRate: 3000);
         Report("w3", prefillRate: 3000);
-        var (worker, routing) = Pick(Routing(2000, new() { ["w1"] = 7 }));
-        Assert.Equal(("w1", RouteReasons.Affinity), (worker, routing.Reason));
-        Assert.Equal(TimeSpan.FromSeconds((2000 - (7 * 256)) / 3000.0), routing.Estimate);
+        var (worker, choice) = Pick(Routing(2000, new() { ["w1"] = 7 }));
+        Assert.Equal(("w1", RouteReasons.Affinity), (worker, choice.Reason));
+        // Its 208 tokens left to prefill count at the cluster's best rate, not at its own 50 tokens/s (over 4 s, when a
+        // cold worker needs 0.7 s).
+        Assert.Equal(2000 - (7 * 256), choice.PrefillTokens);
     }
 
     [Fact]
@@ -463,9 +472,9 @@ public sealed class TimeToFirstTokenPolicyTests
         var held = new Dictionary<string, int> { ["w1"] = 20 };
 
         // 8000 estimated tokens > 1.5 x 4096.
-        var (worker, routing) = Pick(Routing(8000, held));
+        var (worker, choice) = Pick(Routing(8000, held));
         Assert.NotEqual("w1", worker);
-        Assert.Equal(RouteReasons.Load, routing.Reason);
+        Assert.Equal(RouteReasons.Load, choice.Reason);
 
         // Within the margin the estimate may be wrong: w1 stays a candidate (and wins by affinity).
         Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(6000, held))));
@@ -479,10 +488,10 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w1", context: 4096);
         Report("w2", context: 16_384);
         Report("w3", context: 8192, heldBlocks: 0);
-        var (worker, routing) = Pick(Routing(100_000, new() { ["w3"] = 50 }));
+        var (worker, choice) = Pick(Routing(100_000, new() { ["w3"] = 50 }));
         Assert.Equal("w2", worker);
-        Assert.Equal(RouteReasons.Context, routing.Reason);
-        Assert.Equal(100_000, routing.ChosenPrefillTokens);
+        Assert.Equal(RouteReasons.Context, choice.Reason);
+        Assert.Equal(100_000, choice.PrefillTokens);
 
         // Not one tried already; and passive health only breaks ties.
         Assert.Equal("w3", Pick(Routing(100_000), [_destinations[0], _destinations[2]]).Worker);
@@ -503,7 +512,7 @@ public sealed class TimeToFirstTokenPolicyTests
         // No status at all (w3 never reported): unknown too, a candidate by fallback.
         Assert.Equal(("w3", RouteReasons.Fallback), Reasoned(Pick(Routing(100_000), [_destinations[1], _destinations[2]])));
 
-        // Traffic without routing state (gRPC) has no estimate and excludes nothing.
+        // Traffic without an inspected request (gRPC) has no prompt size and excludes nothing.
         Assert.Equal("w2", PickId(new DefaultHttpContext(), [_destinations[1]]));
     }
 
@@ -511,9 +520,9 @@ public sealed class TimeToFirstTokenPolicyTests
     public void The_chosen_workers_prefill_is_the_prompt_less_what_it_holds()
     {
         ReportIdle();
-        Assert.Equal(2000 - (7 * 256), Pick(Routing(2000, new() { ["w2"] = 7 })).Routing.ChosenPrefillTokens);
-        Assert.Equal(2000, Pick(Routing(2000)).Routing.ChosenPrefillTokens);
+        Assert.Equal(2000 - (7 * 256), Pick(Routing(2000, new() { ["w2"] = 7 })).Choice.PrefillTokens);
+        Assert.Equal(2000, Pick(Routing(2000)).Choice.PrefillTokens);
     }
 
-    private static (string?, string?) Reasoned((string? Worker, RoutingState Routing) pick) => (pick.Worker, pick.Routing.Reason);
+    private static (string?, string?) Reasoned((string? Worker, RouteChoiceFeature Choice) pick) => (pick.Worker, pick.Choice.Reason);
 }
