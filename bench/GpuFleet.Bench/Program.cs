@@ -1,5 +1,6 @@
 using GpuFleet.Bench;
 using GpuFleet.Bench.Gateway;
+using GpuFleet.Bench.Peer;
 using GpuFleet.Bench.Routing;
 using GpuFleet.Bench.Soak;
 
@@ -10,6 +11,7 @@ return args.Length == 0 ? Usage() : args[0] switch
     "agent" => await AgentBenchmark.RunAsync(args[1..]),
     "routing" => await RoutingBenchmark.RunAsync(args[1..]),
     "soak" => await SoakBenchmark.RunAsync(args[1..]),
+    "peer" => await PeerBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -26,6 +28,8 @@ static int Usage()
                  (routing policies side by side: SIMULATED workers on the RTX 3090 cost model behind the real gateway)
                dotnet run --project bench/GpuFleet.Bench -c Release -- {SoakOptions.Usage}
                  (steady streaming load for a long time: failed requests and the memory drift of every process)
+               dotnet run --project bench/GpuFleet.Bench -c Release -- {PeerOptions.Usage}
+                 (the worker against llama.cpp's own llama-server, side by side; build it first: bench/peer/build-llama-server.sh)
         Make the model first: dotnet run --project src/Worker -c Release -- demo-model artifacts/small-qwen35.gguf --arch qwen35 --size small
         """);
     return 2;
