@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using GpuFleet.Testing;
 
@@ -19,56 +18,18 @@ internal static class GatewayBenchmark
     // proxying, not console output. Warnings (such as the simulated engine's) still show.
     private static readonly Dictionary<string, string> QuietLogs = new(StringComparer.Ordinal) { ["Logging__LogLevel__Default"] = "Warning" };
 
-    public static async Task<int> RunAsync(string[] args)
-    {
-        GatewayBenchOptions options;
-        try
+    public static Task<int> RunAsync(string[] args) =>
+        BenchmarkRun.RunAsync("gateway", GatewayBenchOptions.Usage, args, GatewayBenchOptions.Parse, async (options, run) =>
         {
-            options = GatewayBenchOptions.Parse(args);
-        }
-        catch (ArgumentException ex)
-        {
-            Console.Error.WriteLine($"{ex.Message}\nUsage: dotnet run --project bench/GpuFleet.Bench -c Release -- {GatewayBenchOptions.Usage}");
-            return 2;
-        }
+            if (NginxProxy.Find() is not { } nginx)
+            {
+                Console.Error.WriteLine($"nginx is not installed; install it with:\n  {NginxProxy.InstallCommand}\n(or run bench/setup.sh, which installs what the benchmarks need)");
+                return 2;
+            }
 
-        if (NginxProxy.Find() is not { } nginx)
-        {
-            Console.Error.WriteLine($"nginx is not installed; install it with:\n  {NginxProxy.InstallCommand}\n(or run bench/setup.sh, which installs what the benchmarks need)");
-            return 2;
-        }
-
-        using var cancel = new CancellationTokenSource();
-        // Ctrl-C, SIGTERM and SIGHUP stop the measurement and clean up (processes, temporary files) instead of
-        // ending the benchmark with its worker, gateway and nginx still running.
-        var signals = new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP }.Select(signal => PosixSignalRegistration.Create(signal, context =>
-        {
-            context.Cancel = true;
-            cancel.Cancel();
-        })).ToList();
-        var temp = Directory.CreateTempSubdirectory("gpufleet-bench-gateway-").FullName;
-        var processes = new ChildProcesses();
-        try
-        {
-            return await RunAsync(options, nginx, temp, processes, cancel.Token);
-        }
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-        {
-            Console.Error.WriteLine("gateway: cancelled; stopping the worker, the gateway and nginx");
-            return 130;
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or HttpRequestException or IOException)
-        {
-            Console.Error.WriteLine($"gateway: failed: {ex.Message}");
-            return 1;
-        }
-        finally
-        {
-            signals.ForEach(registration => registration.Dispose());
-            await processes.DisposeAsync();
-            Directory.Delete(temp, recursive: true);
-        }
-    }
+            // A signal stops the measurement and the run stops the worker, the gateway and nginx instead of leaving them running.
+            return await RunAsync(options, nginx, run.Temp, run.Own(new ChildProcesses()), run.Cancel);
+        }, "cancelled; stopping the worker, the gateway and nginx");
 
     private static async Task<int> RunAsync(GatewayBenchOptions options, string nginx, string temp, ChildProcesses processes, CancellationToken cancel)
     {

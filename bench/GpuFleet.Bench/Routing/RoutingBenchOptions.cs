@@ -1,4 +1,3 @@
-using System.Globalization;
 using GpuFleet.Gateway.Routing;
 
 namespace GpuFleet.Bench.Routing;
@@ -36,32 +35,23 @@ internal sealed record RoutingBenchOptions
 
     public static RoutingBenchOptions Parse(string[] args)
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var options = new RoutingBenchOptions();
-        for (var i = 0; i < args.Length; i += 2)
+        var read = new BenchOptionReader(args,
+            ["--workers", "--load", "--seconds", "--speedup", "--seed", "--slots", "--policies", "--workloads", "--plot-loads", "--plot-dir"]);
+        var defaults = new RoutingBenchOptions();
+        var options = new RoutingBenchOptions
         {
-            if (i + 1 >= args.Length)
-            {
-                throw new ArgumentException($"{args[i]} needs a value.");
-            }
-
-            var value = args[i + 1];
-            options = args[i] switch
-            {
-                "--workers" => options with { Workers = Int(args[i], value, 1, 64) },
-                "--load" => options with { Load = Real(args[i], value, 0.01, 2) },
-                "--seconds" => options with { Seconds = Real(args[i], value, 1, 36_000) },
-                "--speedup" => options with { Speedup = Real(args[i], value, 0.1, 1000) },
-                "--seed" => options with { Seed = Int(args[i], value, 0, int.MaxValue) },
-                "--slots" => options with { Slots = Int(args[i], value, 1, 64) },
-                "--policies" => options with { Policies = PolicyList(value) },
-                "--workloads" => options with { Workloads = [.. value.Split(',').Select(Workload)] },
-                "--plot-loads" => options with { PlotLoads = [.. value.Split(',').Select(v => Real("--plot-loads", v, 0.01, 2))] },
-                "--plot-dir" => options with { PlotDirectory = value },
-                _ => throw new ArgumentException($"Unknown option '{args[i]}'."),
-            };
-        }
-
+            Workers = read.Int("--workers", defaults.Workers, 1, 64),
+            Load = read.Real("--load", defaults.Load, 0.01, 2),
+            Seconds = read.Real("--seconds", defaults.Seconds, 1, 36_000),
+            Speedup = read.Real("--speedup", defaults.Speedup, 0.1, 1000),
+            Seed = read.Int("--seed", defaults.Seed, 0),
+            Slots = read.Int("--slots", defaults.Slots, 1, 64),
+            Policies = read.Value("--policies", defaults.Policies, PolicyList),
+            Workloads = read.Value("--workloads", defaults.Workloads, value => [.. value.Split(',').Select(Workload)]),
+            PlotLoads = read.Value("--plot-loads", defaults.PlotLoads, value => [.. value.Split(',').Select(v => BenchOptionReader.Real("--plot-loads", v, 0.01, 2))]),
+            PlotDirectory = read.Text("--plot-dir", defaults.PlotDirectory)!,
+        };
+        read.ThrowIfErrors();
         return options;
     }
 
@@ -75,12 +65,4 @@ internal sealed record RoutingBenchOptions
 
     private static WorkloadKind Workload(string value) => Enum.TryParse<WorkloadKind>(value, ignoreCase: true, out var kind)
         ? kind : throw new ArgumentException($"Unknown workload '{value}'; known: {string.Join(", ", Enum.GetNames<WorkloadKind>()).ToLowerInvariant()}.");
-
-    private static int Int(string name, string value, int min, int max) =>
-        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-            ? n : throw new ArgumentException($"{name} must be an integer from {min} to {max}, not '{value}'.");
-
-    private static double Real(string name, string value, double min, double max) =>
-        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-            ? n : throw new ArgumentException($"{name} must be a number from {min} to {max}, not '{value}'.");
 }

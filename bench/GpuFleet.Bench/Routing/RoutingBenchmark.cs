@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using GpuFleet.Gateway.Routing;
 using GpuFleet.Gateway.Routing.Peers;
@@ -23,33 +22,10 @@ internal static class RoutingBenchmark
     /// <summary>Sessions send no new request after this many times the arrival window.</summary>
     public const double HorizonFactor = 1.5;
 
-    public static async Task<int> RunAsync(string[] args)
-    {
-        RoutingBenchOptions options;
-        try
+    public static Task<int> RunAsync(string[] args) =>
+        BenchmarkRun.RunAsync("routing", RoutingBenchOptions.Usage, args, RoutingBenchOptions.Parse, async (options, run) =>
         {
-            options = RoutingBenchOptions.Parse(args);
-        }
-        catch (ArgumentException ex)
-        {
-            Console.Error.WriteLine($"{ex.Message}\nUsage: dotnet run --project bench/GpuFleet.Bench -c Release -- {RoutingBenchOptions.Usage}");
-            return 2;
-        }
-
-        using var cancel = new CancellationTokenSource();
-        var signals = new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP }.Select(signal => PosixSignalRegistration.Create(signal, context =>
-        {
-            context.Cancel = true;
-            cancel.Cancel();
-        })).ToList();
-        LlamaBackend.Initialize();
-        var temp = Directory.CreateTempSubdirectory("gpufleet-bench-routing-").FullName;
-        try
-        {
-            // The real Qwen3.5/3.6 vocabulary and chat template in a tiny model file: the workers read only its vocabulary.
-            var model = Path.Combine(temp, "sim-qwen35.gguf");
-            DemoModelBuilder.Build(new DemoModelOptions(model, DemoArchitecture.Qwen35, DemoModelSize.Tiny) { Tokenizer = TestModels.QwenTokenizer });
-            var summaries = await RunAsync(options, model, Console.Out, Console.Error, cancel.Token);
+            var summaries = await RunAsync(options, run.BuildSimulationModel(), Console.Out, Console.Error, run.Cancel);
             if (options.PlotLoads.Count > 0)
             {
                 var path = Path.Combine(options.PlotDirectory, "routing-ttft-vs-load.png");
@@ -59,23 +35,7 @@ internal static class RoutingBenchmark
 
             Console.WriteLine(SummaryLine(summaries, options.Load));
             return 0;
-        }
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-        {
-            Console.Error.WriteLine("routing: cancelled; the fleet is stopped");
-            return 130;
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or HttpRequestException or IOException)
-        {
-            Console.Error.WriteLine($"routing: failed: {ex.Message}");
-            return 1;
-        }
-        finally
-        {
-            signals.ForEach(s => s.Dispose());
-            Directory.Delete(temp, recursive: true);
-        }
-    }
+        }, "cancelled; the fleet is stopped");
 
     /// <summary>Starts the fleet, runs every workload, load and policy, prints a table per workload; returns every run's summary.</summary>
     public static async Task<IReadOnlyList<RunSummary>> RunAsync(RoutingBenchOptions options, string modelPath, TextWriter output, TextWriter progress, CancellationToken cancel)

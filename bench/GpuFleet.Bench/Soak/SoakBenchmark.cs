@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -26,49 +25,9 @@ internal static class SoakBenchmark
     private const int Agents = 4;
     private const int TurnsPerSession = 8;
 
-    public static async Task<int> RunAsync(string[] args)
-    {
-        SoakOptions options;
-        try
-        {
-            options = SoakOptions.Parse(args);
-        }
-        catch (ArgumentException ex)
-        {
-            Console.Error.WriteLine($"{ex.Message}\nUsage: dotnet run --project bench/GpuFleet.Bench -c Release -- {SoakOptions.Usage}");
-            return 2;
-        }
-
-        using var cancel = new CancellationTokenSource();
-        var signals = new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP }.Select(signal => PosixSignalRegistration.Create(signal, context =>
-        {
-            context.Cancel = true;
-            cancel.Cancel();
-        })).ToList();
-        LlamaBackend.Initialize();
-        var temp = Directory.CreateTempSubdirectory("gpufleet-bench-soak-").FullName;
-        try
-        {
-            var model = Path.Combine(temp, "sim-qwen35.gguf");
-            DemoModelBuilder.Build(new DemoModelOptions(model, DemoArchitecture.Qwen35, DemoModelSize.Tiny) { Tokenizer = TestModels.QwenTokenizer });
-            return await RunAsync(options, model, cancel.Token);
-        }
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-        {
-            Console.Error.WriteLine("soak: cancelled; the fleet is stopped");
-            return 130;
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or HttpRequestException or IOException)
-        {
-            Console.Error.WriteLine($"soak: failed: {ex.Message}");
-            return 1;
-        }
-        finally
-        {
-            signals.ForEach(s => s.Dispose());
-            Directory.Delete(temp, recursive: true);
-        }
-    }
+    public static Task<int> RunAsync(string[] args) =>
+        BenchmarkRun.RunAsync("soak", SoakOptions.Usage, args, SoakOptions.Parse,
+            (options, run) => RunAsync(options, run.BuildSimulationModel(), run.Cancel), "cancelled; the fleet is stopped");
 
     private static async Task<int> RunAsync(SoakOptions options, string model, CancellationToken cancel)
     {

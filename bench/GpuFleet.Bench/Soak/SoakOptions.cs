@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace GpuFleet.Bench.Soak;
 
 /// <summary>Options of <c>soak</c>; every value has a default.</summary>
@@ -29,38 +27,20 @@ internal sealed record SoakOptions
 
     public static SoakOptions Parse(string[] args)
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var options = new SoakOptions();
-        for (var i = 0; i < args.Length; i += 2)
+        var read = new BenchOptionReader(args, ["--minutes", "--streams", "--workers", "--slots", "--max-tokens", "--sample-seconds", "--redis", "--csv"]);
+        var defaults = new SoakOptions();
+        var options = new SoakOptions
         {
-            if (i + 1 >= args.Length)
-            {
-                throw new ArgumentException($"{args[i]} needs a value.");
-            }
-
-            var value = args[i + 1];
-            options = args[i] switch
-            {
-                "--minutes" => options with { Minutes = Real(args[i], value, 0.1, 7 * 24 * 60) },
-                "--streams" => options with { Streams = Int(args[i], value, 1, 4096) },
-                "--workers" => options with { Workers = Int(args[i], value, 1, 32) },
-                "--slots" => options with { Slots = Int(args[i], value, 1, 64) },
-                "--max-tokens" => options with { MaxTokens = Int(args[i], value, 1, 4096) },
-                "--sample-seconds" => options with { SampleSeconds = Int(args[i], value, 1, 3600) },
-                "--redis" => options with { Redis = value is "auto" or "none" ? value : throw new ArgumentException($"--redis is auto or none, not '{value}'.") },
-                "--csv" => options with { Csv = value },
-                _ => throw new ArgumentException($"Unknown option '{args[i]}'."),
-            };
-        }
-
+            Minutes = read.Real("--minutes", defaults.Minutes, 0.1, 7 * 24 * 60),
+            Streams = read.Int("--streams", defaults.Streams, 1, 4096),
+            Workers = read.Int("--workers", defaults.Workers, 1, 32),
+            Slots = read.Int("--slots", defaults.Slots, 1, 64),
+            MaxTokens = read.Int("--max-tokens", defaults.MaxTokens, 1, 4096),
+            SampleSeconds = read.Int("--sample-seconds", defaults.SampleSeconds, 1, 3600),
+            Redis = read.Value("--redis", defaults.Redis, value => value is "auto" or "none" ? value : throw new ArgumentException($"--redis is auto or none, not '{value}'.")),
+            Csv = read.Text("--csv"),
+        };
+        read.ThrowIfErrors();
         return options;
     }
-
-    private static int Int(string name, string value, int min, int max) =>
-        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-            ? n : throw new ArgumentException($"{name} must be an integer from {min} to {max}, not '{value}'.");
-
-    private static double Real(string name, string value, double min, double max) =>
-        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-            ? n : throw new ArgumentException($"{name} must be a number from {min} to {max}, not '{value}'.");
 }

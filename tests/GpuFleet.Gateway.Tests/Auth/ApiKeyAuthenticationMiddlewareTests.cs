@@ -137,21 +137,27 @@ public sealed class ApiKeyAuthenticationMiddlewareTests : IAsyncLifetime
     [Fact]
     public async Task Keys_added_or_removed_while_running_take_effect_within_seconds_and_a_bad_file_keeps_the_last_good_set()
     {
-        var address = await StartAsync(KeysFile, http2: false);
+        // Virtual time: each reload interval passes at once, and a change must be in force after one of them.
+        var time = new ManualTimeProvider();
+        var address = await StartAsync(KeysFile, http2: false, time);
         using var http = new HttpClient { BaseAddress = address, Timeout = TestTimeouts.Default };
         var bobKey = await AddKeyAsync("bob", "--tpm", "500");
-        await TestTimeouts.WaitUntilAsync(async () => (await GetAsync(http, bobKey)).StatusCode == HttpStatusCode.OK, () => "bob's key was never accepted");
+        await AssertUnauthorizedAsync(await GetAsync(http, bobKey), "bob's key before the next reload");
+        time.Advance(ApiKeyStore.ReloadInterval);
+        Assert.Equal(HttpStatusCode.OK, (await GetAsync(http, bobKey)).StatusCode);
         Assert.Equal("bob rpm= tpm=500 authorization=", await (await GetAsync(http, bobKey)).Content.ReadAsStringAsync());
 
         await RunKeysAsync("remove", "alice", "--keys", KeysFile);
-        await TestTimeouts.WaitUntilAsync(async () => (await GetAsync(http, _aliceKey)).StatusCode == HttpStatusCode.Unauthorized, () => "alice's key still works");
+        time.Advance(ApiKeyStore.ReloadInterval);
         await AssertUnauthorizedAsync(await GetAsync(http, _aliceKey), "removed key");
 
         // A broken file (an editor's half-written save) changes nothing: bob still works, and it is logged once.
         await File.WriteAllTextAsync(KeysFile, "{\"keys\":[{\"name\":\"bob\"");
-        await Task.Delay(ApiKeyStore.ReloadInterval * 2);
+        time.Advance(ApiKeyStore.ReloadInterval);
+        time.Advance(ApiKeyStore.ReloadInterval);
         Assert.Equal(HttpStatusCode.OK, (await GetAsync(http, bobKey)).StatusCode);
-        await Task.Delay(ApiKeyStore.ReloadInterval * 2);
+        time.Advance(ApiKeyStore.ReloadInterval);
+        time.Advance(ApiKeyStore.ReloadInterval);
         Assert.Equal(1, _logs.Count(e => e.Name == "KeysFileInvalid"));
         Assert.DoesNotContain(_logs, e => e.Message.Contains(bobKey, StringComparison.Ordinal) || e.Message.Contains(ApiKeySecrets.Hash(bobKey), StringComparison.Ordinal));
     }
@@ -193,12 +199,12 @@ public sealed class ApiKeyAuthenticationMiddlewareTests : IAsyncLifetime
 
     private static async Task RunKeysAsync(params string[] args) => Assert.Equal(0, await KeysCommand.RunAsync(args, TextWriter.Null, TextWriter.Null));
 
-    private async Task<Uri> StartAsync(string? keysFile, bool http2)
+    private async Task<Uri> StartAsync(string? keysFile, bool http2, TimeProvider? time = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders().AddProvider(new CapturingLoggerProvider(_logs)).SetMinimumLevel(LogLevel.Debug);
         builder.Services.Configure<GatewayOptions>(options => options.KeysFile = keysFile);
-        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(time ?? TimeProvider.System);
         builder.Services.AddSingleton<ApiKeyStore>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<ApiKeyStore>());
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>

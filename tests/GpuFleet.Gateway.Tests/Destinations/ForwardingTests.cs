@@ -1,38 +1,25 @@
 using System.ClientModel;
 using GpuFleet.Testing;
-using GpuFleet.Worker.LlamaCpp;
 using GpuFleet.Worker.Models;
 using OpenAI;
 using OpenAI.Chat;
 
 namespace GpuFleet.Gateway.Tests.Destinations;
 
-/// <summary>The gateway as a real process in front of two real workers, called with the official OpenAI SDK.</summary>
-public sealed class ForwardingTests : IAsyncLifetime
+/// <summary>
+/// The gateway as a real process in front of two real workers, called with the official OpenAI SDK. The fleet is shared
+/// by the class's tests, except by the one that drains a worker: it starts its own.
+/// </summary>
+public sealed class ForwardingTests(ForwardingTests.Fleet fleet) : IClassFixture<ForwardingTests.Fleet>
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("gpufleet-gateway-").FullName;
-    private readonly List<WorkerProcess> _workers = [];
-    private GatewayProcess? _gateway;
-
-    public async Task InitializeAsync()
-    {
-        LlamaBackend.Initialize();
-        var model = Path.Combine(_directory, "tiny-qwen35.gguf");
-        DemoModelBuilder.Build(new DemoModelOptions(model, DemoArchitecture.Qwen35, DemoModelSize.Tiny));
-        for (var i = 0; i < 2; i++)
-        {
-            _workers.Add(await WorkerProcess.StartAsync(model, "--name", $"w{i}", "--ctx-size", "2048", "--enable-thinking", "false"));
-        }
-
-        _gateway = await GatewayProcess.StartAsync([.. _workers.SelectMany(w => new[] { "--worker", w.BaseAddress.ToString().TrimEnd('/') })]);
-    }
+    private readonly GatewayProcess _gateway = fleet.Gateway;
 
     [Fact]
     public async Task Chat_through_the_gateway_is_served_by_a_worker_and_says_which()
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
-        await _gateway!.WaitForWorkersAsync(http, view => view.Count(w => w.Available) == 2);
-        var client = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(_gateway!.BaseAddress, "/v1") });
+        await _gateway.WaitForWorkersAsync(http, view => view.Count(w => w.Available) == 2);
+        var client = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(_gateway.BaseAddress, "/v1") });
         var chat = client.GetChatClient("tiny-qwen35");
 
         var result = await chat.CompleteChatAsync([new UserChatMessage("Hello through the gateway")], new ChatCompletionOptions { MaxOutputTokenCount = 5, Temperature = 0 });
@@ -54,17 +41,31 @@ public sealed class ForwardingTests : IAsyncLifetime
     [Fact]
     public async Task A_draining_worker_gets_no_new_requests_through_the_gateway()
     {
+        // Its own fleet: draining ends a worker.
+        var own = new Fleet();
+        await own.InitializeAsync();
+        try
+        {
+            await DrainAsync(own);
+        }
+        finally
+        {
+            await own.DisposeAsync();
+        }
+    }
+
+    private static async Task DrainAsync(Fleet own)
+    {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
-        var gateway = _gateway!.BaseAddress;
-        await _gateway.WaitForWorkersAsync(http, view => view.Count(w => w.Available) == 2);
+        var gateway = own.Gateway.BaseAddress;
 
         // Keep worker 0 busy with a long stream (straight to it), then SIGTERM it: it drains.
-        var draining = _workers[0];
+        var draining = own.Workers[0];
         var body = System.Text.Json.JsonSerializer.Serialize(new { model = "tiny-qwen35", stream = true, max_tokens = 1500, ignore_eos = true, messages = new[] { new { role = "user", content = "long" } } });
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(draining.BaseAddress, "/v1/chat/completions")) { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
         using var stream = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         draining.Terminate();
-        await _gateway.WaitForWorkersAsync(http, view => view.Any(w => w.Draining));
+        await own.Gateway.WaitForWorkersAsync(http, view => view.Any(w => w.Draining));
 
         var servedBy = new List<string>();
         for (var i = 0; i < 6; i++)
@@ -82,7 +83,7 @@ public sealed class ForwardingTests : IAsyncLifetime
     public async Task A_body_with_or_without_content_length_reaches_the_worker_whole()
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
-        await _gateway!.WaitForWorkersAsync(http, view => view.Count(w => w.Available) == 2);
+        await _gateway.WaitForWorkersAsync(http, view => view.Count(w => w.Available) == 2);
         var body = System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new
         {
             model = "tiny-qwen35",
@@ -93,7 +94,7 @@ public sealed class ForwardingTests : IAsyncLifetime
         async Task<long> PromptTokensAsync(HttpContent content)
         {
             content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
-            using var response = await http.PostAsync(new Uri(_gateway!.BaseAddress, "/v1/chat/completions"), content);
+            using var response = await http.PostAsync(new Uri(_gateway.BaseAddress, "/v1/chat/completions"), content);
             var json = await response.Content.ReadAsStringAsync();
             Assert.True(response.IsSuccessStatusCode, json);
             using var document = System.Text.Json.JsonDocument.Parse(json);
@@ -115,17 +116,6 @@ public sealed class ForwardingTests : IAsyncLifetime
         public override bool CanSeek => false;
     }
 
-    public async Task DisposeAsync()
-    {
-        if (_gateway is not null)
-        {
-            await _gateway.DisposeAsync();
-        }
-        foreach (var worker in _workers)
-        {
-            await worker.DisposeAsync();
-        }
-
-        Directory.Delete(_directory, recursive: true);
-    }
+    /// <summary>Two workers on the tiny qwen35 model.</summary>
+    public sealed class Fleet() : GatewayFleet("tiny-qwen35", DemoArchitecture.Qwen35, 2, "--ctx-size", "2048", "--enable-thinking", "false");
 }

@@ -3,30 +3,20 @@ using System.Text;
 using System.Text.Json;
 using GpuFleet.Gateway.Tests.Destinations;
 using GpuFleet.Testing;
-using GpuFleet.Worker.LlamaCpp;
 using GpuFleet.Worker.Models;
 
 namespace GpuFleet.Gateway.Tests.Routing;
 
-/// <summary>Three real workers on the tiny model behind a real gateway: affinity, the hot-spot guard and bad input.</summary>
-public sealed class RoutingTests : IAsyncLifetime
+/// <summary>
+/// Three real workers on the tiny model behind a real gateway: affinity, the hot-spot guard and bad input. The fleet is
+/// started once for the class (<see cref="Fleet"/>): each test uses conversations of its own, counts what it
+/// checks from its own start, and leaves every worker idle.
+/// </summary>
+public sealed class RoutingTests(RoutingTests.Fleet fleet) : IClassFixture<RoutingTests.Fleet>
 {
     private const string Model = "tiny-qwen3";
-    private readonly string _directory = Directory.CreateTempSubdirectory("gpufleet-routing-").FullName;
-    private readonly List<WorkerProcess> _workers = [];
-    private GatewayProcess? _gateway;
-
-    public async Task InitializeAsync()
-    {
-        LlamaBackend.Initialize();
-        var model = Path.Combine(_directory, Model + ".gguf");
-        DemoModelBuilder.Build(new DemoModelOptions(model, DemoArchitecture.Qwen3, DemoModelSize.Tiny));
-        _workers.AddRange(await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
-            WorkerProcess.StartAsync(model, "--name", $"w{i}", "--slots", "2", "--ctx-size", "8192", "--enable-thinking", "false"))));
-        _gateway = await GatewayProcess.StartAsync([.. _workers.SelectMany(w => new[] { "--worker", w.BaseAddress.ToString().TrimEnd('/') })]);
-        using var http = new HttpClient { Timeout = TestTimeouts.Default };
-        await _gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 3);
-    }
+    private readonly IReadOnlyList<WorkerProcess> _workers = fleet.Workers;
+    private readonly GatewayProcess _gateway = fleet.Gateway;
 
     [Fact]
     public async Task The_next_turn_of_a_long_conversation_lands_on_the_worker_that_holds_it_and_reuses_its_cache()
@@ -48,18 +38,21 @@ public sealed class RoutingTests : IAsyncLifetime
     public async Task Gateway_and_workers_export_their_metrics_in_a_form_promtool_accepts()
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
+        // The gateway is shared with the class's other tests: what this request adds is counted from here.
+        var before = await http.ScrapeAsync(new Uri(_gateway.BaseAddress, "/metrics"));
         var first = await ChatAsync(http, Conversation("metrics-test"));
         var served = _workers.Single(w => Name(w) == first.Worker);
         var destination = served.BaseAddress.Authority;
 
-        var gatewayText = await http.GetStringAsync(new Uri(_gateway!.BaseAddress, "/metrics"));
+        var gatewayText = await http.GetStringAsync(new Uri(_gateway.BaseAddress, "/metrics"));
         var workerText = await http.GetStringAsync(new Uri(served.BaseAddress, "/metrics"));
         var gateway = PrometheusSamples.Parse(gatewayText);
+        double Added(string name, params (string Label, string Value)[] labels) => gateway.Single(name, labels) - before.Sum(name, labels);
 
-        Assert.Equal(1, gateway.Single("gpufleet_gateway_requests_total", ("worker", destination), ("status", "2xx")));
-        Assert.Equal(first.PromptTokens, gateway.Single("gpufleet_gateway_tokens_total", ("worker", destination), ("kind", "prompt")));
-        Assert.Equal(1, gateway.Single("gpufleet_gateway_affinity_lookup_seconds_count"));
-        Assert.Equal(1, gateway.Single("gpufleet_gateway_affinity_lookup_seconds_bucket", ("le", "+Inf")));
+        Assert.Equal(1, Added("gpufleet_gateway_requests_total", ("worker", destination), ("status", "2xx")));
+        Assert.Equal(first.PromptTokens, Added("gpufleet_gateway_tokens_total", ("worker", destination), ("kind", "prompt")));
+        Assert.Equal(1, Added("gpufleet_gateway_affinity_lookup_seconds_count"));
+        Assert.Equal(1, Added("gpufleet_gateway_affinity_lookup_seconds_bucket", ("le", "+Inf")));
         Assert.Equal(0, gateway.Single("gpufleet_gateway_redis_degraded"));
         Assert.All(_workers, w => Assert.Equal(1, gateway.Single("gpufleet_gateway_worker_available", ("worker", w.BaseAddress.Authority))));
         Assert.Contains(gateway, m => m.Name == "http_client_request_duration_seconds_count");
@@ -86,7 +79,7 @@ public sealed class RoutingTests : IAsyncLifetime
             stop.Token)).ToList();
         try
         {
-            await TestTimeouts.WaitUntilAsync(async () => (await http.GetStringAsync(new Uri(_gateway!.BaseAddress, "/workers"))).Contains("\"queue_depth\":2", StringComparison.Ordinal));
+            await TestTimeouts.WaitUntilAsync(async () => (await http.GetStringAsync(new Uri(_gateway.BaseAddress, "/workers"))).Contains("\"queue_depth\":2", StringComparison.Ordinal));
             conversation.Add(new { role = "assistant", content = first.Text });
             conversation.Add(new { role = "user", content = "Continue." });
             var second = await ChatAsync(http, conversation);
@@ -108,6 +101,9 @@ public sealed class RoutingTests : IAsyncLifetime
                     // Cancelled as intended.
                 }
             }
+
+            // The fleet is shared: the next test finds every worker idle again.
+            await fleet.WaitUntilIdleAsync(http);
         }
     }
 
@@ -121,7 +117,7 @@ public sealed class RoutingTests : IAsyncLifetime
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
         var before = await CompletedOnWorkersAsync(http);
-        using var response = await http.PostAsync(new Uri(_gateway!.BaseAddress, "/v1/chat/completions"), new StringContent(body, Encoding.UTF8, "application/json"));
+        using var response = await http.PostAsync(new Uri(_gateway.BaseAddress, "/v1/chat/completions"), new StringContent(body, Encoding.UTF8, "application/json"));
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.False(response.Headers.Contains("x-gpufleet-worker"));
@@ -135,14 +131,14 @@ public sealed class RoutingTests : IAsyncLifetime
     {
         using var http = new HttpClient { Timeout = TestTimeouts.Default };
         var huge = new string('x', 17 * 1024 * 1024);
-        using var response = await http.PostAsync(new Uri(_gateway!.BaseAddress, "/v1/chat/completions"),
+        using var response = await http.PostAsync(new Uri(_gateway.BaseAddress, "/v1/chat/completions"),
             new StringContent($$"""{"model":"tiny-qwen3","messages":[{"role":"user","content":"{{huge}}"}]}""", Encoding.UTF8, "application/json"));
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Contains("request_too_large", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
-    private string Name(WorkerProcess worker) => $"w{_workers.IndexOf(worker)}";
+    private string Name(WorkerProcess worker) => fleet.NameOf(worker);
 
     private async Task<long> CompletedOnWorkersAsync(HttpClient http)
     {
@@ -167,7 +163,7 @@ public sealed class RoutingTests : IAsyncLifetime
         return [new { role = "system", content = system.ToString() }, new { role = "user", content = "Read the project and plan the change." }];
     }
 
-    internal async Task<ChatResult> ChatAsync(HttpClient http, List<object> messages) => await ChatAsync(http, _gateway!.BaseAddress, messages);
+    internal async Task<ChatResult> ChatAsync(HttpClient http, List<object> messages) => await ChatAsync(http, _gateway.BaseAddress, messages);
 
     internal static async Task<ChatResult> ChatAsync(HttpClient http, Uri gateway, List<object> messages, string model = Model)
     {
@@ -186,20 +182,8 @@ public sealed class RoutingTests : IAsyncLifetime
 
     internal static StringContent Json(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
 
-    public async Task DisposeAsync()
-    {
-        if (_gateway is not null)
-        {
-            await _gateway.DisposeAsync();
-        }
-
-        foreach (var worker in _workers)
-        {
-            await worker.DisposeAsync();
-        }
-
-        Directory.Delete(_directory, recursive: true);
-    }
-
     internal sealed record ChatResult(string Worker, string Route, string Text, int PromptTokens, int CachedTokens);
+
+    /// <summary>Three workers on the tiny qwen3 model, two slots each.</summary>
+    public sealed class Fleet() : GatewayFleet(RoutingTests.Model, DemoArchitecture.Qwen3, 3, "--slots", "2", "--ctx-size", "8192", "--enable-thinking", "false");
 }

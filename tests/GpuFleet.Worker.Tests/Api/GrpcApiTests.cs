@@ -157,7 +157,11 @@ public sealed class GrpcApiTests(WorkerFixture fixture) : IClassFixture<WorkerFi
         var refused = await Assert.ThrowsAsync<RpcException>(() => Collect(channel, new GenerateRequest { Prompt = "late" }));
         Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
 
-        // The client leaving ends the last stream, so the drain completes and the worker exits cleanly.
+        // The client leaving ends the last stream, so the drain completes and the worker exits cleanly. The health
+        // watchers leave first: the worker keeps Watch calls open through its stop (so that they see the drain), and
+        // open ones would hold its exit until their deadline.
+        watchAll.Dispose();
+        watchInference.Dispose();
         await streamCancel.CancelAsync();
         Assert.Equal(0, await worker.WaitForExitAsync());
     }

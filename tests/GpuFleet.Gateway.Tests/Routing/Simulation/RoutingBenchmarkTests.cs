@@ -1,3 +1,6 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
 using GpuFleet.Bench.Routing;
 using GpuFleet.Gateway.Routing;
 using GpuFleet.Gateway.Routing.Peers;
@@ -103,6 +106,55 @@ public sealed class RoutingBenchmarkTests : IDisposable
         Assert.Contains(inflated.ToArray(), b => b != 255 && b != 0); // coloured lines were drawn
     }
 
+    /// <summary>
+    /// Each session as its arrival, then its kind and the SHA-256 of its turns' think times, output limits and bodies as
+    /// JSON bytes: byte-for-byte comparison without building the workload's strings (an agent session's bodies are
+    /// megabytes, and the test compared them as strings for most of a minute).
+    /// </summary>
     private static List<string> Serialize(IReadOnlyList<WorkloadSession> sessions) =>
-        [.. sessions.Select(s => $"{s.ArrivalSeconds:R}|{s.Kind}:{string.Join("\n", s.Turns.Select(t => $"{t.ThinkSeconds:R} {t.MaxTokens} {t.Body.ToJsonString()}"))}")];
+        [.. sessions.Select(s => $"{s.ArrivalSeconds:R}|{s.Kind}:{Hash(s.Turns)}")];
+
+    private static string Hash(IReadOnlyList<WorkloadTurn> turns)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var stream = new HashingStream(sha);
+        foreach (var turn in turns)
+        {
+            stream.Write(Encoding.UTF8.GetBytes($"\n{turn.ThinkSeconds:R} {turn.MaxTokens} "));
+            using (var json = new Utf8JsonWriter(stream))
+            {
+                turn.Body.WriteTo(json);
+            }
+        }
+
+        return Convert.ToHexString(sha.GetHashAndReset());
+    }
+
+    /// <summary>A write-only stream into a hash.</summary>
+    private sealed class HashingStream(IncrementalHash hash) : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count) => hash.AppendData(buffer, offset, count);
+
+        public override void Write(ReadOnlySpan<byte> buffer) => hash.AppendData(buffer);
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
 }
