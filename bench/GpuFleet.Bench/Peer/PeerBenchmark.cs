@@ -16,42 +16,11 @@ internal static class PeerBenchmark
 {
     private const string Worker = "worker";
     private const string Server = "llama-server";
+    private const int WarmUpRuns = 3;
 
-    public static async Task<int> RunAsync(string[] args)
-    {
-        PeerOptions options;
-        try
-        {
-            options = PeerOptions.Parse(args);
-        }
-        catch (ArgumentException ex)
-        {
-            Console.Error.WriteLine($"peer: {ex.Message}\nUsage: {PeerOptions.Usage}");
-            return 2;
-        }
-
-        using var cancel = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
-        {
-            e.Cancel = true;
-            cancel.Cancel();
-        };
-        await using var processes = new ChildProcesses();
-        try
-        {
-            return await RunAsync(options, processes, cancel.Token);
-        }
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-        {
-            Console.Error.WriteLine("peer: cancelled");
-            return 130;
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or HttpRequestException or IOException)
-        {
-            Console.Error.WriteLine($"peer: failed: {ex.Message}");
-            return 1;
-        }
-    }
+    public static Task<int> RunAsync(string[] args) =>
+        BenchmarkRun.RunAsync("peer", PeerOptions.Usage, args, PeerOptions.Parse,
+            (options, run) => RunAsync(options, run.Own(new ChildProcesses()), run.Cancel), "cancelled; the servers are stopped");
 
     private static async Task<int> RunAsync(PeerOptions options, ChildProcesses processes, CancellationToken cancellationToken)
     {
@@ -78,16 +47,23 @@ internal static class PeerBenchmark
         return 0;
     }
 
-    /// <summary>Warm-up, then each stream count, then the cold long prompt; every prompt names the round, so none is cached.</summary>
+    /// <summary>Each stream count after a warm-up at that width, then the cold long prompt; every prompt names the round, so none is cached.</summary>
     private static async Task<Measurement> MeasureAsync(HttpClient http, PeerOptions options, int round, CancellationToken cancellationToken)
     {
         using var models = JsonDocument.Parse(await http.GetStringAsync(new Uri("/v1/models", UriKind.Relative), cancellationToken));
         var client = new CompletionStreams(http, models.RootElement.GetProperty("data")[0].GetProperty("id").GetString()!);
-        await client.RunAsync([CompletionStreams.Prompt($"warm-up {round}", options.PromptTokens)], 8, cancellationToken);
-
         var rates = new Dictionary<int, StreamsResult>();
         foreach (var streams in options.Streams)
         {
+            // Warm-up at this width first: a fresh worker's request path runs as tier-0 JIT code until the runtime has
+            // recompiled it (30 calls, then a background compile), and on 2 cores that compilation competes with ggml's
+            // threads; one warm-up request left the worker's single stream 20 % slower than it runs once warm.
+            for (var warmUp = 0; warmUp < WarmUpRuns; warmUp++)
+            {
+                var warmUpPrompts = Enumerable.Range(0, streams).Select(i => CompletionStreams.Prompt($"warm-up {round}-{streams}-{warmUp}-{i}", options.PromptTokens)).ToList();
+                await client.RunAsync(warmUpPrompts, options.Tokens, cancellationToken);
+            }
+
             var prompts = Enumerable.Range(0, streams).Select(i => CompletionStreams.Prompt($"{round}-{streams}-{i}", options.PromptTokens)).ToList();
             rates[streams] = await client.RunAsync(prompts, options.Tokens, cancellationToken);
         }
