@@ -35,7 +35,15 @@ internal static class PeerBenchmark
             foreach (var name in order)
             {
                 await using var server = name == Worker ? await StartWorkerAsync(options) : await StartServerAsync(options, processes, cancellationToken);
-                result.Measure(name, await MeasureAsync(server.Http, options, round, cancellationToken));
+                try
+                {
+                    result.Measure(name, await MeasureAsync(server.Http, options, round, cancellationToken));
+                }
+                catch (HttpRequestException ex)
+                {
+                    var lastLines = string.Join('\n', server.Output().Split('\n').TakeLast(20));
+                    throw new InvalidOperationException($"{name}, round {round + 1}: {ex.Message} {ex.InnerException?.Message}\n{name}'s last output lines:\n{lastLines}", ex);
+                }
             }
 
             result.BatchedBench = await BatchedBench.RunAsync(options, processes, cancellationToken);
@@ -79,7 +87,7 @@ internal static class PeerBenchmark
             "--name", "peer-bench", "--threads", Text(options.Threads), "--slots", Text(options.Slots),
             "--ctx-size", Text(options.Slots * options.ContextPerSlot),
         ]);
-        return new RunningServer(new HttpClient { BaseAddress = worker.BaseAddress, Timeout = TimeSpan.FromMinutes(10) }, worker.DisposeAsync);
+        return new RunningServer(Client(worker.BaseAddress), () => worker.Output, worker.DisposeAsync);
     }
 
     /// <summary>llama-server as its users run it: its defaults, with the model, threads, slots and (unified) context set as the worker's.</summary>
@@ -92,9 +100,9 @@ internal static class PeerBenchmark
             "--threads-batch", Text(options.Threads), "--parallel", Text(options.Slots), "--ctx-size", Text(options.Slots * options.ContextPerSlot),
             "--kv-unified", "--no-webui",
         ]);
-        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(10) };
+        var http = Client(new Uri($"http://127.0.0.1:{port}"));
         await child.WaitForHttpAsync(http, new Uri("/health", UriKind.Relative), TimeSpan.FromMinutes(2), cancellationToken);
-        return new RunningServer(http, () =>
+        return new RunningServer(http, () => child.Output, () =>
         {
             child.Kill();
             return new ValueTask(child.Process.WaitForExitAsync(CancellationToken.None));
@@ -144,12 +152,21 @@ internal static class PeerBenchmark
         Console.WriteLine($"peer: {string.Join(' ', line)}");
     }
 
+    /// <summary>
+    /// The client for either server. Idle connections are dropped after 2 s: llama-server (cpp-httplib) closes a kept-alive
+    /// connection after 5 s idle, and a request sent on one just as it closes fails ("an error occurred while sending").
+    /// </summary>
+    private static HttpClient Client(Uri address) =>
+        new(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromSeconds(2) }) { BaseAddress = address, Timeout = TimeSpan.FromMinutes(10) };
+
     private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>A started server and how to stop it.</summary>
-    private sealed class RunningServer(HttpClient http, Func<ValueTask> stop) : IAsyncDisposable
+    /// <summary>A started server, the tail of its output and how to stop it.</summary>
+    private sealed class RunningServer(HttpClient http, Func<string> output, Func<ValueTask> stop) : IAsyncDisposable
     {
         public HttpClient Http { get; } = http;
+
+        public Func<string> Output { get; } = output;
 
         public async ValueTask DisposeAsync()
         {
