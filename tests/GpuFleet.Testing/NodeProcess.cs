@@ -22,7 +22,7 @@ public sealed class NodeProcess : IAsyncDisposable
     }
 
     /// <summary>tests/interop/node, where the scripts and their node_modules live.</summary>
-    public static string ScriptDirectory { get; } = Path.Combine(FindRepoRoot(), "tests", "interop", "node");
+    public static string ScriptDirectory { get; } = RepositoryPaths.Of("tests", "interop", "node");
 
     public string Stderr
     {
@@ -162,19 +162,6 @@ public sealed class NodeProcess : IAsyncDisposable
                     "Run ./test.sh (it runs 'npm ci' in tests/interop/node), or 'npm ci' in that folder yourself.");
             }
         }
-    }
-
-    private static string FindRepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "GpuFleet.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"No GpuFleet.sln above {AppContext.BaseDirectory}: cannot find tests/interop/node.");
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);

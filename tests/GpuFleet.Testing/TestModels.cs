@@ -49,18 +49,10 @@ public sealed class TestModels : IDisposable
     {
         get
         {
-            for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-            {
-                if (File.Exists(Path.Combine(directory.FullName, "GpuFleet.sln")))
-                {
-                    var files = QwenTokenizerFiles.InDirectory(Path.Combine(directory.FullName, ".natives", "tokenizer"));
-                    return File.Exists(files.VocabularyPath) && File.Exists(files.ChatTemplatePath)
-                        ? files
-                        : throw new FileNotFoundException($"The Qwen tokenizer is missing from {Path.GetDirectoryName(files.VocabularyPath)}: run scripts/fetch-tokenizer.sh (test.sh does).");
-                }
-            }
-
-            throw new DirectoryNotFoundException("GpuFleet.sln not found above the test binaries; cannot locate .natives/tokenizer.");
+            var files = QwenTokenizerFiles.InDirectory(RepositoryPaths.Of(".natives", "tokenizer"));
+            return File.Exists(files.VocabularyPath) && File.Exists(files.ChatTemplatePath)
+                ? files
+                : throw new FileNotFoundException($"The Qwen tokenizer is missing from {Path.GetDirectoryName(files.VocabularyPath)}: run scripts/fetch-tokenizer.sh (test.sh does).");
         }
     }
 

@@ -1,3 +1,5 @@
+using GpuFleet.Testing;
+
 namespace GpuFleet.Bench.Peer;
 
 /// <summary>The peer benchmark's command line: the worker and llama.cpp's own llama-server on the same model and settings.</summary>
@@ -41,24 +43,11 @@ internal sealed record PeerOptions(
     /// </summary>
     private static string? NewestBuild()
     {
-        var root = Path.Combine(RepositoryRoot(), "artifacts", "llama-server");
+        var root = RepositoryPaths.Of("artifacts", "llama-server");
         return Directory.Exists(root)
             ? Directory.GetDirectories(root).Where(d => Directory.Exists(Path.Combine(d, "bin")))
                 .OrderBy(d => d.EndsWith("-noomp", StringComparison.Ordinal)).ThenByDescending(Directory.GetLastWriteTimeUtc)
                 .Select(d => Path.Combine(d, "bin")).FirstOrDefault()
             : null;
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "GpuFleet.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        return Directory.GetCurrentDirectory();
     }
 }
