@@ -64,8 +64,13 @@ internal static class RoutingBenchmark
                 foreach (var policy in options.Policies)
                 {
                     cancel.ThrowIfCancellationRequested();
-                    var summary = await RunOnceAsync(options, fleet, http, new PromptOracle(tokenizer), profile, modelId, workload, load, policy, $"r{run++:D3}", cancel);
+                    var (summary, outcomes) = await RunOnceAsync(options, fleet, http, new PromptOracle(tokenizer), profile, modelId, workload, load, policy, $"r{run++:D3}", cancel);
                     progress.WriteLine($"routing: {Row(summary)}");
+                    foreach (var line in RouteBreakdown.Lines(policy, outcomes))
+                    {
+                        progress.WriteLine(line);
+                    }
+
                     summaries.Add(summary);
                 }
             }
@@ -109,7 +114,7 @@ internal static class RoutingBenchmark
     private static string Row(RunSummary s) => string.Create(CultureInfo.InvariantCulture,
         $"{s.Policy,-20} {s.Requests,6} {s.Failed,5} {s.TtftP50,8:F2}s {s.TtftP90,7:F2}s {s.TtftP99,7:F2}s {s.InterTokenP99 * 1000,7:F0}ms {s.TokensPerSecond,8:F0} {s.HitRatio,6:P0} {s.HitVsOracle,9:F2} {s.Imbalance,9:F2}");
 
-    private static async Task<RunSummary> RunOnceAsync(RoutingBenchOptions options, SimulatedFleet fleet, HttpClient http, PromptOracle oracle, CostModelProfile profile,
+    private static async Task<(RunSummary Summary, IReadOnlyList<RequestOutcome> Outcomes)> RunOnceAsync(RoutingBenchOptions options, SimulatedFleet fleet, HttpClient http, PromptOracle oracle, CostModelProfile profile,
         string modelId, WorkloadKind workload, double load, string policy, string salt, CancellationToken cancel)
     {
         // Capacity from the sessions themselves: a first pass at rate 1 gives the mean GPU cost per session (the same
@@ -153,6 +158,7 @@ internal static class RoutingBenchmark
             Console.Error.WriteLine($"routing: {policy}: {outcomes.Count(o => !o.Ok)} request(s) failed, e.g. {failed.Error}");
         }
 
-        return RunSummary.Of(policy, Name(workload), load, [.. outcomes], modelled, options.Workers);
+        IReadOnlyList<RequestOutcome> all = [.. outcomes];
+        return (RunSummary.Of(policy, Name(workload), load, all, modelled, options.Workers), all);
     }
 }

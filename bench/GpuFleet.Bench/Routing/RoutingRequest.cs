@@ -23,6 +23,7 @@ internal static class RoutingRequest
         {
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel);
             var worker = response.Headers.TryGetValues("x-gpufleet-worker", out var values) ? values.FirstOrDefault() : null;
+            var route = response.Headers.TryGetValues("x-gpufleet-route", out var reasons) ? reasons.FirstOrDefault() : null;
             if (response.StatusCode != HttpStatusCode.OK)
             {
                 var text = await response.Content.ReadAsStringAsync(cancel);
@@ -76,7 +77,7 @@ internal static class RoutingRequest
             }
 
             return new RequestOutcome(kind, true, Stopwatch.GetElapsedTime(start, first).TotalSeconds * speedup, gaps, tokens,
-                promptTokens, cachedTokens, Math.Min(promptTokens - 1, oracleShare * promptTokens), worker, null);
+                promptTokens, cachedTokens, Math.Min(promptTokens - 1, oracleShare * promptTokens), worker, null, route);
         }
         catch (HttpRequestException ex)
         {

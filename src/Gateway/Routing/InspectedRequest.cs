@@ -13,6 +13,12 @@ internal sealed class InspectedRequest
     /// <summary>Bytes of the canonical prompt (its block chain covers the full blocks of it).</summary>
     public long PromptBytes { get; init; }
 
+    /// <summary>
+    /// Where the last assistant message starts in the canonical prompt (0: there is none): the part before it is what this
+    /// conversation's previous turn sent as its prompt, so a worker holding that much of the chain served that turn.
+    /// </summary>
+    public long HistoryBytes { get; init; }
+
     /// <summary>Keyed chained hashes of the canonical prompt's full blocks, in order.</summary>
     public IReadOnlyList<ulong> Blocks { get; init; } = [];
 

@@ -24,6 +24,7 @@ internal sealed class RequestInspector(PrefixHasher hasher)
     private const byte MessageSeparator = 0x1e;
     private const byte EscapeByte = 0x1d;
     private const byte JsonMarker = 0x1c;
+    private const string AssistantRole = "assistant";
     private static readonly SearchValues<byte> Reserved = SearchValues.Create([JsonMarker, EscapeByte, MessageSeparator, FieldSeparator]);
 
     public int BlockBytes => hasher.BlockBytes;
@@ -64,9 +65,10 @@ internal sealed class RequestInspector(PrefixHasher hasher)
         }
 
         var canonical = new ArrayBufferWriter<byte>(1024);
+        var historyBytes = 0L;
         if (request.InputCase == GenerateRequest.InputOneofCase.Chat)
         {
-            WriteChat(request.Chat, canonical);
+            historyBytes = WriteChat(request.Chat, canonical);
         }
         else
         {
@@ -79,13 +81,16 @@ internal sealed class RequestInspector(PrefixHasher hasher)
             Stream = true,
             MaxTokens = request.MaxTokens > 0 ? (int)Math.Min(request.MaxTokens, int.MaxValue) : null,
             PromptBytes = canonical.WrittenCount,
+            HistoryBytes = historyBytes,
             Blocks = hasher.Hash(request.Model, canonical.WrittenSpan, Contracts.PrefixBlockHeader.MaxBlocks),
             SessionKey = string.IsNullOrEmpty(sessionHeader) ? null : hasher.Tag("session", sessionHeader),
         };
     }
 
-    private static void WriteChat(ChatInput chat, ArrayBufferWriter<byte> output)
+    /// <summary>Renders the chat; returns where its last assistant message starts (0: none), as <see cref="InspectedRequest.HistoryBytes"/>.</summary>
+    private static long WriteChat(ChatInput chat, ArrayBufferWriter<byte> output)
     {
+        var historyBytes = 0L;
         if (chat.Tools.Count > 0)
         {
             foreach (var tool in chat.Tools)
@@ -98,6 +103,11 @@ internal sealed class RequestInspector(PrefixHasher hasher)
 
         foreach (var message in chat.Messages)
         {
+            if (message.Role == AssistantRole)
+            {
+                historyBytes = output.WrittenCount;
+            }
+
             WriteText(message.Role, output);
             output.Write([FieldSeparator]);
             WriteText(message.Content, output);
@@ -112,6 +122,8 @@ internal sealed class RequestInspector(PrefixHasher hasher)
 
             output.Write([MessageSeparator]);
         }
+
+        return historyBytes;
     }
 
     /// <summary>A protobuf message as its JSON form (deterministic: fields in number order), marked as JSON like <see cref="WriteJson"/>.</summary>
@@ -158,9 +170,10 @@ internal sealed class RequestInspector(PrefixHasher hasher)
         var session = !string.IsNullOrEmpty(sessionHeader) ? sessionHeader : user;
 
         var canonical = new ArrayBufferWriter<byte>(1024);
+        var historyBytes = 0L;
         if (chat)
         {
-            WriteChat(root, canonical);
+            historyBytes = WriteChat(root, canonical);
         }
         else
         {
@@ -173,13 +186,16 @@ internal sealed class RequestInspector(PrefixHasher hasher)
             Stream = stream,
             MaxTokens = maxTokens,
             PromptBytes = canonical.WrittenCount,
+            HistoryBytes = historyBytes,
             Blocks = hasher.Hash(model, canonical.WrittenSpan, Contracts.PrefixBlockHeader.MaxBlocks),
             SessionKey = string.IsNullOrEmpty(session) ? null : hasher.Tag("session", session),
         };
     }
 
-    private static void WriteChat(JsonElement root, ArrayBufferWriter<byte> output)
+    /// <summary>Renders the chat; returns where its last assistant message starts (0: none), as <see cref="InspectedRequest.HistoryBytes"/>.</summary>
+    private static long WriteChat(JsonElement root, ArrayBufferWriter<byte> output)
     {
+        var historyBytes = 0L;
         if (!root.TryGetProperty("messages", out var messages) || messages.ValueKind != JsonValueKind.Array)
         {
             throw GatewayError.BadRequest("'messages' is required and must be an array.", "messages", "missing_required_parameter");
@@ -210,6 +226,11 @@ internal sealed class RequestInspector(PrefixHasher hasher)
                 throw GatewayError.BadRequest($"messages[{index}].role is required and must be a string.", $"messages[{index}].role", "missing_required_parameter");
             }
 
+            if (role.ValueEquals(AssistantRole))
+            {
+                historyBytes = output.WrittenCount;
+            }
+
             WriteText(role.GetString()!, output);
             output.Write([FieldSeparator]);
             if (message.TryGetProperty("content", out var content))
@@ -233,6 +254,8 @@ internal sealed class RequestInspector(PrefixHasher hasher)
             output.Write([MessageSeparator]);
             index++;
         }
+
+        return historyBytes;
     }
 
     private static void WritePrompt(JsonElement root, ArrayBufferWriter<byte> output)

@@ -38,10 +38,17 @@ internal sealed class RoutingOptions
     public TimeSpan SessionTtl { get; set; } = TimeSpan.FromMinutes(30);
 
     /// <summary>
-    /// Hot-spot guard: a worker whose outstanding requests (running + queued + sent since its last report) reach this
-    /// many times its slots gets no affinity or session preference while a less loaded worker exists.
+    /// Hot-spot guard for sessions: a session's worker whose outstanding requests (running + queued + sent since its last
+    /// report) reach this many times its slots loses the session's preference while a less loaded worker exists.
     /// </summary>
     public double HotSpotLoad { get; set; } = 1.5;
+
+    /// <summary>
+    /// A new conversation (no worker holds its previous turns) goes only to a worker whose load (outstanding requests per
+    /// slot) is within this of the least loaded worker's; a shared prefix held there wins among those. It commits the
+    /// worker to the conversation's later turns, so a worker holding a popular system prompt must not collect them all.
+    /// </summary>
+    public double NewConversationLoadMargin { get; set; } = 0.5;
 
     /// <summary>
     /// New conversations (no worker holds any of the prompt): workers whose expected time to first token is within this
@@ -96,6 +103,11 @@ internal sealed class RoutingOptions
         if (BlockBytes is < 64 or > 1 << 20)
         {
             errors.Add($"{SectionName}:BlockBytes must be between 64 and 1048576, not {BlockBytes}.");
+        }
+
+        if (NewConversationLoadMargin < 0 || double.IsNaN(NewConversationLoadMargin))
+        {
+            errors.Add($"{SectionName}:NewConversationLoadMargin must not be negative, not {NewConversationLoadMargin}.");
         }
 
         if (HotSpotLoad <= 0 || DefaultPrefillTokensPerSecond <= 0 || DefaultBytesPerToken <= 0)

@@ -8,9 +8,11 @@ namespace GpuFleet.Gateway.Routing;
 /// <summary>
 /// GpuFleet's YARP load-balancing policy: each candidate's expected time to first token is
 /// <c>slot wait + prefill backlog / prefill rate + (prompt tokens − tokens it holds) / prefill rate</c>, from the worker's
-/// last report plus what this gateway sent it since, with one prefill rate for the cluster, and the minimum wins. A session's worker wins while it is not
-/// a hot spot; the hot-spot guard gives an overloaded affinity choice's request to the least loaded worker instead.
-/// A new conversation goes, among workers about as fast, to the one holding the least cached work; a worker whose
+/// last report plus what this gateway sent it since, with one prefill rate for the cluster. A later turn goes where the estimate
+/// is lowest (usually the worker holding its history); a new conversation only to a worker about as loaded as the least
+/// loaded one (the lowest estimate among those, so a shared prefix held there counts), and when nothing held makes a
+/// difference, among workers about as fast, to the one holding the least cached work. A session's worker, and a later
+/// turn's holder, lose to the least loaded worker only when they are a hot spot. A worker whose
 /// context clearly cannot hold the prompt is skipped; one returning from a passive-health ejection counts a rising share
 /// of its slots. See docs/gateway-routing.md ("Routing policy").
 /// </summary>
@@ -109,30 +111,45 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
             return new Choice(session, RouteReasons.Session);
         }
 
-        var best = live.MinBy(c => (c.Seconds, c.Load))!;
-        if (best.HeldBlocks > 0 && IsHot(best, leastLoaded))
+        // A later turn of a conversation whose previous turn a worker still holds: the estimate decides, since moving it
+        // re-prefills the whole history elsewhere and takes the conversation's next turns along. Only a hot spot loses it
+        // to the least loaded worker: the estimate's slot wait is the mean duration of this gateway's requests there, and
+        // work the worker got elsewhere (another gateway, longer answers) can make its queue far longer than that.
+        if (live.Any(c => c.HoldsHistory))
         {
-            return new Choice(leastLoaded, RouteReasons.Load);
+            var next = live.MinBy(c => (c.Seconds, c.Load))!;
+            return next.HeldBlocks > 0 && IsHot(next, leastLoaded) ? new Choice(leastLoaded, RouteReasons.Load) : Reasoned(next, live);
         }
 
-        if (best.HeldBlocks == 0)
+        // A new conversation (or one no worker holds any more) commits a worker to its later turns as well, so it goes
+        // only to a worker about as loaded as the least loaded one; among those, one holding a shared prefix (a system
+        // prompt, tool schemas) wins by its estimate. Without this, every agent sharing a system prompt would queue at
+        // the workers holding it for as long as their wait stays below the prompt's prefill time: the hot-spot trap.
+        var balanced = live.Where(c => c.Load <= leastLoaded.Load + options.NewConversationLoadMargin).ToList();
+        var best = balanced.MinBy(c => (c.Seconds, c.Load))!;
+        if (best.HeldBlocks > 0)
         {
-            // Nothing held made the difference, so this is a new conversation to the fleet: among the workers that would
-            // serve it about as fast, the one with the least cached work loses the least to it, and exact ties go to the
-            // one chosen longest ago. Holders are left out, so affinity and sessions are as strong as without this.
-            var tolerance = Math.Max(options.SpreadTolerance.TotalSeconds, best.Seconds * options.SpreadToleranceRatio);
-            var similar = live.Where(c => c.HeldBlocks == 0 && c.Seconds <= best.Seconds + tolerance).ToList();
-            var least = similar.Min(c => (c.CachedBlocks, c.Load));
-            similar.RemoveAll(c => (c.CachedBlocks, c.Load) != least);
-            var leastFill = similar.Min(c => c.CacheFill);
-            var spread = similar.Where(c => c.CacheFill <= leastFill + CacheFillTolerance).MinBy(c => c.LastSentAt)!;
-            return new Choice(spread, RouteReasons.Load);
+            return Reasoned(best, balanced);
         }
 
-        // Affinity only when the prefix it holds is what made it win.
-        var bestCold = live.Where(c => c.HeldBlocks == 0).Select(c => (double?)c.Seconds).Min();
-        var reason = bestCold is null || bestCold > best.Seconds ? RouteReasons.Affinity : RouteReasons.Load;
-        return new Choice(best, reason);
+        // Nothing held made the difference: among the workers that would serve it about as fast, the one with the least
+        // cached work loses the least to it, and exact ties go to the one chosen longest ago. Holders are left out, so
+        // affinity is as strong as without this.
+        var tolerance = Math.Max(options.SpreadTolerance.TotalSeconds, best.Seconds * options.SpreadToleranceRatio);
+        var similar = balanced.Where(c => c.HeldBlocks == 0 && c.Seconds <= best.Seconds + tolerance).ToList();
+        var least = similar.Min(c => (c.CachedBlocks, c.Load));
+        similar.RemoveAll(c => (c.CachedBlocks, c.Load) != least);
+        var leastFill = similar.Min(c => c.CacheFill);
+        var spread = similar.Where(c => c.CacheFill <= leastFill + CacheFillTolerance).MinBy(c => c.LastSentAt)!;
+        return new Choice(spread, RouteReasons.Load);
+    }
+
+    /// <summary>Affinity when the prefix the chosen worker holds is what made it win against the workers that hold none.</summary>
+    private static Choice Reasoned(Candidate chosen, List<Candidate> among)
+    {
+        var bestCold = among.Where(c => c.HeldBlocks == 0).Select(c => (double?)c.Seconds).Min();
+        var reason = chosen.HeldBlocks > 0 && (bestCold is null || bestCold > chosen.Seconds) ? RouteReasons.Affinity : RouteReasons.Load;
+        return new Choice(chosen, reason);
     }
 
     private bool IsHot(Candidate candidate, Candidate leastLoaded) =>
@@ -148,7 +165,7 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         if (!fresh)
         {
             var inFlight = traffic.InFlight(id);
-            return new Candidate(destination, Live: false, double.MaxValue, 0, promptTokens, inFlight, inFlight, 0, 0, 0);
+            return new Candidate(destination, Live: false, double.MaxValue, 0, HoldsHistory: false, promptTokens, inFlight, inFlight, 0, 0, 0);
         }
 
         // A worker returning from an ejection is given a rising share of its slots (slow start).
@@ -161,6 +178,10 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         }
 
         var heldTokens = inspected?.Request is { } r ? Math.Min(promptTokens, (int)(held * calibration.TokensPerBlock(r.Model))) : 0;
+        // It served the previous turn when it holds every full block before the last assistant message (one block of slack
+        // for a rendering that differs at the edge).
+        var historyBlocks = (inspected?.Request?.HistoryBytes ?? 0) / options.BlockBytes;
+        var holdsHistory = historyBlocks > 0 && held > 0 && held >= historyBlocks - 1;
         var requestSeconds = (traffic.MeanDuration(id) ?? options.DefaultRequestDuration).TotalSeconds;
         // Requests beyond the slots wait for slots to free: about one mean request duration per batch of slots ahead.
         var slotWait = outstanding >= slots ? (double)(outstanding - slots + 1) / slots * requestSeconds : 0;
@@ -170,17 +191,18 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         // Cached work: the blocks it reported holding plus those this gateway sent it since (the report lags).
         var (sentBlocks, lastSentAt) = traffic.SentBlocksSince(id, load.ReceivedAt);
         var cacheFill = Fraction(status.KvTokensUsed, status.KvTokensTotal) + Fraction(status.HostCacheBytes, status.HostCacheCapacityBytes);
-        return new Candidate(destination, Live: true, slotWait + backlog + prefill, held, prefillTokens, outstanding, (double)outstanding / slots,
+        return new Candidate(destination, Live: true, slotWait + backlog + prefill, held, holdsHistory, prefillTokens, outstanding, (double)outstanding / slots,
             status.HeldPrefixBlocks.Count + sentBlocks, cacheFill, lastSentAt);
     }
 
     private static double Fraction(ulong used, ulong total) => total == 0 ? 0 : Math.Min(1, (double)used / total);
 
     /// <summary>
-    /// One worker's score: expected seconds to first token, prompt blocks it holds and tokens it would prefill, its load,
-    /// and for new conversations the cached work it holds (blocks; share of KV and host cache in use) and its last send.
+    /// One worker's score: expected seconds to first token, prompt blocks it holds (and whether they cover the conversation's
+    /// previous turn) and tokens it would prefill, its load, and for new conversations the cached work it holds (blocks;
+    /// share of KV and host cache in use) and its last send.
     /// </summary>
-    private sealed record Candidate(DestinationState Destination, bool Live, double Seconds, int HeldBlocks, int PrefillTokens,
+    private sealed record Candidate(DestinationState Destination, bool Live, double Seconds, int HeldBlocks, bool HoldsHistory, int PrefillTokens,
         int Outstanding, double Load,
         int CachedBlocks, double CacheFill, long LastSentAt);
 

@@ -108,6 +108,30 @@ public sealed class RequestInspectorTests
     }
 
     [Fact]
+    public void The_history_is_the_prompt_up_to_the_last_assistant_message_which_is_what_the_previous_turn_sent()
+    {
+        var messages = new List<object> { new { role = "system", content = SystemPrompt }, new { role = "user", content = Question } };
+        var first = Chat(Body([.. messages]));
+        Assert.Equal(0, first.HistoryBytes); // no assistant turn yet: a new conversation
+        Assert.Equal(0, Completion("""{"model":"m","prompt":"Once upon a time"}""").HistoryBytes);
+
+        for (var turn = 0; turn < 3; turn++)
+        {
+            var previous = Chat(Body([.. messages]));
+            messages.Add(new { role = "assistant", content = $"Step {turn}: loosen the clamp and drain the bowl." });
+            messages.Add(new { role = "user", content = $"Done with step {turn}. What next?" });
+            var next = Chat(Body([.. messages]));
+            Assert.Equal(previous.PromptBytes, next.HistoryBytes);
+        }
+
+        // An assistant message with tool calls, then the tool's result: the history still ends where the assistant's turn starts.
+        var beforeCall = Chat(Body([.. messages]));
+        messages.Add(new { role = "assistant", content = (string?)null, tool_calls = new[] { new { id = "c1", type = "function", function = new { name = "ls", arguments = "{}" } } } });
+        messages.Add(new { role = "tool", tool_call_id = "c1", content = "README.md\nsrc" });
+        Assert.Equal(beforeCall.PromptBytes, Chat(Body([.. messages])).HistoryBytes);
+    }
+
+    [Fact]
     public void Editing_an_early_message_keeps_only_the_blocks_before_the_edit()
     {
         var original = Chat(Body(new { role = "system", content = SystemPrompt }, new { role = "user", content = Question }));

@@ -61,8 +61,11 @@ public sealed class TimeToFirstTokenPolicyTests
         }
     }
 
-    /// <summary>A prompt of <paramref name="promptTokens"/> tokens (4 bytes each, 256 per 1 KiB block) held as given.</summary>
-    private static InspectedRequestFeature Routing(int promptTokens, Dictionary<string, int>? held = null, string? session = null)
+    /// <summary>
+    /// A prompt of <paramref name="promptTokens"/> tokens (4 bytes each, 256 per 1 KiB block) held as given; a later turn
+    /// when <paramref name="historyTokens"/> (the tokens before its last assistant message) is given.
+    /// </summary>
+    private static InspectedRequestFeature Routing(int promptTokens, Dictionary<string, int>? held = null, string? session = null, int historyTokens = 0)
     {
         var blocks = promptTokens * 4 / 1024;
         return new InspectedRequestFeature
@@ -71,6 +74,7 @@ public sealed class TimeToFirstTokenPolicyTests
             {
                 Model = Model,
                 PromptBytes = promptTokens * 4L,
+                HistoryBytes = historyTokens * 4L,
                 Blocks = [.. Enumerable.Range(1, blocks).Select(i => (ulong)i)],
                 SessionKey = session is null ? null : "tag-" + session,
             },
@@ -143,7 +147,9 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w3", running: 4, queued: 2);
         Assert.Equal("w2", Pick(Routing(400)).Worker);
 
-        // That is 2.5 s on w2, plus 0.4 s of prefill: an idle worker with 2.6 s of prefill backlog is later, one with 2.4 s earlier.
+        // That is 2.5 s on w2, plus 0.4 s of prefill: an idle worker with 2.6 s of prefill backlog is later, one with 2.4 s earlier
+        // (with the new-conversation load margin wide enough to keep the full w2 a candidate, so the estimate alone decides).
+        _options.NewConversationLoadMargin = 2;
         _options.SpreadTolerance = TimeSpan.Zero;
         _options.SpreadToleranceRatio = 0;
         Report("w1", pendingPrefill: 2600);
@@ -153,10 +159,12 @@ public sealed class TimeToFirstTokenPolicyTests
     }
 
     [Fact]
-    public void A_hot_holder_loses_to_the_least_loaded_worker_even_when_its_estimate_is_best()
+    public void A_new_conversation_goes_to_a_holder_of_its_shared_prefix_only_while_it_is_about_as_loaded_as_the_least_loaded_worker()
     {
-        // A 100k-token prompt: re-prefilling it elsewhere takes 100 s, so the loaded holder still has the best estimate.
-        Report("w1", running: 4, queued: 2); // 6 outstanding on 4 slots: load 1.5, a hot spot
+        // A 100k-token first turn whose first 390 blocks (a shared system prompt) w1 holds: re-prefilling them elsewhere
+        // takes about 100 s, so w1 has the best estimate however loaded it is. But the conversation's later turns would
+        // follow, so with 6 outstanding on 4 slots (load 1.5 against 0) it goes to the least loaded worker.
+        Report("w1", running: 4, queued: 2);
         Report("w2", running: 1);
         Report("w3");
         var (worker, choice) = Pick(Routing(100_000, new() { ["w1"] = 390 }));
@@ -164,18 +172,47 @@ public sealed class TimeToFirstTokenPolicyTests
         Assert.Equal(RouteReasons.Load, choice.Reason);
         Assert.Equal(0, choice.HeldBlocks);
 
-        // Just below the threshold the holder keeps it.
-        Report("w1", running: 4, queued: 1);
+        // Within the margin (half a worker's slots more than the least loaded) the holder keeps it.
+        Report("w1", running: 2);
         var (kept, keptChoice) = Pick(Routing(100_000, new() { ["w1"] = 390 }));
         Assert.Equal("w1", kept);
         Assert.Equal(RouteReasons.Affinity, keptChoice.Reason);
         Assert.Equal(390, keptChoice.HeldBlocks);
 
-        // When every worker is hot there is nowhere better to go: the holder keeps it.
-        Report("w1", running: 4, queued: 4);
+        // Among the workers within the margin the one holding it wins, even when the least loaded holds nothing.
+        Report("w1", running: 4, queued: 5);
         Report("w2", running: 4, queued: 3);
         Report("w3", running: 4, queued: 2);
-        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(100_000, new() { ["w1"] = 390 }))));
+        Assert.Equal(("w2", RouteReasons.Affinity), Reasoned(Pick(Routing(100_000, new() { ["w2"] = 390 }))));
+        Assert.Equal(("w3", RouteReasons.Load), Reasoned(Pick(Routing(100_000, new() { ["w1"] = 390 }))));
+
+        // With no margin, only the least loaded are candidates.
+        _options.NewConversationLoadMargin = 0;
+        Assert.Equal(("w3", RouteReasons.Load), Reasoned(Pick(Routing(100_000, new() { ["w2"] = 390 }))));
+    }
+
+    [Fact]
+    public void A_later_turn_stays_with_the_worker_holding_its_history_beyond_the_new_conversation_margin_until_it_is_a_hot_spot()
+    {
+        // The history (all but the last 500 tokens) is on w1, loaded at 1.25 against idle workers: beyond the margin a new
+        // conversation keeps, but a 1.25 s slot wait beats re-prefilling 100k tokens elsewhere.
+        Report("w1", running: 4, queued: 1);
+        Report("w2");
+        Report("w3");
+        var history = new Dictionary<string, int> { ["w1"] = 388 };
+        Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(100_000, history, historyTokens: 99_500))));
+
+        // Holding only a shared prefix of it (less than the history) is no later turn: placed like a new conversation.
+        Assert.Equal(("w2", RouteReasons.Load), Reasoned(Pick(Routing(100_000, new() { ["w1"] = 100 }, historyTokens: 99_500))));
+
+        // A hot spot (1.5 times its slots) loses the turn to the least loaded worker, whatever the estimate says: its
+        // queue may hold work this gateway did not send and cannot time.
+        Report("w1", running: 4, queued: 2);
+        Assert.Equal(("w2", RouteReasons.Load), Reasoned(Pick(Routing(100_000, history, historyTokens: 99_500))));
+
+        // A short conversation whose holder queues longer than re-prefilling it takes: the estimate moves it before that.
+        Report("w1", running: 4, queued: 1);
+        Assert.Equal(("w2", RouteReasons.Load), Reasoned(Pick(Routing(2000, new() { ["w1"] = 6 }, historyTokens: 1600))));
     }
 
     [Fact]
