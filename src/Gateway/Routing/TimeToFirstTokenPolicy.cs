@@ -179,8 +179,8 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
 
         var heldTokens = inspected?.Request is { } r ? Math.Min(promptTokens, (int)(held * calibration.TokensPerBlock(r.Model))) : 0;
         // It served the previous turn when it holds every full block before the last assistant message (one block of slack
-        // for a rendering that differs at the edge).
-        var historyBlocks = (inspected?.Request?.HistoryBytes ?? 0) / options.BlockBytes;
+        // for a rendering that differs at the edge; a chain longer than the hashed blocks counts up to those).
+        var historyBlocks = inspected?.Request is { } turn ? Math.Min(turn.HistoryBytes / options.BlockBytes, turn.Blocks.Count) : 0;
         var holdsHistory = historyBlocks > 0 && held > 0 && held >= historyBlocks - 1;
         var requestSeconds = (traffic.MeanDuration(id) ?? options.DefaultRequestDuration).TotalSeconds;
         // Requests beyond the slots wait for slots to free: about one mean request duration per batch of slots ahead.

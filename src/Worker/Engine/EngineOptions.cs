@@ -36,6 +36,13 @@ internal sealed class EngineOptions
     /// </summary>
     public int PrefillChunkTokens { get; set; } = 256;
 
+    /// <summary>
+    /// Prefill goes to the admitted prompt with the fewest tokens left first, so a later turn's few hundred new tokens do not
+    /// wait behind a cold long prompt; a prompt admitted longer ago than this is overtaken no more, so a stream of short
+    /// prompts cannot starve a long one. The default is about the prefill time of a long coding-agent prompt on the target card.
+    /// </summary>
+    public TimeSpan PrefillOvertakeLimit { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>CPU threads for llama.cpp; 0 = all cores.</summary>
     public int Threads { get; set; }
 
@@ -89,6 +96,11 @@ internal sealed class EngineOptions
         if (PrefillChunkTokens < 1)
         {
             errors.Add($"Engine:PrefillChunkTokens must be positive, not {PrefillChunkTokens}.");
+        }
+
+        if (PrefillOvertakeLimit < TimeSpan.Zero)
+        {
+            errors.Add($"Engine:PrefillOvertakeLimit must not be negative (0: admission order), not {PrefillOvertakeLimit}.");
         }
 
         if (Threads < 0)

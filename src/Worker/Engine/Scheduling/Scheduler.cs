@@ -25,6 +25,9 @@ internal sealed class Scheduler
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly List<ActiveGeneration> _active = [];
+    private readonly List<ActiveGeneration> _prefillOrder = [];
+    private readonly Comparison<ActiveGeneration> _prefillPriority;
+    private long _overdueBefore;
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -57,6 +60,7 @@ internal sealed class Scheduler
         // Snapshots are how hybrid/recurrent models reuse prefixes; plain attention trims its KV instead.
         _snapshots = new PrefixSnapshotCache(options.PrefixReuse && backend.UsesStateSnapshots ? options.HostCacheBytes : 0);
         _holdings = new BlockHoldings(_snapshots);
+        _prefillPriority = ComparePrefillPriority;
     }
 
     /// <summary>Completes when the context is created and measured (or faults if that failed).</summary>
@@ -292,7 +296,8 @@ internal sealed class Scheduler
 
     /// <summary>
     /// The next token of every decoding request, then prefill chunks of the others within what the batch and the pool
-    /// have left; a request's chunk stops where a snapshot is wanted (<see cref="NextPrefillBoundary"/>).
+    /// have left, shortest remaining prompt first (<see cref="ComparePrefillPriority"/>); a request's chunk stops where a
+    /// snapshot is wanted (<see cref="NextPrefillBoundary"/>).
     /// </summary>
     private (int DecodeTokens, int PrefillTokens) BuildBatch(ITokenBatch batch)
     {
@@ -319,11 +324,24 @@ internal sealed class Scheduler
             budget = Math.Min(budget, _options.PrefillChunkTokens);
         }
 
+        // Shortest remaining prompt first (EngineOptions.PrefillOvertakeLimit): a later turn's few hundred new tokens do not
+        // wait behind a cold 16k-token prompt admitted before it, which would add that prompt's whole prefill to their first token.
+        _prefillOrder.Clear();
         foreach (var active in _active)
         {
-            if (active.Decoding || budget == 0)
+            if (!active.Decoding)
             {
-                continue;
+                _prefillOrder.Add(active);
+            }
+        }
+
+        _overdueBefore = _time.GetTimestamp() - (long)(_options.PrefillOvertakeLimit.TotalSeconds * _time.TimestampFrequency);
+        _prefillOrder.Sort(_prefillPriority);
+        foreach (var active in _prefillOrder)
+        {
+            if (budget == 0)
+            {
+                break;
             }
 
             var (end, snapshotAtEnd, shared) = NextPrefillBoundary(active);
@@ -376,6 +394,23 @@ internal sealed class Scheduler
         {
             SampleAndEmit(active);
         }
+    }
+
+    /// <summary>
+    /// Prefill order: prompts admitted longer than <see cref="EngineOptions.PrefillOvertakeLimit"/> ago first, in admission
+    /// order; then the fewest prompt tokens left; then admission order.
+    /// </summary>
+    private int ComparePrefillPriority(ActiveGeneration a, ActiveGeneration b)
+    {
+        var aOverdue = a.AdmittedAt < _overdueBefore;
+        var bOverdue = b.AdmittedAt < _overdueBefore;
+        if (aOverdue != bOverdue)
+        {
+            return aOverdue ? -1 : 1;
+        }
+
+        var byLeft = aOverdue ? 0 : (a.Prompt.Length - a.PrefillPosition).CompareTo(b.Prompt.Length - b.PrefillPosition);
+        return byLeft != 0 ? byLeft : a.AdmittedAt.CompareTo(b.AdmittedAt);
     }
 
     /// <summary>

@@ -22,12 +22,14 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
 
     public void Dispose() => _vocabulary.Dispose();
 
-    private Task<InferenceEngine> StartAsync(string profile = CostModelProfiles.Instant, int slots = 2, int contextSize = 0, long hostCacheBytes = 8L << 30, double speedup = 1, int replyTokens = 16) =>
+    private Task<InferenceEngine> StartAsync(string profile = CostModelProfiles.Instant, int slots = 2, int contextSize = 0, long hostCacheBytes = 8L << 30, double speedup = 1, int replyTokens = 16,
+        TimeSpan? prefillOvertakeLimit = null) =>
         InferenceEngine.StartAsync(_vocabulary, new CostModelBackend(_vocabulary, CostModelProfiles.Find(profile)!, speedup, replyTokens), new EngineOptions
         {
             Slots = slots,
             ContextSize = contextSize,
             HostCacheBytes = hostCacheBytes,
+            PrefillOvertakeLimit = prefillOvertakeLimit ?? new EngineOptions().PrefillOvertakeLimit,
         });
 
     [Fact]
@@ -151,6 +153,40 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
         Assert.All(results, r => Assert.Equal(FinishReason.Length, r.Reason));
         Assert.All(results, r => Assert.Equal(12, r.Tokens.Count));
         Assert.Equal(6, engine.GetStatus().RequestsCompleted);
+    }
+
+    [Fact]
+    public async Task A_short_prompt_admitted_after_a_long_one_is_prefilled_first()
+    {
+        // 20,000 prompt tokens are ~20 modelled seconds of prefill (4 s at 5x); 200 tokens are ~0.2 s. In admission order
+        // the short prompt's first token would wait for the whole long prefill; shortest first, it comes long before.
+        await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 5);
+        var longPrompt = Enumerable.Range(0, 20_000).Select(i => 3 + (i % 250)).ToArray();
+        var longRun = engine.RunAsync(Greedy(longPrompt, 2));
+        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().RunningSlots == 1));
+
+        var shortRun = await engine.RunAsync(Greedy(Enumerable.Range(0, 200).Select(i => 7 + (i % 250)).ToArray(), 2));
+
+        Assert.False(longRun.IsCompleted, "the long prompt finished before the short one: it was not overtaken");
+        Assert.True(shortRun.Usage.TimeToFirstToken < TimeSpan.FromSeconds(2), $"the short prompt's first token took {shortRun.Usage.TimeToFirstToken}");
+        Assert.Equal(2, (await longRun).Tokens.Count);
+        Assert.Equal(2, shortRun.Tokens.Count);
+    }
+
+    [Fact]
+    public async Task A_prompt_admitted_longer_than_the_overtake_limit_ago_is_overtaken_no_more()
+    {
+        await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 5, prefillOvertakeLimit: TimeSpan.FromMilliseconds(100));
+        var longPrompt = Enumerable.Range(0, 20_000).Select(i => 3 + (i % 250)).ToArray();
+        var longRun = engine.RunAsync(Greedy(longPrompt, 2));
+        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().RunningSlots == 1));
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+
+        var shortRun = await engine.RunAsync(Greedy(Enumerable.Range(0, 200).Select(i => 7 + (i % 250)).ToArray(), 2));
+
+        // The long prompt was overdue when the short one came: its prefill (~4 s here) went first.
+        Assert.True(longRun.IsCompleted, $"the short prompt overtook an overdue long one (first token after {shortRun.Usage.TimeToFirstToken})");
+        Assert.True(shortRun.Usage.TimeToFirstToken > TimeSpan.FromSeconds(1), $"the short prompt's first token took only {shortRun.Usage.TimeToFirstToken}");
     }
 
     [Fact]
