@@ -5,8 +5,8 @@ namespace GpuFleet.Bench.Routing;
 /// <summary>
 /// Where a policy wins or loses cache: its requests grouped by the gateway's route reason (<c>x-gpufleet-route</c>) and their kind (agent, chat, batch), each
 /// group's share of requests, its cached tokens over the oracle's, its share of all the oracle tokens the run missed, and
-/// its TTFT. Printed with the progress lines so a reader sees which decisions cost the hits; empty for the anchors'
-/// policies, which do not name a reason.
+/// its TTFT and median prompt. Printed with the progress lines so a reader sees which decisions cost the hits (the
+/// anchors' policies name theirs too: affinity when a held prefix chose the worker, else load).
 /// </summary>
 internal static class RouteBreakdown
 {

@@ -71,6 +71,9 @@ public sealed class ChaosTests : IAsyncLifetime
             await Task.Delay(TimeSpan.FromSeconds(1));
             workers[victim] = await WorkerProcess.StartOnPortsAsync(_model, ports[victim].Http, ports[victim].Grpc, [.. simulated, "--name", $"w{victim}"]);
             _workers.Add(workers[victim]);
+            // One worker down at a time: on a loaded machine a restart can outlast the 10 s between kills, and with two of
+            // three down a request may find both dead within its retry budget (a 503 by design, not what this test is about).
+            await gateway.WaitForWorkersAsync(http, views => views.Count(v => v.Available) == 3);
         }
 
         await Task.WhenAll(clients).WithTimeout();
