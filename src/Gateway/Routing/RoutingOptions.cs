@@ -38,8 +38,9 @@ internal sealed class RoutingOptions
     public TimeSpan SessionTtl { get; set; } = TimeSpan.FromMinutes(30);
 
     /// <summary>
-    /// Hot-spot guard for sessions: a session's worker whose outstanding requests (running + queued + sent since its last
-    /// report) reach this many times its slots loses the session's preference while a less loaded worker exists.
+    /// Hot-spot guard: a session's worker, or the worker holding a later turn's history, whose outstanding requests
+    /// (running + queued + sent since its last report) reach this many times its slots loses the request to the least
+    /// loaded worker while that one is below it.
     /// </summary>
     public double HotSpotLoad { get; set; } = 1.5;
 
