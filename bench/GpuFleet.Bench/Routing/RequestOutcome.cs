@@ -6,4 +6,8 @@ namespace GpuFleet.Bench.Routing;
 /// </summary>
 internal sealed record RequestOutcome(
     string Kind, bool Ok, double TimeToFirstToken, IReadOnlyList<double> Gaps, int OutputTokens,
-    int PromptTokens, int CachedTokens, double OracleTokens, string? Worker, string? Error, string? Route = null);
+    int PromptTokens, int CachedTokens, double OracleTokens, string? Worker, string? Error, string? Route = null)
+{
+    /// <summary>Its session, turn and send time (modelled seconds since the policy's run began), for <c>--requests-csv</c>.</summary>
+    public (int Session, int Turn, double SentAt) Origin { get; init; }
+}

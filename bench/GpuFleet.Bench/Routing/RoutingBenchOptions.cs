@@ -6,7 +6,7 @@ namespace GpuFleet.Bench.Routing;
 internal sealed record RoutingBenchOptions
 {
     public const string Usage = "routing [--workers 16] [--load 0.8] [--seconds 90] [--speedup 2] [--seed 1] [--slots 4] " +
-        "[--policies a,b,...] [--workloads mix,skewed,agent,chat,batch,llmd] [--plot-loads 0.4,0.6,0.8] [--plot-dir docs]";
+        "[--policies a,b,...] [--workloads mix,skewed,agent,chat,batch,llmd] [--plot-loads 0.4,0.6,0.8] [--plot-dir docs] [--requests-csv path]";
 
     public int Workers { get; init; } = 16;
 
@@ -37,10 +37,13 @@ internal sealed record RoutingBenchOptions
 
     public string PlotDirectory { get; init; } = "docs";
 
+    /// <summary>Where to write one row per request of every run (none: not written).</summary>
+    public string? RequestsCsv { get; init; }
+
     public static RoutingBenchOptions Parse(string[] args)
     {
         var read = new BenchOptionReader(args,
-            ["--workers", "--load", "--seconds", "--speedup", "--seed", "--slots", "--policies", "--workloads", "--plot-loads", "--plot-dir"]);
+            ["--workers", "--load", "--seconds", "--speedup", "--seed", "--slots", "--policies", "--workloads", "--plot-loads", "--plot-dir", "--requests-csv"]);
         var defaults = new RoutingBenchOptions();
         var options = new RoutingBenchOptions
         {
@@ -54,6 +57,7 @@ internal sealed record RoutingBenchOptions
             Workloads = read.Value("--workloads", defaults.Workloads, value => [.. value.Split(',').Select(Workload)]),
             PlotLoads = read.Value("--plot-loads", defaults.PlotLoads, value => [.. value.Split(',').Select(v => BenchOptionReader.Real("--plot-loads", v, 0.01, 2))]),
             PlotDirectory = read.Text("--plot-dir", defaults.PlotDirectory)!,
+            RequestsCsv = read.Text("--requests-csv", null),
         };
         read.ThrowIfErrors();
         return options;

@@ -55,6 +55,7 @@ internal static class RoutingBenchmark
         progress.WriteLine($"routing: {options.Workers} simulated workers ({profile.Name}, {options.Slots} slots, {options.Speedup}x) started in {clock.Elapsed.TotalSeconds:F0} s");
 
         var summaries = new List<RunSummary>();
+        using var csv = options.RequestsCsv is null ? null : new RequestCsv(options.RequestsCsv);
         var run = 0;
         foreach (var workload in options.Workloads)
         {
@@ -66,6 +67,7 @@ internal static class RoutingBenchmark
                     cancel.ThrowIfCancellationRequested();
                     var (summary, outcomes) = await RunOnceAsync(options, fleet, http, new PromptOracle(tokenizer), profile, modelId, workload, load, policy, $"r{run++:D3}", cancel);
                     progress.WriteLine($"routing: {Row(summary)}");
+                    csv?.Write(policy, summary.Workload, load, outcomes);
                     foreach (var line in RouteBreakdown.Lines(policy, outcomes))
                     {
                         progress.WriteLine(line);
@@ -136,8 +138,9 @@ internal static class RoutingBenchmark
         await Task.WhenAll(sessions.Select(async session =>
         {
             await Task.Delay(TimeSpan.FromSeconds(session.ArrivalSeconds / speedup), cancel);
-            foreach (var turn in session.Turns)
+            for (var index = 0; index < session.Turns.Count; index++)
             {
+                var turn = session.Turns[index];
                 if (turn.ThinkSeconds > 0)
                 {
                     await Task.Delay(TimeSpan.FromSeconds(turn.ThinkSeconds / speedup), cancel);
@@ -149,7 +152,9 @@ internal static class RoutingBenchmark
                 }
 
                 var share = oracle.ReusableShare(turn.Body);
-                outcomes.Add(await RoutingRequest.SendAsync(http, endpoint, turn.Body, session.Kind, share, speedup, cancel));
+                var sentAt = clock.Elapsed.TotalSeconds * speedup;
+                var outcome = await RoutingRequest.SendAsync(http, endpoint, turn.Body, session.Kind, share, speedup, cancel);
+                outcomes.Add(outcome with { Origin = (session.Id, index, sentAt) });
             }
         }));
         var modelled = clock.Elapsed.TotalSeconds * speedup;
