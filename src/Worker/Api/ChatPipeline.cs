@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using GpuFleet.Worker.Api.OpenAi;
 using GpuFleet.Worker.Chat;
 using GpuFleet.Worker.Engine;
@@ -37,7 +38,13 @@ internal static class ChatPipeline
             : null;
         var tokens = FitContext(api, api.SpecialTokens.Tokenize(prompt, api.Engine.ContextPerRequest));
         var (systemTurn, turnPrefix) = MessageBoundaries(api, prompt, tokens);
-        var request = api.BuildRequest(tokens, parameters, grammar) with { SharedPrefixLength = systemTurn, TurnPrefixLength = turnPrefix };
+        var toolsPrefix = safeTools.Count > 0 ? TokensWithin(api, tokens, prompt, QwenChatFormat.ToolsEnd(prompt)) : 0;
+        var request = api.BuildRequest(tokens, parameters, grammar) with
+        {
+            SharedPrefixLength = systemTurn,
+            ToolsPrefixLength = toolsPrefix < systemTurn ? toolsPrefix : 0,
+            TurnPrefixLength = turnPrefix,
+        };
         return (request, new QwenOutputParser(thinking != false, offered.Count > 0, offered));
     }
 
@@ -51,6 +58,36 @@ internal static class ChatPipeline
         ? tokens
         : throw api.ToError(new Rejection(RejectionReason.PromptTooLong, string.Create(CultureInfo.InvariantCulture,
             $"The prompt has more than {api.Engine.ContextPerRequest} tokens, but this worker's context holds {api.Engine.ContextPerRequest} tokens per request (prompt and completion).")));
+
+    /// <summary>
+    /// How many leading tokens lie wholly within the prompt's first <paramref name="characters"/> characters: their pieces
+    /// add up to the text's bytes. A token spanning the point is left out, so the count is a point every prompt with the
+    /// same text before it tokenizes alike up to.
+    /// </summary>
+    private static int TokensWithin(WorkerApi api, int[] tokens, string prompt, int characters)
+    {
+        if (characters <= 0)
+        {
+            return 0;
+        }
+
+        var budget = Encoding.UTF8.GetByteCount(prompt.AsSpan(0, characters));
+        var model = api.Engine.Model;
+        Span<byte> piece = stackalloc byte[256];
+        var bytes = 0;
+        for (var i = 0; i < tokens.Length; i++)
+        {
+            var length = model.TokenToPiece(tokens[i], piece);
+            if (length < 0 || bytes + length > budget)
+            {
+                return i;
+            }
+
+            bytes += length;
+        }
+
+        return tokens.Length;
+    }
 
     /// <summary>
     /// Message boundaries in the prompt's tokens, where snapshots are worth taking: the end of the system turn (system

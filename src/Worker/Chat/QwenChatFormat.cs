@@ -16,6 +16,8 @@ namespace GpuFleet.Worker.Chat;
 /// </remarks>
 internal static class QwenChatFormat
 {
+    private const string ToolsOpening = "<|im_start|>system\n# Tools\n\nYou have access to the following functions:\n\n<tools>";
+
     private const string ToolInstructions =
         "\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n"
         + "<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n"
@@ -26,6 +28,26 @@ internal static class QwenChatFormat
         + "- You may provide optional reasoning for your function call in natural language BEFORE the function call, but NOT after\n"
         + "- If there is no function call available, answer the question like normal with your current knowledge and do not tell the user about function calls\n"
         + "</IMPORTANT>";
+
+    private const string ToolsClosing = "\n</tools>" + ToolInstructions;
+
+    /// <summary>
+    /// Where the tool declarations and their instructions end in a rendered prompt (a character offset; 0 without tools).
+    /// They open the system turn, ahead of the system prompt: conversations declaring the same tools share everything
+    /// before this point whatever their system prompt says (an agent's per-repository or per-user instructions).
+    /// </summary>
+    public static int ToolsEnd(string prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        if (!prompt.StartsWith(ToolsOpening, StringComparison.Ordinal))
+        {
+            return 0;
+        }
+
+        // Tools are JSON on one line each, so the closing tag and instructions (with their newlines) cannot occur inside them.
+        var close = prompt.IndexOf(ToolsClosing, ToolsOpening.Length, StringComparison.Ordinal);
+        return close < 0 ? 0 : close + ToolsClosing.Length;
+    }
 
     /// <summary>Renders the prompt; throws <see cref="ChatFormatException"/> where the template raises an error.</summary>
     public static string Render(IReadOnlyList<ChatMessage> messages, ChatRenderOptions options)
@@ -42,14 +64,14 @@ internal static class QwenChatFormat
         if (options.Tools is { Count: > 0 } tools)
         {
             // Tools open the system turn; a system message's text follows the instructions when not blank.
-            sb.Append("<|im_start|>system\n# Tools\n\nYou have access to the following functions:\n\n<tools>");
+            sb.Append(ToolsOpening);
             foreach (var tool in tools)
             {
                 sb.Append('\n');
                 AppendToolJson(sb, tool);
             }
 
-            sb.Append("\n</tools>").Append(ToolInstructions);
+            sb.Append(ToolsClosing);
             var system = firstIsSystem ? PythonText.Strip(messages[0].Content ?? "") : "";
             if (system.Length > 0)
             {

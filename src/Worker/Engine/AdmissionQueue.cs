@@ -78,18 +78,26 @@ internal sealed class AdmissionQueue(int slots, int capacity) : IDisposable
         return true;
     }
 
-    /// <summary>The oldest waiting request, or null; <paramref name="admit"/> may decline it (it then stays first in line).</summary>
-    public PendingRequest? TryDequeue(Func<PendingRequest, bool>? admit = null)
+    /// <summary>
+    /// The oldest waiting request that <paramref name="passOver"/> does not hold back (those keep their places), or null;
+    /// <paramref name="admit"/> may decline it, and it then stays first in line.
+    /// </summary>
+    public PendingRequest? TryDequeue(Func<PendingRequest, bool>? admit = null, Func<PendingRequest, bool>? passOver = null)
     {
         lock (_gate)
         {
             var first = _waiting.First;
+            while (first is not null && passOver is not null && passOver(first.Value))
+            {
+                first = first.Next;
+            }
+
             if (first is null || (admit is not null && !admit(first.Value)))
             {
                 return null;
             }
 
-            _waiting.RemoveFirst();
+            _waiting.Remove(first);
             _waitingPromptTokens -= first.Value.Prompt.Length;
             return first.Value;
         }

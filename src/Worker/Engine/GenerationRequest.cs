@@ -31,6 +31,12 @@ internal sealed record GenerationRequest
     public int SharedPrefixLength { get; init; }
 
     /// <summary>
+    /// Leading prompt tokens that conversations declaring the same tools share whatever their system prompt (the tools
+    /// open the system turn); 0 = none. Taken as a snapshot point like <see cref="SharedPrefixLength"/>.
+    /// </summary>
+    public int ToolsPrefixLength { get; init; }
+
+    /// <summary>
     /// Prompt tokens before the generation prompt (the end of the last complete message); 0 = unknown. The next turn of
     /// the conversation extends exactly this prefix (the chat template re-renders the opened assistant turn), so that is
     /// where a snapshot of the prompt is taken; without it, at the token before the prompt's last.

@@ -110,6 +110,20 @@ internal sealed class PrefixSnapshotCache
     /// <summary>The longest cached prefix of <paramref name="prompt"/> no longer than <paramref name="maxLength"/>.</summary>
     public (int[] Tokens, SequenceState State)? FindLongestPrefix(ReadOnlySpan<int> prompt, int maxLength)
     {
+        if (Longest(prompt, maxLength) is not { } best)
+        {
+            return null;
+        }
+
+        Touch(best);
+        return (best.Value.Tokens, best.Value.State);
+    }
+
+    /// <summary>The length of <see cref="FindLongestPrefix"/>'s answer (0: none), without using the entry.</summary>
+    public int LongestPrefixLength(ReadOnlySpan<int> prompt, int maxLength) => Longest(prompt, maxLength)?.Value.Tokens.Length ?? 0;
+
+    private LinkedListNode<Entry>? Longest(ReadOnlySpan<int> prompt, int maxLength)
+    {
         LinkedListNode<Entry>? best = null;
         for (var node = _lru.First; node is not null; node = node.Next)
         {
@@ -122,13 +136,7 @@ internal sealed class PrefixSnapshotCache
             }
         }
 
-        if (best is null)
-        {
-            return null;
-        }
-
-        Touch(best);
-        return (best.Value.Tokens, best.Value.State);
+        return best;
     }
 
     private void Touch(LinkedListNode<Entry> node)

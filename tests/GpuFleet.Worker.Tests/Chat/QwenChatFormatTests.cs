@@ -69,6 +69,22 @@ public sealed class QwenChatFormatTests
     }
 
     [Fact]
+    public void Tools_end_where_the_system_prompt_follows_them_and_is_zero_without_tools()
+    {
+        ChatMessage[] messages = [new("system", "You are the team's agent."), new("user", "Hi")];
+        var withTools = QwenChatFormat.Render(messages, new() { Tools = [new ChatTool("ping", "Checks a host.", null)] });
+        var otherSystem = QwenChatFormat.Render([new("system", "You work in the billing repository."), new("user", "Hi")],
+            new() { Tools = [new ChatTool("ping", "Checks a host.", null)] });
+
+        var end = QwenChatFormat.ToolsEnd(withTools);
+
+        Assert.EndsWith("</IMPORTANT>", withTools[..end], StringComparison.Ordinal);
+        Assert.StartsWith("\n\nYou are the team's agent.<|im_end|>", withTools[end..], StringComparison.Ordinal);
+        Assert.Equal(withTools[..end], otherSystem[..QwenChatFormat.ToolsEnd(otherSystem)]);
+        Assert.Equal(0, QwenChatFormat.ToolsEnd(QwenChatFormat.Render(messages, new())));
+    }
+
+    [Fact]
     public void Generation_starts_in_reasoning_unless_thinking_is_disabled()
     {
         Assert.True(QwenChatFormat.GenerationStartsInReasoning(new()));

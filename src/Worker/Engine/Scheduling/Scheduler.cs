@@ -27,6 +27,8 @@ internal sealed class Scheduler
     private readonly List<ActiveGeneration> _active = [];
     private readonly List<ActiveGeneration> _prefillOrder = [];
     private readonly Comparison<ActiveGeneration> _prefillPriority;
+    private readonly Func<PendingRequest, bool> _fitsInPool;
+    private readonly Func<PendingRequest, bool> _awaitsSharedPrefill;
     private long _overdueBefore;
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -42,6 +44,9 @@ internal sealed class Scheduler
     internal const int UnreadTokenLimit = 1024;
 
     private static readonly TimeSpan ReaderWaitPoll = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>Fewer shared tokens than this (a chat template's opening) are computed again rather than waited for.</summary>
+    internal const int MinSharedPrefillTokens = 256;
 
     private ITokenBatch? _batch;
     private SlotTable? _slots;
@@ -61,6 +66,8 @@ internal sealed class Scheduler
         _snapshots = new PrefixSnapshotCache(options.PrefixReuse && backend.UsesStateSnapshots ? options.HostCacheBytes : 0);
         _holdings = new BlockHoldings(_snapshots);
         _prefillPriority = ComparePrefillPriority;
+        _fitsInPool = FitsInPool;
+        _awaitsSharedPrefill = AwaitsSharedPrefill;
     }
 
     /// <summary>Completes when the context is created and measured (or faults if that failed).</summary>
@@ -186,7 +193,7 @@ internal sealed class Scheduler
     private void Admit()
     {
         var admitted = _active.Count;
-        while (Slots.AnyFree && _queue.TryDequeue(FitsInPool) is { } pending)
+        while (Slots.AnyFree && _queue.TryDequeue(_fitsInPool, _awaitsSharedPrefill) is { } pending)
         {
             if (pending.Cancellation.IsCancellationRequested)
             {
@@ -218,6 +225,72 @@ internal sealed class Scheduler
     /// </summary>
     private bool FitsInPool(PendingRequest pending) =>
         _active.Count == 0 || pending.Prompt.Length + _active.Sum(a => (long)a.Prompt.Length + a.Generated) <= Slots.Capacity;
+
+    /// <summary>
+    /// A waiting prompt stays queued (later ones may pass it) while a running request is prefilling a longer prefix of it
+    /// than any cache can give it now, up to a point where that request takes a snapshot: the end of a shared system
+    /// turn or of its tools, of its previous turn, of a snapshot interval, or of its prompt. Computed side by side, the same tokens would
+    /// cost the GPU twice and each prompt its share of the other's prefill (agents sharing a system prompt arriving
+    /// together, a conversation's turn sent again); waited for, the snapshot is restored and only the rest is prefilled.
+    /// Only with snapshots: a trimmable KV cache is reused from idle slots alone.
+    /// </summary>
+    private bool AwaitsSharedPrefill(PendingRequest pending)
+    {
+        if (!_snapshots.Enabled || !_options.PrefixReuse)
+        {
+            return false;
+        }
+
+        var prompt = pending.Prompt;
+        var reusableNow = -1;
+        foreach (var active in _active)
+        {
+            if (active.Decoding)
+            {
+                continue;
+            }
+
+            var common = Math.Min(active.Prompt.AsSpan().CommonPrefixLength(prompt), prompt.Length - 1);
+            var point = SnapshotPointWithin(active, common);
+            if (point - active.PrefillPosition <= 0 || point < MinSharedPrefillTokens)
+            {
+                continue;
+            }
+
+            if (reusableNow < 0)
+            {
+                reusableNow = Slots.Reusable(prompt);
+            }
+
+            if (point - reusableNow >= MinSharedPrefillTokens)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// The furthest point, at most <paramref name="limit"/>, where <see cref="NextPrefillBoundary"/> will snapshot the
+    /// request's prefill (0: none).
+    /// </summary>
+    private int SnapshotPointWithin(ActiveGeneration active, int limit)
+    {
+        var request = active.Pending.Request;
+        var last = active.Prompt.Length - 1;
+        var interval = _options.SnapshotInterval > 0 ? limit / _options.SnapshotInterval * _options.SnapshotInterval : 0;
+        var point = 0;
+        foreach (var candidate in (ReadOnlySpan<int>)[request.ToolsPrefixLength, request.SharedPrefixLength, request.TurnPrefixLength, last, interval])
+        {
+            if (candidate > point && candidate <= limit && candidate <= last)
+            {
+                point = candidate;
+            }
+        }
+
+        return point;
+    }
 
     /// <summary>One step: drop the cancelled, make room, build the batch, decode it, then take each request's share.</summary>
     private void Step()
@@ -416,7 +489,7 @@ internal sealed class Scheduler
     /// <summary>
     /// Where this step's prefill chunk of a request should stop: the prompt's end, or earlier at a point
     /// where a snapshot is wanted: the end of the shared prefix (system prompt and tools, which other
-    /// conversations restore), the end of the last complete message (which the conversation's next turn
+    /// conversations restore) and of the tools alone (which conversations with another system prompt restore), the end of the last complete message (which the conversation's next turn
     /// extends; without a known boundary the token before the last, which a repeated prompt extends), and every
     /// SnapshotInterval tokens.
     /// </summary>
@@ -437,6 +510,12 @@ internal sealed class Scheduler
             end = shared;
         }
 
+        var tools = request.ToolsPrefixLength;
+        if (tools > position && tools < end)
+        {
+            end = tools;
+        }
+
         if (_options.SnapshotInterval > 0)
         {
             var next = ((position / _options.SnapshotInterval) + 1) * _options.SnapshotInterval;
@@ -444,7 +523,7 @@ internal sealed class Scheduler
         }
 
         // Interval snapshots are sharing points too: a later prompt snapshot of the same request must not replace them.
-        return (end, true, end == shared || (_options.SnapshotInterval > 0 && end % _options.SnapshotInterval == 0 && end != request.TurnPrefixLength));
+        return (end, true, end == shared || end == tools || (_options.SnapshotInterval > 0 && end % _options.SnapshotInterval == 0 && end != request.TurnPrefixLength));
     }
 
     private void SampleAndEmit(ActiveGeneration active)

@@ -64,17 +64,7 @@ internal sealed class SlotTable
         var bestReuse = 0;
         foreach (var slot in _slots.Where(s => s.Active is null))
         {
-            var common = slot.Cached.CommonPrefixLength(prompt);
-            // Without tail trimming, a slot's state is only usable when all of it is a prefix of the prompt. With it,
-            // trimming is worth it only when it keeps at least as much as it throws away: sharing just the chat
-            // template's first tokens must not cost another conversation's whole cached prefix.
-            var reuse = State.CanTrimTail ? Math.Min(common, maxReuse)
-                : common == slot.CachedCount && common <= maxReuse ? common : 0;
-            if (reuse < slot.CachedCount - reuse)
-            {
-                reuse = 0;
-            }
-
+            var reuse = Reuse(slot, prompt, maxReuse);
             // Equal reuse: an empty slot first (nothing cached is lost), then the least recently used.
             if (best is null || reuse > bestReuse || (reuse == bestReuse && Emptier(slot, best)))
             {
@@ -119,6 +109,14 @@ internal sealed class SlotTable
         return (chosen, 0);
     }
 
+    /// <summary>The prompt tokens <see cref="Assign"/> would skip now, without assigning anything.</summary>
+    public int Reusable(int[] prompt)
+    {
+        var maxReuse = _prefixReuse ? prompt.Length - 1 : 0;
+        var best = _slots.Where(s => s.Active is null).Select(s => Reuse(s, prompt, maxReuse)).DefaultIfEmpty().Max();
+        return _snapshots.Enabled ? Math.Max(best, _snapshots.LongestPrefixLength(prompt, maxReuse)) : best;
+    }
+
     /// <summary>
     /// Frees cells for <paramref name="cells"/> more tokens from the cached prefixes of idle slots, least recently used
     /// first (their state was snapshotted when their turn ended); true when the pool then has room.
@@ -161,6 +159,18 @@ internal sealed class SlotTable
         _context.ClearSequence(slot.Sequence);
         slot.Clear();
         _holdings.Set(slot, []);
+    }
+
+    /// <summary>What a free slot's cached tokens would spare the prompt.</summary>
+    private int Reuse(SequenceSlot slot, int[] prompt, int maxReuse)
+    {
+        var common = slot.Cached.CommonPrefixLength(prompt);
+        // Without tail trimming, a slot's state is only usable when all of it is a prefix of the prompt. With it,
+        // trimming is worth it only when it keeps at least as much as it throws away: sharing just the chat
+        // template's first tokens must not cost another conversation's whole cached prefix.
+        var reuse = State.CanTrimTail ? Math.Min(common, maxReuse)
+            : common == slot.CachedCount && common <= maxReuse ? common : 0;
+        return reuse < slot.CachedCount - reuse ? 0 : reuse;
     }
 
     private static bool Emptier(SequenceSlot slot, SequenceSlot than) =>

@@ -125,6 +125,27 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
     }
 
     [Fact]
+    public async Task A_conversation_sharing_a_system_prompt_being_prefilled_waits_for_its_snapshot_instead_of_computing_it_again()
+    {
+        // ~3,000 system-prompt tokens: about 1.5 s of prefill at 2x on the card profile, so the second conversation arrives
+        // while the first is still computing them. Side by side it would compute them too and find nothing cached.
+        await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 2);
+        var system = string.Join(' ', Enumerable.Repeat("You are a careful coding agent; read the files before you edit them.", 200));
+        var imStart = _vocabulary.Tokenize("<|im_start|>").Single();
+        var firstPrompt = ChatPrompt(_vocabulary, "Fix the failing test.", system);
+        var systemTurn = Array.IndexOf(firstPrompt, imStart, 1);
+        Assert.InRange(systemTurn, 2 * Scheduler.MinSharedPrefillTokens, firstPrompt.Length);
+        var first = engine.RunAsync(Greedy(firstPrompt, 2) with { SharedPrefixLength = systemTurn });
+        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().RunningSlots == 1));
+
+        var second = await engine.RunAsync(Greedy(ChatPrompt(_vocabulary, "Add a benchmark for the parser.", system), 2) with { SharedPrefixLength = systemTurn });
+
+        Assert.Equal(0, (await first).Usage.CachedPromptTokens);
+        Assert.Equal(systemTurn, second.Usage.CachedPromptTokens);
+        Assert.Equal(2, second.Tokens.Count);
+    }
+
+    [Fact]
     public async Task Host_cache_stays_within_its_budget_in_modelled_state_bytes()
     {
         // 151 MB of recurrent state per snapshot: a 400 MB budget holds two, so a third conversation evicts.
