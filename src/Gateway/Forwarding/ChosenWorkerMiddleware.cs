@@ -22,7 +22,7 @@ internal sealed class ChosenWorkerMiddleware(RequestDelegate next, WorkerTraffic
         metrics.ObserveDecision(choice?.Reason);
         context.Features.Get<ResponseWatch>()?.FirstTokenTimeout = timeouts.For(chosen, choice?.PrefillTokens ?? 0);
         var newBlocks = context.Features.Get<InspectedRequestFeature>()?.Request is { } request ? request.Blocks.Count - (choice?.HeldBlocks ?? 0) : 0;
-        using var sent = traffic.Begin(chosen, newBlocks);
+        using var sent = traffic.Begin(chosen, newBlocks, choice?.PrefillTokens);
         await next(context);
         if (context.Response.StatusCode is >= 200 and < 300)
         {

@@ -170,7 +170,6 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
 
         // A worker returning from an ejection is given a rising share of its slots (slow start).
         var slots = Math.Max(1, (int)(status!.TotalSlots * ejections.Share(id)));
-        var (outstanding, unreported, pendingPrefill) = traffic.Outstanding(id, status, load!.ReceivedAt);
         var held = 0;
         if (inspected?.Request is { } request && inspected.Affinity.HeldBlocks.TryGetValue(id, out var blocks) && blocks > 0)
         {
@@ -183,10 +182,12 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         var historyBlocks = inspected?.Request is { } turn ? Math.Min(turn.HistoryBytes / options.BlockBytes, turn.Blocks.Count) : 0;
         var holdsHistory = historyBlocks > 0 && held > 0 && held >= historyBlocks - 1;
         var requestSeconds = (traffic.MeanDuration(id) ?? options.DefaultRequestDuration).TotalSeconds;
+        var prefillTokens = Math.Max(0, promptTokens - heldTokens);
+        var (outstanding, _, _, prefillAhead) = traffic.Outstanding(id, status, load!.ReceivedAt, prefillTokens);
         // Requests beyond the slots wait for slots to free: about one mean request duration per batch of slots ahead.
         var slotWait = outstanding >= slots ? (double)(outstanding - slots + 1) / slots * requestSeconds : 0;
-        var backlog = (pendingPrefill + ((double)unreported * promptTokens)) / prefillRate;
-        var prefillTokens = Math.Max(0, promptTokens - heldTokens);
+        // The prefill it waits for there: the worker's shortest-first order lets a short prompt pass longer ones.
+        var backlog = prefillAhead / prefillRate;
         var prefill = prefillTokens / prefillRate;
         // Cached work: the blocks it reported holding plus those this gateway sent it since (the report lags).
         var (sentBlocks, lastSentAt) = traffic.SentBlocksSince(id, load.ReceivedAt);

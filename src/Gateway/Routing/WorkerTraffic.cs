@@ -17,15 +17,17 @@ internal sealed class WorkerTraffic(TimeProvider time)
 
     /// <summary>
     /// Counts a request sent to <paramref name="destination"/> that brings it <paramref name="newBlocks"/> prefix blocks
-    /// it does not hold yet; dispose the result when its response ends.
+    /// it does not hold yet and, as far as the policy knows, <paramref name="prefillTokens"/> prompt tokens to prefill
+    /// (null: unknown); dispose the result when its response ends.
     /// </summary>
-    public Sent Begin(string destination, int newBlocks = 0)
+    public Sent Begin(string destination, int newBlocks = 0, int? prefillTokens = null)
     {
         var counters = For(destination);
         var at = time.GetTimestamp();
+        var entry = (at, prefillTokens);
         lock (counters)
         {
-            counters.InFlightSentAt.Add(at);
+            counters.InFlight.Add(entry);
             counters.RecentSends.Enqueue((at, Math.Max(0, newBlocks)));
             if (counters.RecentSends.Count > MaxRecentSends)
             {
@@ -33,7 +35,7 @@ internal sealed class WorkerTraffic(TimeProvider time)
             }
         }
 
-        return new Sent(this, counters, at);
+        return new Sent(this, counters, entry);
     }
 
     /// <summary>
@@ -63,7 +65,7 @@ internal sealed class WorkerTraffic(TimeProvider time)
         var counters = For(destination);
         lock (counters)
         {
-            return counters.InFlightSentAt.Count(t => t > reportReceivedAt);
+            return counters.InFlight.Count(r => r.At > reportReceivedAt);
         }
     }
 
@@ -74,20 +76,40 @@ internal sealed class WorkerTraffic(TimeProvider time)
     /// not its running requests or their pending prefill. The policy's estimate and the "every worker is full" check
     /// both read this.
     /// </summary>
-    public WorkEstimate Outstanding(string destination, GpuFleet.Contracts.V1.EngineStatus engine, long reportReceivedAt)
+    /// <remarks>
+    /// <see cref="WorkEstimate.PrefillAhead"/> is the prompt tokens the worker will prefill before it is done with
+    /// <paramref name="prefillTokens"/> of a new prompt's own. It prefills the prompt with the fewest tokens left first,
+    /// so each prompt there delays the new one by at most the new one's size: a later turn's few hundred tokens do not
+    /// wait behind a cold 16k-token prompt (see EngineOptions.PrefillOvertakeLimit). The report gives the backlog as one
+    /// sum over its requests, so that is capped at their count times the new prompt's size; a request sent since counts
+    /// its own expected prefill (unknown: the new prompt's size).
+    /// </remarks>
+    public WorkEstimate Outstanding(string destination, GpuFleet.Contracts.V1.EngineStatus engine, long reportReceivedAt, int prefillTokens = int.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(engine);
         var counters = For(destination);
-        int unreported, inFlight;
+        var unreported = 0;
+        var unreportedAhead = 0L;
+        int inFlight;
         lock (counters)
         {
-            unreported = counters.InFlightSentAt.Count(t => t > reportReceivedAt);
-            inFlight = counters.InFlightSentAt.Count;
+            foreach (var (at, tokens) in counters.InFlight)
+            {
+                if (at > reportReceivedAt)
+                {
+                    unreported++;
+                    unreportedAhead += Math.Min(tokens ?? prefillTokens, prefillTokens);
+                }
+            }
+
+            inFlight = counters.InFlight.Count;
         }
 
         var outdated = inFlight == 0 && Volatile.Read(ref counters.EndedAt) > reportReceivedAt;
         var running = outdated ? 0 : (int)engine.RunningSlots;
-        return new WorkEstimate(running + (int)engine.QueueDepth + unreported, unreported, outdated ? 0 : engine.PendingPrefillTokens);
+        var reported = outdated ? 0 : engine.PendingPrefillTokens;
+        var reportedAhead = Math.Min(reported, (ulong)Math.Max(1, running + engine.QueueDepth) * (ulong)Math.Max(0, prefillTokens));
+        return new WorkEstimate(running + (int)engine.QueueDepth + unreported, unreported, reported, (long)reportedAhead + unreportedAhead);
     }
 
     public int InFlight(string destination)
@@ -95,7 +117,7 @@ internal sealed class WorkerTraffic(TimeProvider time)
         var counters = For(destination);
         lock (counters)
         {
-            return counters.InFlightSentAt.Count;
+            return counters.InFlight.Count;
         }
     }
 
@@ -117,13 +139,13 @@ internal sealed class WorkerTraffic(TimeProvider time)
 
     private Counters For(string destination) => _workers.GetOrAdd(destination, _ => new Counters());
 
-    private void End(Counters counters, long sentAt, bool measure)
+    private void End(Counters counters, (long At, int? PrefillTokens) entry, bool measure)
     {
-        var seconds = time.GetElapsedTime(sentAt).TotalSeconds;
+        var seconds = time.GetElapsedTime(entry.At).TotalSeconds;
         Volatile.Write(ref counters.EndedAt, time.GetTimestamp());
         lock (counters)
         {
-            counters.InFlightSentAt.Remove(sentAt);
+            counters.InFlight.Remove(entry);
             if (measure)
             {
                 counters.MeanSeconds = counters.MeanSeconds == 0 ? seconds : (0.8 * counters.MeanSeconds) + (0.2 * seconds);
@@ -131,12 +153,16 @@ internal sealed class WorkerTraffic(TimeProvider time)
         }
     }
 
-    /// <summary>Requests at the worker (running, queued, sent since its report), those unreported, and its reported prefill backlog.</summary>
-    public readonly record struct WorkEstimate(int Requests, int Unreported, ulong PendingPrefillTokens);
+    /// <summary>
+    /// Requests at the worker (running, queued, sent since its report), those unreported, its reported prefill backlog,
+    /// and the prefill a new prompt waits for there (<see cref="Outstanding"/>).
+    /// </summary>
+    public readonly record struct WorkEstimate(int Requests, int Unreported, ulong PendingPrefillTokens, long PrefillAhead);
 
     internal sealed class Counters
     {
-        public List<long> InFlightSentAt { get; } = [];
+        /// <summary>Requests in flight: when each was sent and the prefill the policy expected of it (null: unknown).</summary>
+        public List<(long At, int? PrefillTokens)> InFlight { get; } = [];
 
         /// <summary>The latest sends (when, new prefix blocks), oldest first, at most <see cref="MaxRecentSends"/>.</summary>
         public Queue<(long At, int Blocks)> RecentSends { get; } = new();
@@ -155,14 +181,14 @@ internal sealed class WorkerTraffic(TimeProvider time)
     {
         private readonly WorkerTraffic _owner;
         private readonly Counters _counters;
-        private readonly long _sentAt;
+        private readonly (long At, int? PrefillTokens) _entry;
         private int _ended;
 
-        internal Sent(WorkerTraffic owner, Counters counters, long sentAt)
+        internal Sent(WorkerTraffic owner, Counters counters, (long At, int? PrefillTokens) entry)
         {
             _owner = owner;
             _counters = counters;
-            _sentAt = sentAt;
+            _entry = entry;
         }
 
         /// <summary>The worker served the request: its duration feeds the queue-wait estimate.</summary>
@@ -174,7 +200,7 @@ internal sealed class WorkerTraffic(TimeProvider time)
         {
             if (Interlocked.Exchange(ref _ended, 1) == 0)
             {
-                _owner.End(_counters, _sentAt, measure);
+                _owner.End(_counters, _entry, measure);
             }
         }
     }

@@ -147,15 +147,16 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w3", running: 4, queued: 2);
         Assert.Equal("w2", Pick(Routing(400)).Worker);
 
-        // That is 2.5 s on w2, plus 0.4 s of prefill: an idle worker with 2.6 s of prefill backlog is later, one with 2.4 s earlier
-        // (with the new-conversation load margin wide enough to keep the full w2 a candidate, so the estimate alone decides).
+        // That is 2.5 s on w2, plus 4 s of prefill: a worker with one request and 2.6 s of prefill backlog is later, one with
+        // 2.4 s earlier (with the new-conversation load margin wide enough to keep the full w2 a candidate, so the estimate
+        // alone decides).
         _options.NewConversationLoadMargin = 2;
         _options.SpreadTolerance = TimeSpan.Zero;
         _options.SpreadToleranceRatio = 0;
-        Report("w1", pendingPrefill: 2600);
-        Assert.Equal("w2", Pick(Routing(400)).Worker);
-        Report("w1", pendingPrefill: 2400);
-        Assert.Equal("w1", Pick(Routing(400)).Worker);
+        Report("w1", running: 1, pendingPrefill: 2600);
+        Assert.Equal("w2", Pick(Routing(4000)).Worker);
+        Report("w1", running: 1, pendingPrefill: 2400);
+        Assert.Equal("w1", Pick(Routing(4000)).Worker);
     }
 
     [Fact]
@@ -485,6 +486,21 @@ public sealed class TimeToFirstTokenPolicyTests
     }
 
     [Fact]
+    public void A_short_prompt_is_not_held_back_by_a_long_prefill_that_it_would_overtake()
+    {
+        // w1 is prefilling a cold 10,000-token prompt; w2 has a slot free after 2.5 s. The worker prefills the prompt with the
+        // fewest tokens left first, so a 400-token prompt waits for 400 tokens of it at most (0.8 s in all) and w1 wins.
+        _options.NewConversationLoadMargin = 2;
+        Report("w1", running: 1, pendingPrefill: 10_000);
+        Report("w2", running: 4, queued: 0);
+        Report("w3", running: 4, queued: 0);
+        Assert.Equal("w1", Pick(Routing(400)).Worker);
+
+        // A prompt as long as the backlog waits for all of it: 10 s + 10 s on w1 against 2.5 s + 10 s on w2.
+        Assert.Equal("w2", Pick(Routing(10_000)).Worker);
+    }
+
+    [Fact]
     public void Later_turns_keep_their_worker_however_much_it_caches()
     {
         Report("w1", heldBlocks: 200, kvUsed: 30_000);
@@ -493,8 +509,10 @@ public sealed class TimeToFirstTokenPolicyTests
         Assert.Equal(("w1", RouteReasons.Affinity), Reasoned(Pick(Routing(2000, new() { ["w1"] = 7 }))));
         Assert.Equal(("w1", RouteReasons.Session), Reasoned(Pick(Routing(2000, session: "w1"))));
 
-        // A holder that is slower than a cold worker loses as before, and the cold workers spread among themselves.
-        Report("w1", heldBlocks: 200, pendingPrefill: 10_000);
+        // A holder that is slower than a cold worker (5 s of slot wait: a quarter of the 10 s mean duration for each of two
+        // requests ahead) loses as before, and the cold workers spread among themselves.
+        _options.NewConversationLoadMargin = 2;
+        Report("w1", running: 4, queued: 1, heldBlocks: 200);
         Report("w2", heldBlocks: 5);
         Report("w3", heldBlocks: 1);
         Assert.Equal(("w3", RouteReasons.Load), Reasoned(Pick(Routing(2000, new() { ["w1"] = 7 }))));

@@ -24,9 +24,11 @@ public sealed class WorkerTrafficTests
         using var after2 = traffic.Begin("w1");
 
         // The report already holds the first request; the two sent since are not in it yet.
-        Assert.Equal(new WorkerTraffic.WorkEstimate(2 + 1 + 2, 2, 300), traffic.Outstanding("w1", Report(2, 1, 300), reportAt));
+        // A 50-token prompt waits for at most 50 tokens of each of the three reported requests, and their prefill being
+        // unknown here, for 50 of each sent since.
+        Assert.Equal(new WorkerTraffic.WorkEstimate(2 + 1 + 2, 2, 300, 150 + 100), traffic.Outstanding("w1", Report(2, 1, 300), reportAt, 50));
         after1.Complete();
-        Assert.Equal(new WorkerTraffic.WorkEstimate(2 + 1 + 1, 1, 300), traffic.Outstanding("w1", Report(2, 1, 300), reportAt));
+        Assert.Equal(new WorkerTraffic.WorkEstimate(2 + 1 + 1, 1, 300, 150 + 50), traffic.Outstanding("w1", Report(2, 1, 300), reportAt, 50));
         Assert.Equal(0, traffic.Outstanding("w2", Report(0, 0, 0), reportAt).Requests);
     }
 
@@ -41,15 +43,31 @@ public sealed class WorkerTrafficTests
         sent.Complete(); // then it ends, before the next report
 
         // Its running work and prefill backlog are over; another replica's queued work may not be.
-        Assert.Equal(new WorkerTraffic.WorkEstimate(1, 0, 0), traffic.Outstanding("w1", Report(3, 1, 500), reportAt));
+        Assert.Equal(new WorkerTraffic.WorkEstimate(1, 0, 0, 0), traffic.Outstanding("w1", Report(3, 1, 500), reportAt));
 
         // A newer report is taken at its word again.
         _clock.Advance(TimeSpan.FromMilliseconds(10));
-        Assert.Equal(new WorkerTraffic.WorkEstimate(4, 0, 500), traffic.Outstanding("w1", Report(3, 1, 500), _clock.GetTimestamp()));
+        Assert.Equal(new WorkerTraffic.WorkEstimate(4, 0, 500, 500), traffic.Outstanding("w1", Report(3, 1, 500), _clock.GetTimestamp()));
 
         // And so is an older one while a request of ours is still in flight there.
         using var again = traffic.Begin("w1");
-        Assert.Equal(new WorkerTraffic.WorkEstimate(3 + 1 + 1, 1, 500), traffic.Outstanding("w1", Report(3, 1, 500), reportAt));
+        Assert.Equal(new WorkerTraffic.WorkEstimate(3 + 1 + 1, 1, 500, 500 + 1000), traffic.Outstanding("w1", Report(3, 1, 500), reportAt, 1000));
+    }
+
+    [Fact]
+    public void A_short_prompt_waits_for_at_most_its_own_size_of_each_prompt_ahead_as_the_worker_prefills_shortest_first()
+    {
+        var traffic = new WorkerTraffic(_clock);
+        var reportAt = _clock.GetTimestamp();
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        using var cold = traffic.Begin("w1", prefillTokens: 16_000);
+        using var warm = traffic.Begin("w1", prefillTokens: 300);
+
+        // Reported: two requests with 20,000 tokens left between them. A 500-token turn waits for at most 500 of each
+        // of them and of the cold prompt sent since, and for all of the 300-token one.
+        Assert.Equal(500 + 500 + 500 + 300, traffic.Outstanding("w1", Report(2, 0, 20_000), reportAt, 500).PrefillAhead);
+        // A prompt as long as any of them waits for all of it.
+        Assert.Equal(20_000 + 16_000 + 300, traffic.Outstanding("w1", Report(2, 0, 20_000), reportAt, 16_000).PrefillAhead);
     }
 
     [Fact]
