@@ -41,8 +41,11 @@ public static class AgentWorkload
         return text.ToString();
     }
 
-    /// <summary>Ten function tools with JSON-schema parameters, as agents declare them.</summary>
-    public static JsonArray ToolSchemas() =>
+    /// <summary>
+    /// Ten function tools with JSON-schema parameters, as agents declare them. A <paramref name="toolset"/> name makes the
+    /// descriptions differ from every other toolset's (the benchmarks' runs must not reuse each other's cached tools).
+    /// </summary>
+    public static JsonArray ToolSchemas(string? toolset = null) =>
     [
         .. Tools.Select((name, i) => (JsonNode)new JsonObject
         {
@@ -50,7 +53,7 @@ public static class AgentWorkload
             ["function"] = new JsonObject
             {
                 ["name"] = name,
-                ["description"] = ToolDescription(name, i),
+                ["description"] = toolset is null ? ToolDescription(name, i) : $"[{toolset}] {ToolDescription(name, i)}",
                 ["parameters"] = new JsonObject
                 {
                     ["type"] = "object",
@@ -92,15 +95,15 @@ public static class AgentWorkload
         return text.Append("</project_context>").ToString();
     }
 
-    /// <summary>A first request: system prompt, tools, the context message; streaming with usage; max_tokens 32000 as agents send.</summary>
-    public static JsonObject FirstRequest(string model, string task, string systemPrompt, int maxTokens = 32_000) => new()
+    /// <summary>A first request: system prompt, tools (of <paramref name="toolset"/>), the context message; streaming with usage; max_tokens 32000 as agents send.</summary>
+    public static JsonObject FirstRequest(string model, string task, string systemPrompt, int maxTokens = 32_000, string? toolset = null) => new()
     {
         ["model"] = model,
         ["stream"] = true,
         ["stream_options"] = new JsonObject { ["include_usage"] = true },
         ["max_tokens"] = maxTokens,
         ["temperature"] = 0,
-        ["tools"] = ToolSchemas(),
+        ["tools"] = ToolSchemas(toolset),
         ["messages"] = new JsonArray
         {
             new JsonObject { ["role"] = "system", ["content"] = systemPrompt },

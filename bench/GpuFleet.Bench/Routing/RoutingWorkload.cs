@@ -85,7 +85,7 @@ internal static class RoutingWorkload
     {
         var turns = new List<WorkloadTurn>();
         var body = AgentWorkload.FirstRequest(model, $"Task {id}: fix the failing build in module {random.Next(1000)}.",
-            AgentWorkload.SystemPrompt(agent: $"coder-{salt}-{agent}"), AgentOutputTokens);
+            AgentWorkload.SystemPrompt(agent: $"coder-{salt}-{agent}"), AgentOutputTokens, toolset: salt);
         var count = random.Next(10, 41);
         for (var turn = 0; turn < count; turn++)
         {

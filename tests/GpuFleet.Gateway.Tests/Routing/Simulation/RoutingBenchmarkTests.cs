@@ -36,6 +36,32 @@ public sealed class RoutingBenchmarkTests : IDisposable
         Assert.NotEqual(first, other);
     }
 
+    [Theory]
+    [InlineData("mix")]
+    [InlineData("skewed")]
+    [InlineData("llmd")]
+    public void Another_salt_changes_what_the_prompt_starts_with_the_tools_and_the_system_prompt(string workload)
+    {
+        // The workers keep their caches from one policy's run to the next: a prefix that two runs share would be a
+        // head start for the later policy. The tools render first in the chat template, then the system prompt.
+        var kind = Enum.Parse<WorkloadKind>(workload, ignoreCase: true);
+        var first = RoutingWorkload.Generate(kind, seed: 7, sessionsPerSecond: 0.5, seconds: 120, "m", "r000");
+        var second = RoutingWorkload.Generate(kind, seed: 7, sessionsPerSecond: 0.5, seconds: 120, "m", "r001");
+
+        Assert.Equal(first.Count, second.Count);
+        Assert.All(first.Zip(second), pair =>
+        {
+            var (a, b) = (pair.First.Turns[0].Body, pair.Second.Turns[0].Body);
+            Assert.Equal(a["tools"] is null, b["tools"] is null);
+            if (a["tools"] is { } tools)
+            {
+                Assert.NotEqual(tools[0]!.ToJsonString(), b["tools"]![0]!.ToJsonString());
+            }
+
+            Assert.NotEqual(a["messages"]![0]!["content"]!.GetValue<string>(), b["messages"]![0]!["content"]!.GetValue<string>());
+        });
+    }
+
     [Fact]
     public void A_higher_rate_brings_the_same_sessions_sooner()
     {
