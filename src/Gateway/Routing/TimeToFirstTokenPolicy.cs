@@ -12,7 +12,8 @@ namespace GpuFleet.Gateway.Routing;
 /// is lowest (usually the worker holding its history); a new conversation only to a worker about as loaded as the least
 /// loaded one (the lowest estimate among those, so a shared prefix held there counts), and when nothing held makes a
 /// difference, among workers about as fast, to the one holding the least cached work. A session's worker, and a later
-/// turn's holder, lose to the least loaded worker only when they are a hot spot. A worker whose
+/// turn's holder, lose only when they are a hot spot (the session to the least loaded worker, the turn to the best estimate
+/// among the workers that are not hot). A worker whose
 /// context clearly cannot hold the prompt is skipped; one returning from a passive-health ejection counts a rising share
 /// of its slots. See docs/gateway-routing.md ("Routing policy").
 /// </summary>
@@ -112,13 +113,20 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         }
 
         // A later turn of a conversation whose previous turn a worker still holds: the estimate decides, since moving it
-        // re-prefills the whole history elsewhere and takes the conversation's next turns along. Only a hot spot loses it
-        // to the least loaded worker: the estimate's slot wait is the mean duration of this gateway's requests there, and
-        // work the worker got elsewhere (another gateway, longer answers) can make its queue far longer than that.
+        // re-prefills the whole history elsewhere and takes the conversation's next turns along. Only a hot spot loses it,
+        // to the best estimate among the workers that are not hot (one holding its tools and system prompt re-prefills
+        // less): the estimate's slot wait is the mean duration of this gateway's requests there, and work the worker got
+        // elsewhere (another gateway, longer answers) can make its queue far longer than that.
         if (live.Any(c => c.HoldsHistory))
         {
             var next = live.MinBy(c => (c.Seconds, c.Load))!;
-            return next.HeldBlocks > 0 && IsHot(next, leastLoaded) ? new Choice(leastLoaded, RouteReasons.Load) : Reasoned(next, live);
+            if (next.HeldBlocks > 0 && IsHot(next, leastLoaded))
+            {
+                var cool = live.Where(c => c.Load < options.HotSpotLoad).ToList();
+                return Reasoned(cool.MinBy(c => (c.Seconds, c.Load))!, cool);
+            }
+
+            return Reasoned(next, live);
         }
 
         // A new conversation (or one no worker holds any more) commits a worker to its later turns as well, so it goes

@@ -211,6 +211,13 @@ public sealed class TimeToFirstTokenPolicyTests
         Report("w1", running: 4, queued: 2);
         Assert.Equal(("w2", RouteReasons.Load), Reasoned(Pick(Routing(100_000, history, historyTokens: 99_500))));
 
+        // Moved off a hot spot, the turn goes to the best estimate among the workers that are not hot: one holding its
+        // shared prefix (tools, system prompt) beats an idle one holding nothing, though busier.
+        Report("w3", running: 2);
+        var shared = new Dictionary<string, int> { ["w1"] = 388, ["w3"] = 300 };
+        Assert.Equal(("w3", RouteReasons.Affinity), Reasoned(Pick(Routing(100_000, shared, historyTokens: 99_500))));
+        Report("w3");
+
         // A short conversation whose holder queues longer than re-prefilling it takes: the estimate moves it before that.
         Report("w1", running: 4, queued: 1);
         Assert.Equal(("w2", RouteReasons.Load), Reasoned(Pick(Routing(2000, new() { ["w1"] = 6 }, historyTokens: 1600))));
