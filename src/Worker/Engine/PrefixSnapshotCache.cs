@@ -15,10 +15,10 @@ internal enum SnapshotKind
 
 /// <summary>
 /// Host-RAM cache of sequence-state snapshots (llama_state_seq_get_data) keyed by the exact token prefix
-/// they hold, bounded in bytes with least-recently-used eviction. Used where a slot's tail cannot be
-/// trimmed (hybrid qwen35): a request restores the longest snapshot that is a prefix of its prompt.
+/// they hold, bounded in bytes with least-recently-used eviction of leaves (snapshots no other one extends). Used where
+/// a slot's tail cannot be trimmed (hybrid qwen35): a request restores the longest snapshot that is a prefix of its prompt.
 /// The budget goes to prefixes that are shared or still current: a conversation's older snapshot is dropped
-/// when a newer one extends it, while shared ones (a system prompt and its tools) are kept until LRU eviction.
+/// when a newer one extends it, while shared ones (a system prompt and its tools) stay while any snapshot extends them.
 /// Owned by the scheduler thread; the counters are read by other threads.
 /// </summary>
 internal sealed class PrefixSnapshotCache
@@ -68,7 +68,7 @@ internal sealed class PrefixSnapshotCache
     /// <summary>
     /// Adds a snapshot. A <see cref="SnapshotKind.Prompt"/> snapshot replaces the unshared snapshots it extends (the
     /// conversation has moved on); a turn-end one replaces nothing, since with thinking on the next prompt re-renders
-    /// the reply and extends the prompt snapshot instead. Evicts the least recently used ones to stay within the byte budget.
+    /// the reply and extends the prompt snapshot instead. Evicts the least recently used leaves to stay within the byte budget.
     /// </summary>
     public void Add(int[] tokens, byte[] state, IReadOnlyList<PrefixBlock>? blocks = null, SnapshotKind kind = SnapshotKind.Prompt) =>
         Add(tokens, SequenceState.Of(state), blocks, kind);
@@ -96,7 +96,7 @@ internal sealed class PrefixSnapshotCache
             }
         }
 
-        while (_bytes + state.Bytes > _capacityBytes && _lru.Last is { } oldest)
+        while (_bytes + state.Bytes > _capacityBytes && OldestLeaf() is { } oldest)
         {
             Remove(oldest);
             Volatile.Write(ref _evictions, _evictions + 1);
@@ -137,6 +137,32 @@ internal sealed class PrefixSnapshotCache
         }
 
         return best;
+    }
+
+    /// <summary>
+    /// The least recently used snapshot that no other cached snapshot extends. A prefix that others extend (a system
+    /// prompt and its tools under the conversations that restored it) is what those conversations fall back to and what
+    /// a new conversation or a moved turn restores, but LRU alone would drop it first, since each restore touches only the
+    /// longest match. So leaves go first, as in a radix-tree prefix cache; the longest snapshot is always a leaf.
+    /// </summary>
+    private LinkedListNode<Entry>? OldestLeaf()
+    {
+        for (var node = _lru.Last; node is not null; node = node.Previous)
+        {
+            var tokens = node.Value.Tokens;
+            var extended = false;
+            for (var other = _lru.First; other is not null && !extended; other = other.Next)
+            {
+                extended = other.Value.Tokens.Length > tokens.Length && other.Value.Tokens.AsSpan().StartsWith(tokens);
+            }
+
+            if (!extended)
+            {
+                return node;
+            }
+        }
+
+        return null;
     }
 
     private void Touch(LinkedListNode<Entry> node)

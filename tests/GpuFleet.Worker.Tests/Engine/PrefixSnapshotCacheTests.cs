@@ -57,6 +57,31 @@ public sealed class PrefixSnapshotCacheTests
     }
 
     [Fact]
+    public void A_prefix_that_another_snapshot_extends_is_evicted_only_after_it()
+    {
+        // The shared prefix is the oldest entry (its conversation restored only the longer snapshot since), yet it is what
+        // the conversation falls back to and what others restore: the conversation's own snapshot goes first.
+        var cache = new PrefixSnapshotCache(100);
+        cache.Add([1, 2], new byte[30], kind: SnapshotKind.Shared);
+        cache.Add([1, 2, 3], new byte[30]);
+        cache.Add([9], new byte[30]);
+
+        cache.Add([7], new byte[30]);
+
+        Assert.Equal(1, cache.Evictions);
+        Assert.Equal([1, 2], cache.FindLongestPrefix([1, 2, 3, 4], 10)!.Value.Tokens);
+
+        // Nothing extends it any more: plain LRU among the leaves, and [9] is now the oldest.
+        cache.Add([8], new byte[30]);
+
+        Assert.Equal(2, cache.Evictions);
+        Assert.False(cache.Contains([9]));
+        Assert.True(cache.Contains([1, 2]));
+        Assert.True(cache.Contains([7]));
+        Assert.True(cache.Contains([8]));
+    }
+
+    [Fact]
     public void Ignores_duplicates_and_snapshots_larger_than_the_budget_and_does_nothing_when_disabled()
     {
         var cache = new PrefixSnapshotCache(50);
