@@ -611,6 +611,14 @@ internal sealed class Scheduler
             Slots.Snapshot(active.Slot, SnapshotKind.TurnEnd);
         }
 
+        // Where a slot's tail cannot be trimmed, its content now serves only a prompt that extends all of it, as the
+        // turn-end snapshot does: the snapshots claim the blocks from here on, so that once they are evicted the gateway
+        // is not told of a prefix (a system prompt, tools) that no other conversation could restore here.
+        if (!Slots.State.CanTrimTail && _snapshots.Enabled)
+        {
+            _holdings.Set(active.Slot, []);
+        }
+
         // Capacity released and status published before the caller sees the completion, so that a status
         // read or a new request right after it sees the slot free.
         _queue.Release();

@@ -125,6 +125,27 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
     }
 
     [Fact]
+    public async Task An_idle_slot_claims_no_blocks_that_only_its_evicted_snapshots_could_restore()
+    {
+        // Room for two snapshots: a request leaves two (its prompt, its turn end), so the next one's evict the first's.
+        await using var engine = await StartAsync(slots: 3, hostCacheBytes: 400L << 20);
+        var imStart = _vocabulary.Tokenize("<|im_start|>").Single();
+        var cats = ChatPrompt(_vocabulary, "Tell me about cats.");
+        var systemTurn = Array.IndexOf(cats, imStart, 1);
+        await engine.RunAsync(Greedy(cats, 4) with { PrefixBlocks = [new PrefixBlock(0xCA75, systemTurn)] });
+        Assert.Contains(0xCA75UL, engine.GetStatus().HeldPrefixBlocks);
+
+        // Another conversation takes another free slot: the first one's slot still holds its tokens, but a hybrid
+        // model's slot serves only a prompt extending all of them, so with its snapshots gone nothing holds the system turn.
+        await engine.RunAsync(Greedy(ChatPrompt(_vocabulary, "Something else entirely.", "Another system prompt."), 4));
+        var dogs = await engine.RunAsync(Greedy(ChatPrompt(_vocabulary, "Tell me about dogs."), 4));
+
+        Assert.True(engine.GetStatus().HostCacheEvictions >= 2);
+        Assert.Equal(0, dogs.Usage.CachedPromptTokens);
+        Assert.DoesNotContain(0xCA75UL, engine.GetStatus().HeldPrefixBlocks);
+    }
+
+    [Fact]
     public async Task A_conversation_sharing_a_system_prompt_being_prefilled_waits_for_its_snapshot_instead_of_computing_it_again()
     {
         // ~3,000 system-prompt tokens: about 1.5 s of prefill at 2x on the card profile, so the second conversation arrives
