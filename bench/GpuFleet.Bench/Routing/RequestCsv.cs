@@ -30,5 +30,38 @@ internal sealed class RequestCsv : IDisposable
 
     public void Dispose() => _writer.Dispose();
 
+    /// <summary>
+    /// The TTFT percentiles of each policy and load of <paramref name="workload"/> in a file this class wrote (failed
+    /// requests left out, as in the tables): enough to draw the plot again without running the fleet.
+    /// </summary>
+    public static IReadOnlyList<RunSummary> ReadTtft(string path, string workload)
+    {
+        var runs = new Dictionary<(string Policy, double Load), List<double>>();
+        foreach (var line in File.ReadLines(path).Skip(1))
+        {
+            // The error, last, is the only column that may hold commas.
+            var columns = line.Split(',', 15);
+            if (columns.Length < 15 || columns[1] != workload || columns[12].Length == 0)
+            {
+                continue;
+            }
+
+            var key = (columns[0], double.Parse(columns[2], CultureInfo.InvariantCulture));
+            if (!runs.TryGetValue(key, out var ttft))
+            {
+                runs[key] = ttft = [];
+            }
+
+            ttft.Add(double.Parse(columns[12], CultureInfo.InvariantCulture));
+        }
+
+        return [.. runs.Select(run =>
+        {
+            var sorted = run.Value.Order().ToList();
+            return new RunSummary(run.Key.Policy, workload, run.Key.Load, sorted.Count, 0, RunSummary.Percentile(sorted, 0.5), RunSummary.Percentile(sorted, 0.9),
+                RunSummary.Percentile(sorted, 0.99), double.NaN, double.NaN, double.NaN, double.NaN, double.NaN);
+        })];
+    }
+
     private static string Quote(string? text) => text is null ? "" : $"\"{text.Replace("\"", "\"\"", StringComparison.Ordinal).ReplaceLineEndings(" ")}\"";
 }

@@ -6,7 +6,8 @@ namespace GpuFleet.Bench.Routing;
 internal sealed record RoutingBenchOptions
 {
     public const string Usage = "routing [--workers 16] [--load 0.8] [--seconds 90] [--speedup 2] [--seed 1] [--slots 4] " +
-        "[--policies a,b,...] [--workloads mix,skewed,agent,chat,batch,llmd] [--plot-loads 0.4,0.6,0.8] [--plot-dir docs] [--requests-csv path]";
+        "[--policies a,b,...] [--workloads mix,skewed,agent,chat,batch,llmd] [--plot-loads 0.4,0.6,0.8] [--plot-dir docs] [--requests-csv path]" +
+        " | routing --plot-from <requests.csv> [--plot-dir docs]";
 
     public int Workers { get; init; } = 16;
 
@@ -40,10 +41,13 @@ internal sealed record RoutingBenchOptions
     /// <summary>Where to write one row per request of every run (none: not written).</summary>
     public string? RequestsCsv { get; init; }
 
+    /// <summary>Runs nothing: draws the plot from a <see cref="RequestsCsv"/> file of an earlier run.</summary>
+    public string? PlotFrom { get; init; }
+
     public static RoutingBenchOptions Parse(string[] args)
     {
         var read = new BenchOptionReader(args,
-            ["--workers", "--load", "--seconds", "--speedup", "--seed", "--slots", "--policies", "--workloads", "--plot-loads", "--plot-dir", "--requests-csv"]);
+            ["--workers", "--load", "--seconds", "--speedup", "--seed", "--slots", "--policies", "--workloads", "--plot-loads", "--plot-dir", "--requests-csv", "--plot-from"]);
         var defaults = new RoutingBenchOptions();
         var options = new RoutingBenchOptions
         {
@@ -58,6 +62,7 @@ internal sealed record RoutingBenchOptions
             PlotLoads = read.Value("--plot-loads", defaults.PlotLoads, value => [.. value.Split(',').Select(v => BenchOptionReader.Real("--plot-loads", v, 0.01, 2))]),
             PlotDirectory = read.Text("--plot-dir", defaults.PlotDirectory)!,
             RequestsCsv = read.Text("--requests-csv", null),
+            PlotFrom = read.Text("--plot-from", null),
         };
         read.ThrowIfErrors();
         return options;

@@ -22,14 +22,24 @@ internal static class RoutingBenchmark
     /// <summary>Sessions send no new request after this many times the arrival window.</summary>
     public const double HorizonFactor = 1.5;
 
+    private const string PlotFile = "routing-ttft-vs-load.png";
+
     public static Task<int> RunAsync(string[] args) =>
         BenchmarkRun.RunAsync("routing", RoutingBenchOptions.Usage, args, RoutingBenchOptions.Parse, async (options, run) =>
         {
+            if (options.PlotFrom is { } csv)
+            {
+                var plot = Path.Combine(options.PlotDirectory, PlotFile);
+                TtftPlot.Write(plot, RequestCsv.ReadTtft(csv, Name(WorkloadKind.Mix)));
+                Console.Error.WriteLine($"routing: wrote {plot} from {csv}");
+                return 0;
+            }
+
             var summaries = await RunAsync(options, run.BuildSimulationModel(), Console.Out, Console.Error, run.Cancel);
             if (options.PlotLoads.Count > 0)
             {
-                var path = Path.Combine(options.PlotDirectory, "routing-ttft-vs-load.png");
-                TtftPlot.Write(path, summaries.Where(s => s.Workload == WorkloadKind.Mix.ToString().ToLowerInvariant()).ToList());
+                var path = Path.Combine(options.PlotDirectory, PlotFile);
+                TtftPlot.Write(path, summaries.Where(s => s.Workload == Name(WorkloadKind.Mix)).ToList());
                 Console.Error.WriteLine($"routing: wrote {path}");
             }
 

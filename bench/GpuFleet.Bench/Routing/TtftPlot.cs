@@ -5,48 +5,80 @@ namespace GpuFleet.Bench.Routing;
 
 /// <summary>
 /// TTFT p90 against load, one line per policy, as a PNG written by hand (zlib from the framework, no package): a white
-/// canvas, axes with a tick per load and per 5 s of TTFT, and a legend of colour swatches whose order is the policies'
-/// order in docs/benchmarks.md. Labels are left to the document; the picture carries the shape.
+/// canvas, a logarithmic TTFT axis (the policies differ by orders of magnitude) with grid lines at 1, 2 and 5 times each
+/// power of ten, a tick per load, labels in <see cref="PixelFont"/> and a legend naming each policy's colour.
 /// </summary>
 internal static class TtftPlot
 {
-    private const int Width = 640;
-    private const int Height = 400;
-    private const int Margin = 40;
+    private const int Width = 980;
+    private const int Height = 520;
+    private const int Left = 90;
+    private const int Right = 300;
+    private const int Top = 60;
+    private const int Bottom = 70;
+    private const int TextScale = 2;
+
+    private static readonly (byte R, byte G, byte B) Black = (0, 0, 0);
+    private static readonly (byte R, byte G, byte B) Grid = (225, 225, 225);
 
     private static readonly (byte R, byte G, byte B)[] Colours =
     [
         (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (0, 0, 0),
     ];
 
-    public static void Write(string path, IReadOnlyList<RunSummary> runs)
+    /// <summary>Draws the runs' TTFT p90 (modelled seconds) against their load; <paramref name="title"/> heads the picture.</summary>
+    public static void Write(string path, IReadOnlyList<RunSummary> runs, string title = "ttft p90 against load, mix workload, simulated fleet")
     {
         ArgumentNullException.ThrowIfNull(runs);
         var pixels = new byte[Height * Width * 3];
         Array.Fill(pixels, (byte)255);
         var loads = runs.Select(r => r.Load).Distinct().Order().ToList();
-        var maxTtft = Math.Max(1, runs.Where(r => !double.IsNaN(r.TtftP90)).Select(r => r.TtftP90).DefaultIfEmpty(1).Max() * 1.1);
+        var values = runs.Select(r => r.TtftP90).Where(v => v > 0 && !double.IsNaN(v)).DefaultIfEmpty(1).ToList();
+        var (low, high) = (Math.Floor(Math.Log10(values.Min())), Math.Ceiling(Math.Log10(values.Max())));
+        high = Math.Max(high, low + 1);
         double minLoad = loads.Count > 0 ? loads[0] : 0, maxLoad = loads.Count > 1 ? loads[^1] : minLoad + 1;
-        int X(double load) => Margin + (int)((load - minLoad) / (maxLoad - minLoad) * (Width - (2 * Margin)));
-        int Y(double ttft) => Height - Margin - (int)(ttft / maxTtft * (Height - (2 * Margin)));
+        int X(double load) => Left + (int)((load - minLoad) / (maxLoad - minLoad) * (Width - Left - Right));
+        int Y(double ttft) => Height - Bottom - (int)((Math.Log10(ttft) - low) / (high - low) * (Height - Top - Bottom));
+        void Text(string text, int x, int y, (byte R, byte G, byte B) colour) =>
+            PixelFont.Draw(text, x, y, TextScale, (px, py) => Box(pixels, px, py, 1, 1, colour));
+        const int TextHeight = PixelFont.GlyphHeight * TextScale;
 
-        Line(pixels, Margin, Height - Margin, Width - Margin, Height - Margin, (0, 0, 0));
-        Line(pixels, Margin, Height - Margin, Margin, Margin, (0, 0, 0));
+        Text(title, Left, 8, Black);
+        for (var decade = low; decade < high + 0.5; decade++)
+        {
+            foreach (var step in new[] { 1.0, 2.0, 5.0 })
+            {
+                var value = step * Math.Pow(10, decade);
+                if (Math.Log10(value) > high + 1e-9)
+                {
+                    continue;
+                }
+
+                var y = Y(value);
+                Line(pixels, Left, y, Width - Right, y, Grid);
+                Line(pixels, Left - 6, y, Left, y, Black);
+                var label = value.ToString(value < 1 ? "0.##" : "0", System.Globalization.CultureInfo.InvariantCulture) + "s";
+                Text(label, Left - 10 - PixelFont.Measure(label, TextScale), y - (TextHeight / 2), Black);
+            }
+        }
+
+        Line(pixels, Left, Height - Bottom, Width - Right, Height - Bottom, Black);
+        Line(pixels, Left, Height - Bottom, Left, Top, Black);
         foreach (var load in loads)
         {
-            Line(pixels, X(load), Height - Margin, X(load), Height - Margin + 6, (0, 0, 0));
+            Line(pixels, X(load), Height - Bottom, X(load), Height - Bottom + 6, Black);
+            var label = load.ToString("P0", System.Globalization.CultureInfo.InvariantCulture).Replace(" ", "", StringComparison.Ordinal);
+            Text(label, X(load) - (PixelFont.Measure(label, TextScale) / 2), Height - Bottom + 12, Black);
         }
 
-        for (var s = 5.0; s < maxTtft; s += 5)
-        {
-            Line(pixels, Margin - 6, Y(s), Margin, Y(s), (0, 0, 0));
-        }
+        Text("load (share of fleet capacity)", Left, Height - Bottom + 40, Black);
+        Text("ttft p90 (modelled s, log)", 8, Top - 24, Black);
 
         var policies = runs.Select(r => r.Policy).Distinct().ToList();
         for (var p = 0; p < policies.Count; p++)
         {
             var colour = Colours[p % Colours.Length];
-            var points = runs.Where(r => r.Policy == policies[p] && !double.IsNaN(r.TtftP90)).OrderBy(r => r.Load).Select(r => (X(r.Load), Y(r.TtftP90))).ToList();
+            var points = runs.Where(r => r.Policy == policies[p] && r.TtftP90 > 0).OrderBy(r => r.Load).Select(r => (X(r.Load), Y(r.TtftP90))).ToList();
             for (var i = 1; i < points.Count; i++)
             {
                 Line(pixels, points[i - 1].Item1, points[i - 1].Item2, points[i].Item1, points[i].Item2, colour, thick: true);
@@ -57,7 +89,9 @@ internal static class TtftPlot
                 Box(pixels, x - 3, y - 3, 7, 7, colour);
             }
 
-            Box(pixels, Width - Margin - 100, Margin + (p * 14), 10, 10, colour);
+            var legendY = Top + (p * (TextHeight + 10));
+            Box(pixels, Width - Right + 20, legendY, 14, 14, colour);
+            Text(policies[p], Width - Right + 42, legendY, Black);
         }
 
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);

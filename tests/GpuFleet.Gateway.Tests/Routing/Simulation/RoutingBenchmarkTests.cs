@@ -132,6 +132,24 @@ public sealed class RoutingBenchmarkTests : IDisposable
         Assert.Contains(inflated.ToArray(), b => b != 255 && b != 0); // coloured lines were drawn
     }
 
+    [Fact]
+    public void The_plot_can_be_drawn_again_from_the_requests_file_of_a_run()
+    {
+        var csv = Path.Combine(_directory, "requests.csv");
+        var rows = Enumerable.Range(1, 10).Select(i => $"gpufleet,mix,0.8,{i},0,agent,{i}.000,sim-00,affinity,100,50,50,{i}.000,32,")
+            .Append("gpufleet,mix,0.8,11,0,agent,11.000,sim-00,affinity,100,0,0,,0,\"refused, then cut\"") // failed: no TTFT
+            .Append("gpufleet,skewed,0.8,1,0,agent,1.000,sim-00,affinity,100,50,50,99.000,32,")
+            .Append("round-robin,mix,0.4,1,0,chat,1.000,sim-01,round-robin,10,0,0,0.500,64,");
+        File.WriteAllLines(csv, ["policy,workload,load,session,turn,kind,sent_at,worker,route,prompt_tokens,cached_tokens,oracle_tokens,ttft,output_tokens,error", .. rows]);
+
+        var runs = RequestCsv.ReadTtft(csv, "mix").OrderBy(r => r.Policy).ToList();
+
+        Assert.Equal([("gpufleet", 0.8, 10, 9.0), ("round-robin", 0.4, 1, 0.5)], runs.Select(r => (r.Policy, r.Load, r.Requests, r.TtftP90)));
+        var plot = Path.Combine(_directory, "again.png");
+        TtftPlot.Write(plot, runs);
+        Assert.True(new FileInfo(plot).Length > 1000);
+    }
+
     /// <summary>
     /// Each session as its arrival, then its kind and the SHA-256 of its turns' think times, output limits and bodies as
     /// JSON bytes: byte-for-byte comparison without building the workload's strings (an agent session's bodies are
