@@ -20,7 +20,7 @@ internal sealed class ChosenWorkerMiddleware(RequestDelegate next, WorkerTraffic
         // The policy's choice; absent when YARP had one destination left and skipped the policy (the previous one stands).
         var choice = context.Features.Get<RouteChoiceFeature>();
         metrics.ObserveDecision(choice?.Reason);
-        context.Features.Get<ResponseWatch>()?.FirstTokenTimeout = timeouts.For(chosen, choice?.PrefillTokens ?? 0);
+        context.Features.Get<ResponseWatch>()?.FirstTokenTimeout = timeouts.For(chosen, (choice?.PrefillTokens ?? 0) + (choice?.AwaitedTokens ?? 0));
         var newBlocks = context.Features.Get<InspectedRequestFeature>()?.Request is { } request ? request.Blocks.Count - (choice?.HeldBlocks ?? 0) : 0;
         using var sent = traffic.Begin(chosen, newBlocks, choice?.PrefillTokens);
         await next(context);

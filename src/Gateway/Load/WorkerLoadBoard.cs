@@ -4,7 +4,14 @@ using GpuFleet.Contracts.V1;
 namespace GpuFleet.Gateway.Load;
 
 /// <summary>What the gateway knows about one worker: its last status and whether its status stream is alive.</summary>
-internal sealed record WorkerLoad(string Destination, WorkerStatus? Status, bool Connected, long ReceivedAt);
+internal sealed record WorkerLoad(string Destination, WorkerStatus? Status, bool Connected, long ReceivedAt)
+{
+    private static readonly HashSet<ulong> None = [];
+
+    /// <summary>The status's prefix blocks that a running prefill there is still computing, as a set for the policy's lookups.</summary>
+    public IReadOnlySet<ulong> PrefillingBlocks { get; } =
+        Status?.Engine is { PrefillingPrefixBlocks.Count: > 0 } engine ? engine.PrefillingPrefixBlocks.ToHashSet() : None;
+}
 
 /// <summary>
 /// The gateway's view of every worker's load, fed by <see cref="WorkerStatusMonitor"/>. A worker is

@@ -15,4 +15,7 @@ internal sealed class RouteChoiceFeature
 
     /// <summary>Estimated prompt tokens the chosen worker must prefill (those it does not hold): its first-token timeout grows with them.</summary>
     public int PrefillTokens { get; init; }
+
+    /// <summary>Of the tokens it holds, those a running prefill there is still computing: the prompt waits for them too.</summary>
+    public int AwaitedTokens { get; init; }
 }

@@ -85,6 +85,7 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
             Reason = choice.Reason,
             HeldBlocks = choice.Candidate.HeldBlocks,
             PrefillTokens = choice.Candidate.PrefillTokens,
+            AwaitedTokens = choice.Candidate.AwaitedTokens,
         });
         return choice.Candidate.Destination;
     }
@@ -173,34 +174,39 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
         if (!fresh)
         {
             var inFlight = traffic.InFlight(id);
-            return new Candidate(destination, Live: false, double.MaxValue, 0, HoldsHistory: false, promptTokens, inFlight, inFlight, 0, 0, 0);
+            return new Candidate(destination, Live: false, double.MaxValue, 0, HoldsHistory: false, promptTokens, 0, inFlight, inFlight, 0, 0, 0);
         }
 
         // A worker returning from an ejection is given a rising share of its slots (slow start).
         var slots = Math.Max(1, (int)(status!.TotalSlots * ejections.Share(id)));
-        var held = 0;
-        if (inspected?.Request is { } request && inspected.Affinity.HeldBlocks.TryGetValue(id, out var blocks) && blocks > 0)
-        {
-            held = blocks;
-        }
-
-        var heldTokens = inspected?.Request is { } r ? Math.Min(promptTokens, (int)(held * calibration.TokensPerBlock(r.Model))) : 0;
+        var request = inspected?.Request;
+        var held = request is not null && inspected!.Affinity.HeldBlocks.TryGetValue(id, out var blocks) ? Math.Max(0, blocks) : 0;
+        var tokensPerBlock = request is null ? 0 : calibration.TokensPerBlock(request.Model);
+        var heldTokens = Math.Min(promptTokens, (int)(held * tokensPerBlock));
+        // Held blocks that a running prefill there is still computing (another conversation with the same system prompt
+        // and tools, sent just before): this prompt reuses them only once that prefill has computed them, so they cost
+        // about the time to prefill them, though not the work. Without this, conversations follow a worker still
+        // prefilling their shared prefix and wait there longer than a worker holding nothing would take.
+        var prefilling = load!.PrefillingBlocks;
+        var awaitedTokens = held > 0 && prefilling.Count > 0
+            ? Math.Min(heldTokens, (int)(request!.Blocks.Take(held).Count(prefilling.Contains) * tokensPerBlock))
+            : 0;
         // It served the previous turn when it holds every full block before the last assistant message (one block of slack
         // for a rendering that differs at the edge; a chain longer than the hashed blocks counts up to those).
-        var historyBlocks = inspected?.Request is { } turn ? Math.Min(turn.HistoryBytes / options.BlockBytes, turn.Blocks.Count) : 0;
+        var historyBlocks = request is null ? 0 : Math.Min(request.HistoryBytes / options.BlockBytes, request.Blocks.Count);
         var holdsHistory = historyBlocks > 0 && held > 0 && held >= historyBlocks - 1;
         var requestSeconds = (traffic.MeanDuration(id) ?? options.DefaultRequestDuration).TotalSeconds;
         var prefillTokens = Math.Max(0, promptTokens - heldTokens);
-        var (outstanding, _, _, prefillAhead) = traffic.Outstanding(id, status, load!.ReceivedAt, prefillTokens);
+        var (outstanding, _, _, prefillAhead) = traffic.Outstanding(id, status, load.ReceivedAt, prefillTokens);
         // Requests beyond the slots wait for slots to free: about one mean request duration per batch of slots ahead.
         var slotWait = outstanding >= slots ? (double)(outstanding - slots + 1) / slots * requestSeconds : 0;
         // The prefill it waits for there: the worker's shortest-first order lets a short prompt pass longer ones.
         var backlog = prefillAhead / prefillRate;
-        var prefill = prefillTokens / prefillRate;
+        var prefill = (prefillTokens + awaitedTokens) / prefillRate;
         // Cached work: the blocks it reported holding plus those this gateway sent it since (the report lags).
         var (sentBlocks, lastSentAt) = traffic.SentBlocksSince(id, load.ReceivedAt);
         var cacheFill = Fraction(status.KvTokensUsed, status.KvTokensTotal) + Fraction(status.HostCacheBytes, status.HostCacheCapacityBytes);
-        return new Candidate(destination, Live: true, slotWait + backlog + prefill, held, holdsHistory, prefillTokens, outstanding, (double)outstanding / slots,
+        return new Candidate(destination, Live: true, slotWait + backlog + prefill, held, holdsHistory, prefillTokens, awaitedTokens, outstanding, (double)outstanding / slots,
             status.HeldPrefixBlocks.Count + sentBlocks, cacheFill, lastSentAt);
     }
 
@@ -208,11 +214,11 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
 
     /// <summary>
     /// One worker's score: expected seconds to first token, prompt blocks it holds (and whether they cover the conversation's
-    /// previous turn) and tokens it would prefill, its load, and for new conversations the cached work it holds (blocks;
+    /// previous turn), tokens it would prefill and held tokens a running prefill there has yet to compute, its load, and for new conversations the cached work it holds (blocks;
     /// share of KV and host cache in use) and its last send.
     /// </summary>
     private sealed record Candidate(DestinationState Destination, bool Live, double Seconds, int HeldBlocks, bool HoldsHistory, int PrefillTokens,
-        int Outstanding, double Load,
+        int AwaitedTokens, int Outstanding, double Load,
         int CachedBlocks, double CacheFill, long LastSentAt);
 
     private sealed record Choice(Candidate Candidate, string Reason);

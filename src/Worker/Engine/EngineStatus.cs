@@ -67,4 +67,10 @@ internal sealed record EngineStatus
 
     /// <summary>Changes whenever <see cref="HeldPrefixBlocks"/> does.</summary>
     public long HoldingsVersion { get; init; }
+
+    /// <summary>
+    /// Those of <see cref="HeldPrefixBlocks"/> that a running prefill claimed and is still computing: a prompt reusing them
+    /// waits for it.
+    /// </summary>
+    public IReadOnlyList<ulong> PrefillingPrefixBlocks { get; init; } = [];
 }

@@ -78,6 +78,7 @@ internal sealed class WorkerStatusGrpcService(WorkerApi api) : WorkerStatusServi
                 RequestsRejected = (ulong)s.RequestsRejected,
             };
             status.Engine.HeldPrefixBlocks.AddRange(s.HeldPrefixBlocks);
+            status.Engine.PrefillingPrefixBlocks.AddRange(s.PrefillingPrefixBlocks);
         }
 
         return status;

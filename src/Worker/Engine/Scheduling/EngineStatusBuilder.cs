@@ -62,6 +62,7 @@ internal sealed class EngineStatusBuilder
         {
             HeldPrefixBlocks = held,
             HoldingsVersion = holdingsVersion,
+            PrefillingPrefixBlocks = holdings.Prefilling(slots.All),
             PendingPrefillTokens = active.Sum(a => a.Decoding ? 0L : a.Prompt.Length - a.PrefillPosition),
             RunningSlots = running,
             FreeSlots = slots.All.Count - running,

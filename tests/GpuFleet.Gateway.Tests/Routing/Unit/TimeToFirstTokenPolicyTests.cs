@@ -34,7 +34,7 @@ public sealed class TimeToFirstTokenPolicyTests
     }
 
     private void Report(string worker, uint running = 0, uint queued = 0, uint slots = 4, double prefillRate = 1000, ulong pendingPrefill = 0,
-        uint context = 0, int heldBlocks = 0, ulong kvUsed = 0)
+        uint context = 0, int heldBlocks = 0, ulong kvUsed = 0, IEnumerable<ulong>? prefillingBlocks = null)
     {
         var engine = new EngineStatus
         {
@@ -50,6 +50,7 @@ public sealed class TimeToFirstTokenPolicyTests
             KvTokensTotal = 32_768,
         };
         engine.HeldPrefixBlocks.AddRange(Enumerable.Range(1, heldBlocks).Select(i => (ulong)(i + (1000 * worker[^1]))));
+        engine.PrefillingPrefixBlocks.AddRange(prefillingBlocks ?? []);
         _board.Update(worker, new WorkerStatus { Name = worker, Model = Model, Ready = true, Engine = engine });
     }
 
@@ -105,6 +106,30 @@ public sealed class TimeToFirstTokenPolicyTests
         Assert.Equal("w3", Pick(Routing(2000, new() { ["w3"] = 1 })).Worker);
         Assert.Equal("w1", Pick(Routing(2000, new() { ["w1"] = 5, ["w3"] = 2 })).Worker);
         Assert.Equal(RouteReasons.Affinity, Pick(Routing(2000, new() { ["w3"] = 1 })).Choice.Reason);
+    }
+
+    [Fact]
+    public void Held_blocks_that_a_running_prefill_is_still_computing_count_the_time_to_compute_them()
+    {
+        ReportIdle();
+        // w1 was just sent another conversation with the same 29-block system prompt and tools (an 8,000-token prompt,
+        // 31 blocks): it claims them all, and its prefill has computed none yet.
+        Report("w1", running: 1, pendingPrefill: 7_424, prefillingBlocks: [.. Enumerable.Range(1, 29).Select(i => (ulong)i)]);
+        var held = new Dictionary<string, int> { ["w1"] = 29 };
+
+        // Waiting there for all 7,424 tokens plus its own 576 is slower than prefilling all 8,000 on an idle worker.
+        var (worker, choice) = Pick(Routing(8000, held));
+        Assert.NotEqual("w1", worker);
+        Assert.Equal(RouteReasons.Load, choice.Reason);
+        Assert.Equal(0, choice.AwaitedTokens);
+
+        // Once it has computed 19 of them, waiting for the other ten (2,560 tokens) is the faster way.
+        Report("w1", running: 1, pendingPrefill: 3_136, prefillingBlocks: [.. Enumerable.Range(20, 10).Select(i => (ulong)i)]);
+        (worker, choice) = Pick(Routing(8000, held));
+        Assert.Equal("w1", worker);
+        Assert.Equal(RouteReasons.Affinity, choice.Reason);
+        Assert.Equal(576, choice.PrefillTokens);
+        Assert.Equal(2_560, choice.AwaitedTokens);
     }
 
     [Fact]

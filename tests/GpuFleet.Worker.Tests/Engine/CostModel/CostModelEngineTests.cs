@@ -125,6 +125,30 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
     }
 
     [Fact]
+    public async Task Blocks_a_running_prefill_has_yet_to_compute_are_reported_as_prefilling_until_it_computes_them()
+    {
+        // ~4 modelled seconds of prefill at ~1,000 tok/s, 2 s at 2x: a window of over a second to look at it mid-way.
+        await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 2);
+        var prompt = Enumerable.Range(0, 4000).Select(i => 3 + (i % 250)).ToArray();
+        ulong[] blocks = [0xB1, 0xB2, 0xB3, 0xB4];
+        var run = engine.RunAsync(Greedy(prompt, 2) with { PrefixBlocks = [.. blocks.Select((hash, i) => new PrefixBlock(hash, (i + 1) * 999))] });
+
+        // Claimed from admission, so the gateway sends conversations sharing the prefix here; prefilling while uncomputed,
+        // so its estimate counts their wait for them.
+        await TestTimeouts.WaitUntilAsync(
+            () => Task.FromResult(engine.GetStatus() is { PrefillingPrefixBlocks: var prefilling } && prefilling.Contains(0xB4UL) && !prefilling.Contains(0xB1UL)),
+            () => $"prefilling {string.Join(", ", engine.GetStatus().PrefillingPrefixBlocks)}");
+        var midway = engine.GetStatus();
+        Assert.Subset(midway.HeldPrefixBlocks.ToHashSet(), blocks.ToHashSet());
+        Assert.False(run.IsCompleted);
+
+        await run.WithTimeout();
+
+        Assert.Empty(engine.GetStatus().PrefillingPrefixBlocks);
+        Assert.Subset(engine.GetStatus().HeldPrefixBlocks.ToHashSet(), blocks.ToHashSet());
+    }
+
+    [Fact]
     public async Task An_idle_slot_claims_no_blocks_that_only_its_evicted_snapshots_could_restore()
     {
         // Room for two snapshots: a request leaves two (its prompt, its turn end), so the next one's evict the first's.
