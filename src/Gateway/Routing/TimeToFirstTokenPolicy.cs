@@ -214,8 +214,8 @@ internal sealed class TimeToFirstTokenPolicy(WorkerLoadBoard board, WorkerTraffi
 
     /// <summary>
     /// One worker's score: expected seconds to first token, prompt blocks it holds (and whether they cover the conversation's
-    /// previous turn), tokens it would prefill and held tokens a running prefill there has yet to compute, its load, and for new conversations the cached work it holds (blocks;
-    /// share of KV and host cache in use) and its last send.
+    /// previous turn), tokens it would prefill and held tokens a running prefill there has yet to compute, its load, and for
+    /// new conversations the cached work it holds (blocks; share of KV and host cache in use) and its last send.
     /// </summary>
     private sealed record Candidate(DestinationState Destination, bool Live, double Seconds, int HeldBlocks, bool HoldsHistory, int PrefillTokens,
         int AwaitedTokens, int Outstanding, double Load,
