@@ -66,6 +66,9 @@ public sealed class DotnetServerProcess : IAsyncDisposable
             {
                 if (server.HasExited)
                 {
+                    // HasExited can turn true before the output readers have seen the last lines (the reason it
+                    // failed to start); WaitForExitAsync returns once both redirected streams are read to the end.
+                    await server._process.WaitForExitAsync();
                     throw new InvalidOperationException($"The {name} exited with {server.ExitCode}:\n{server.Output}");
                 }
 

@@ -85,6 +85,7 @@ public sealed class PrometheusProcess : IAsyncDisposable
         {
             if (process.HasExited)
             {
+                await process.WaitForExitAsync(); // drains the output readers: the reason it stopped is in the last lines
                 throw new InvalidOperationException($"prometheus exited with {process.ExitCode}:\n{server.Output}");
             }
 
