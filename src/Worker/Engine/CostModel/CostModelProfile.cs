@@ -53,16 +53,20 @@ internal sealed record CostModelProfile
             seconds += DecodeStepSeconds + (DecodePerExtraSequenceSeconds * (decodeSequences - 1)) + (DecodePerContextTokenSeconds * decodeContextTokens);
         }
 
+        var prefill = 0.0;
         if (PrefillTokensPerSecond > 0)
         {
             foreach (var (tokens, depth) in prefills)
             {
                 // The average depth of the chunk's tokens sets their attention cost.
                 var middle = depth + (tokens / 2.0);
-                seconds += tokens / PrefillTokensPerSecond * (1 + (middle / PrefillDepthDoublingTokens));
+                prefill += tokens / PrefillTokensPerSecond * (1 + (middle / PrefillDepthDoublingTokens));
             }
         }
 
+        // Every step reads all the weights once: a few prompt tokens alone cost what a one-sequence decode step does,
+        // not their share of pp512 (a step of 1 token at 1,000 tok/s would otherwise take 1 ms against tg128's 30 ms).
+        seconds += decodeSequences > 0 || prefill == 0 ? prefill : Math.Max(prefill, DecodeStepSeconds);
         return seconds > 0 ? seconds + StepOverheadSeconds : 0;
     }
 

@@ -280,11 +280,13 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
         var deep = profile.StepSeconds(0, 0, [(512, 64_000)]);
         var one = profile.StepSeconds(1, 1000, []);
         var four = profile.StepSeconds(4, 4000, []);
+        var fewPromptTokens = profile.StepSeconds(0, 0, [(3, 16_000)]);
 
         Assert.InRange(shallow, 0.5, 0.53); // pp512 ~1,000 tok/s
         Assert.InRange(deep / shallow, 1.3, 1.5); // ~737 tok/s at 64k
         Assert.InRange(1 / one, 30, 36); // ~33 tok/s single stream
         Assert.InRange(four / one, 1.1, 1.3); // batched decode: the weights are read once per step
+        Assert.InRange(fewPromptTokens / one, 0.99, 1.01); // so is a prompt's last few tokens' step: it costs a decode step
         Assert.Equal(0, CostModelProfiles.Find(CostModelProfiles.Instant)!.StepSeconds(8, 10_000, [(512, 0)]));
     }
 }
