@@ -1,11 +1,14 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using GpuFleet.Testing;
 using GpuFleet.Worker.Engine;
+using GpuFleet.Worker.Engine.Compute;
 using GpuFleet.Worker.Engine.CostModel;
 using GpuFleet.Worker.Engine.Scheduling;
 using GpuFleet.Worker.Engine.Simulated;
 using GpuFleet.Worker.LlamaCpp;
 using GpuFleet.Worker.Models;
+using Microsoft.Extensions.Logging;
 using static GpuFleet.Worker.Tests.Engine.EngineTestKit;
 
 namespace GpuFleet.Worker.Tests.Engine.CostModel;
@@ -191,6 +194,33 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
     }
 
     [Fact]
+    public async Task A_prompt_gets_its_first_token_in_a_step_shared_only_with_prompts_that_get_theirs()
+    {
+        // The leader computes ~3,000 system-prompt tokens and ~1,300 of its own; a second conversation restores the system
+        // prompt from the leader's snapshot and has ~2,700 tokens of its own left, so the leader stays first. The leader's
+        // last steps are short (one stops at the token before its last for the prompt snapshot, one holds the last token):
+        // filled with the other conversation's messages, they would delay the leader's first token by ~0.5 s each.
+        var backend = new RecordingBackend(new CostModelBackend(_vocabulary, CostModelProfiles.Find(CostModelProfiles.Rtx3090Qwen36)!, 4, 16));
+        await using var engine = await InferenceEngine.StartAsync(_vocabulary, backend, new EngineOptions { Slots = 2, HostCacheBytes = 8L << 30 });
+        var system = string.Join(' ', Enumerable.Repeat("You are a careful coding agent; read the files before you edit them.", 200));
+        var imStart = _vocabulary.Tokenize("<|im_start|>").Single();
+        var leaderPrompt = ChatPrompt(_vocabulary, string.Join(' ', Enumerable.Repeat("Fix the failing parser test.", 200)), system);
+        var systemTurn = Array.IndexOf(leaderPrompt, imStart, 1);
+        var leader = engine.RunAsync(Greedy(leaderPrompt, 2) with { SharedPrefixLength = systemTurn });
+        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().RunningSlots == 1));
+
+        var follower = await engine.RunAsync(Greedy(ChatPrompt(_vocabulary, string.Join(' ', Enumerable.Repeat("Add a benchmark for the lexer.", 400)), system), 2) with { SharedPrefixLength = systemTurn });
+        await leader;
+
+        Assert.Equal(systemTurn, follower.Usage.CachedPromptTokens);
+        var steps = backend.Steps.ToList();
+        var leaderSequence = steps.First(s => s.Chunks.Length > 0).Chunks[0].Sequence;
+        var leaderFirstToken = steps.FindIndex(s => s.Chunks.Any(c => c.Sequence == leaderSequence && c.Logits));
+        Assert.Contains(steps.Take(leaderFirstToken), s => s.Restored is { } restored && restored != leaderSequence); // the follower was waiting beside it
+        Assert.All(steps[leaderFirstToken].Chunks, c => Assert.True(c.Logits, $"{c.Tokens} tokens of sequence {c.Sequence} rode along with the leader's first token"));
+    }
+
+    [Fact]
     public async Task Host_cache_stays_within_its_budget_in_modelled_state_bytes()
     {
         // 151 MB of recurrent state per snapshot: a 400 MB budget holds two, so a third conversation evicts.
@@ -288,5 +318,89 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
         Assert.InRange(four / one, 1.1, 1.3); // batched decode: the weights are read once per step
         Assert.InRange(fewPromptTokens / one, 0.99, 1.01); // so is a prompt's last few tokens' step: it costs a decode step
         Assert.Equal(0, CostModelProfiles.Find(CostModelProfiles.Instant)!.StepSeconds(8, 10_000, [(512, 0)]));
+    }
+
+    /// <summary>The cost model's backend, recording each decoded step's chunks and every state restored into a sequence.</summary>
+    private sealed class RecordingBackend(CostModelBackend inner) : IComputeBackend
+    {
+        public ConcurrentQueue<Step> Steps { get; } = new();
+
+        public string Architecture => inner.Architecture;
+
+        public bool UsesStateSnapshots => inner.UsesStateSnapshots;
+
+        public IComputeContext CreateContext(EngineOptions options, ILogger logger) => new Context(inner.CreateContext(options, logger), Steps);
+
+        /// <summary>A decoded batch's consecutive tokens per sequence (and whether the last wanted logits), or a restore.</summary>
+        public sealed record Step(int? Restored, Chunk[] Chunks);
+
+        public sealed record Chunk(int Sequence, int Tokens, bool Logits);
+
+        private sealed class Context(IComputeContext context, ConcurrentQueue<Step> steps) : IComputeContext
+        {
+            public int ContextSize => context.ContextSize;
+
+            public int ContextPerSequence => context.ContextPerSequence;
+
+            public StateFootprint State => context.State;
+
+            public ITokenBatch CreateBatch(int capacity) => new Batch(context.CreateBatch(capacity));
+
+            public DecodeResult Decode(ITokenBatch batch)
+            {
+                var recorded = (Batch)batch;
+                steps.Enqueue(new Step(null, [.. recorded.Chunks]));
+                return context.Decode(recorded.Inner);
+            }
+
+            public int Sample(LlamaSampler sampler, int batchIndex, int generated) => context.Sample(sampler, batchIndex, generated);
+
+            public bool TryRemoveTail(int sequence, int from) => context.TryRemoveTail(sequence, from);
+
+            public void ClearSequence(int sequence) => context.ClearSequence(sequence);
+
+            public long GetSequenceStateSize(int sequence) => context.GetSequenceStateSize(sequence);
+
+            public SequenceState GetSequenceState(int sequence) => context.GetSequenceState(sequence);
+
+            public bool TrySetSequenceState(int sequence, SequenceState state)
+            {
+                steps.Enqueue(new Step(sequence, []));
+                return context.TrySetSequenceState(sequence, state);
+            }
+
+            public void Dispose() => context.Dispose();
+        }
+
+        private sealed class Batch(ITokenBatch inner) : ITokenBatch
+        {
+            public ITokenBatch Inner => inner;
+
+            public List<Chunk> Chunks { get; } = [];
+
+            public int Capacity => inner.Capacity;
+
+            public int Count => inner.Count;
+
+            public int Add(int token, int position, int sequence, bool wantLogits)
+            {
+                if (Chunks.Count > 0 && Chunks[^1] is { } last && last.Sequence == sequence)
+                {
+                    Chunks[^1] = last with { Tokens = last.Tokens + 1, Logits = wantLogits };
+                }
+                else
+                {
+                    Chunks.Add(new Chunk(sequence, 1, wantLogits));
+                }
+
+                return inner.Add(token, position, sequence, wantLogits);
+            }
+
+            public void Clear()
+            {
+                Chunks.Clear();
+                inner.Clear();
+            }
+        }
     }
 }
