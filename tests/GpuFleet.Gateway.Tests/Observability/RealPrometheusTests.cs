@@ -277,6 +277,12 @@ public sealed partial class PrometheusFleet : IAsyncLifetime
             },
             rules,
             TimeSpan.FromSeconds(1));
+
+        // Rates need the counters seen before they grow: a load that ends before the first scrape leaves every
+        // completion counter flat from its first sample on, and a rate over it is zero forever.
+        await TestTimeouts.WaitUntilAsync(
+            async () => await ScalarOrNullAsync("count(gpufleet_worker_requests_total{outcome=\"completed\"} == 0)") == _workers.Count,
+            () => "Prometheus never scraped the idle workers:\n" + _prometheus.Output);
         await SendLoadAsync();
     }
 
