@@ -32,7 +32,8 @@ internal sealed class WorkerMetrics : IDisposable
         Gauge("gpufleet_worker_queue_capacity", "{request}", "Requests that may wait before new ones are refused.", s => s.QueueCapacity);
         Gauge("gpufleet_worker_slots", "{slot}", "Sequence slots by state.", ("state", "running", s => s.RunningSlots), ("state", "free", s => s.FreeSlots));
         Gauge("gpufleet_worker_kv_bytes", "By", "KV cache and recurrent state bytes.", ("kind", "used", s => s.KvBytesUsed), ("kind", "total", s => s.KvBytesTotal));
-        Gauge("gpufleet_worker_kv_tokens", "{token}", "Tokens the KV/state pool holds and can hold.", ("kind", "used", s => s.KvTokensUsed), ("kind", "total", s => s.KvTokensTotal));
+        Gauge("gpufleet_worker_kv_tokens", "{token}", "Tokens the KV/state pool holds, has promised to running requests (admission waits while the next prompt does not fit beside them) and can hold.",
+            ("kind", "used", s => s.KvTokensUsed), ("kind", "reserved", s => s.ReservedKvTokens), ("kind", "total", s => s.KvTokensTotal));
         Gauge("gpufleet_worker_context_tokens", "{token}", "The most tokens (prompt and completion) one request can hold.", s => s.ContextPerRequest);
         Gauge("gpufleet_worker_pending_prefill_tokens", "{token}", "Prompt tokens admitted or queued but not yet prefilled.", s => s.PendingPrefillTokens);
         Gauge("gpufleet_worker_host_cache_bytes", "By", "Bytes of prefix snapshots in host RAM.", s => s.HostCacheBytes);

@@ -21,6 +21,12 @@ internal sealed record EngineStatus
 
     public long KvTokensTotal { get; init; }
 
+    /// <summary>
+    /// Cells promised to the running requests (their whole prompts and generated tokens): admission waits while this plus
+    /// the next prompt exceeds <see cref="KvTokensTotal"/>.
+    /// </summary>
+    public long ReservedKvTokens { get; init; }
+
     /// <summary>KV cache and recurrent-state bytes in use, from the measured per-token and per-sequence state size.</summary>
     public long KvBytesUsed { get; init; }
 

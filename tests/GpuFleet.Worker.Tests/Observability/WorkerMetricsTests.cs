@@ -39,6 +39,7 @@ public sealed class WorkerMetricsTests(WorkerFixture fixture) : IClassFixture<Wo
             metrics.Single("gpufleet_worker_prefilled_tokens_total"));
 
         Assert.True(metrics.Single("gpufleet_worker_kv_tokens", [.. identity, ("kind", "total")]) > 0);
+        Assert.Equal(0, metrics.Single("gpufleet_worker_kv_tokens", [.. identity, ("kind", "reserved")]));
         Assert.Equal(4096, metrics.Single("gpufleet_worker_context_tokens", identity));
         Assert.True(metrics.Single("gpufleet_worker_model_load_seconds", identity) > 0);
         // The CPU device is always there; its total is the host's memory.

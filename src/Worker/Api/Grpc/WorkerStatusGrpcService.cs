@@ -60,6 +60,7 @@ internal sealed class WorkerStatusGrpcService(WorkerApi api) : WorkerStatusServi
                 ContextPerSlot = (uint)s.ContextPerRequest,
                 KvTokensUsed = (ulong)s.KvTokensUsed,
                 KvTokensTotal = (ulong)s.KvTokensTotal,
+                ReservedKvTokens = (ulong)s.ReservedKvTokens,
                 KvBytesUsed = (ulong)s.KvBytesUsed,
                 KvBytesTotal = (ulong)s.KvBytesTotal,
                 HostCacheEntries = (uint)s.HostCacheEntries,

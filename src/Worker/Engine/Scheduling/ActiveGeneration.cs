@@ -25,6 +25,9 @@ internal sealed class ActiveGeneration(PendingRequest pending, SequenceSlot slot
 
     public int Generated { get; set; }
 
+    /// <summary>KV cells admission counts for it: its whole prompt, prefilled or not, and what it has generated.</summary>
+    public long ReservedCells => (long)Prompt.Length + Generated;
+
     public LlamaSampler Sampler => Pending.Sampler;
 
     public TextAssembler Text { get; } = new(pending.Request.StopSequences);

@@ -70,6 +70,7 @@ internal sealed class EngineStatusBuilder
             ContextPerRequest = contextPerRequest,
             KvTokensUsed = kvTokens,
             KvTokensTotal = slots.Capacity,
+            ReservedKvTokens = active.Sum(a => a.ReservedCells),
             KvBytesUsed = (slots.Holding * state.PerSequence) + (kvTokens * state.PerToken),
             KvBytesTotal = (slots.All.Count * state.PerSequence) + (slots.Capacity * state.PerToken),
             PromptTokensTotal = _promptTokens,

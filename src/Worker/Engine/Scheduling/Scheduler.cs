@@ -224,7 +224,7 @@ internal sealed class Scheduler
     /// that does not fit waits, first in line, for running ones to finish; alone it always fits (validation saw to that).
     /// </summary>
     private bool FitsInPool(PendingRequest pending) =>
-        _active.Count == 0 || pending.Prompt.Length + _active.Sum(a => (long)a.Prompt.Length + a.Generated) <= Slots.Capacity;
+        _active.Count == 0 || pending.Prompt.Length + _active.Sum(a => a.ReservedCells) <= Slots.Capacity;
 
     /// <summary>
     /// A waiting prompt stays queued (later ones may pass it) while a running request is prefilling a longer prefix of it

@@ -270,6 +270,24 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
     }
 
     [Fact]
+    public async Task Status_reports_the_pool_cells_promised_to_running_requests_before_their_prefill_computes_them()
+    {
+        // A 20,000-token prompt (~4 s of prefill at 5x) is promised all its cells on admission, before the KV holds any:
+        // that promise, not the cells in use, is what holds the next prompt back when they would not fit together.
+        await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 5);
+        var longPrompt = Enumerable.Range(0, 20_000).Select(i => 3 + (i % 250)).ToArray();
+        var longRun = engine.RunAsync(Greedy(longPrompt, 2));
+        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().RunningSlots == 1));
+
+        var midway = engine.GetStatus();
+        Assert.Equal(20_000, midway.ReservedKvTokens);
+        Assert.True(midway.KvTokensUsed < 20_000, $"{midway.KvTokensUsed} cells in use while the prompt is prefilling");
+
+        Assert.Equal(2, (await longRun).Tokens.Count);
+        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().ReservedKvTokens == 0));
+    }
+
+    [Fact]
     public async Task A_prompt_admitted_longer_than_the_overtake_limit_ago_is_overtaken_no_more()
     {
         await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 5, prefillOvertakeLimit: TimeSpan.FromMilliseconds(100));
