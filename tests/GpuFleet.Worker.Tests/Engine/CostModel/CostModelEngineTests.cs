@@ -251,15 +251,22 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
         Assert.Equal(6, engine.GetStatus().RequestsCompleted);
     }
 
+    /// <summary>Starts a 20,000-token prompt (2 tokens to generate) and returns its run once it holds a slot.</summary>
+    private static async Task<Task<CollectedGeneration>> StartLongPromptAsync(InferenceEngine engine)
+    {
+        var longPrompt = Enumerable.Range(0, 20_000).Select(i => 3 + (i % 250)).ToArray();
+        var longRun = engine.RunAsync(Greedy(longPrompt, 2));
+        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().RunningSlots == 1));
+        return longRun;
+    }
+
     [Fact]
     public async Task A_short_prompt_admitted_after_a_long_one_is_prefilled_first()
     {
         // 20,000 prompt tokens are ~20 modelled seconds of prefill (4 s at 5x); 200 tokens are ~0.2 s. In admission order
         // the short prompt's first token would wait for the whole long prefill; shortest first, it comes long before.
         await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 5);
-        var longPrompt = Enumerable.Range(0, 20_000).Select(i => 3 + (i % 250)).ToArray();
-        var longRun = engine.RunAsync(Greedy(longPrompt, 2));
-        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().RunningSlots == 1));
+        var longRun = await StartLongPromptAsync(engine);
 
         var shortRun = await engine.RunAsync(Greedy(Enumerable.Range(0, 200).Select(i => 7 + (i % 250)).ToArray(), 2));
 
@@ -275,9 +282,7 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
         // A 20,000-token prompt (~4 s of prefill at 5x) is promised all its cells on admission, before the KV holds any:
         // that promise, not the cells in use, is what holds the next prompt back when they would not fit together.
         await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 5);
-        var longPrompt = Enumerable.Range(0, 20_000).Select(i => 3 + (i % 250)).ToArray();
-        var longRun = engine.RunAsync(Greedy(longPrompt, 2));
-        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().RunningSlots == 1));
+        var longRun = await StartLongPromptAsync(engine);
 
         var midway = engine.GetStatus();
         Assert.Equal(20_000, midway.ReservedKvTokens);
@@ -291,9 +296,7 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
     public async Task A_prompt_admitted_longer_than_the_overtake_limit_ago_is_overtaken_no_more()
     {
         await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 5, prefillOvertakeLimit: TimeSpan.FromMilliseconds(100));
-        var longPrompt = Enumerable.Range(0, 20_000).Select(i => 3 + (i % 250)).ToArray();
-        var longRun = engine.RunAsync(Greedy(longPrompt, 2));
-        await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().RunningSlots == 1));
+        var longRun = await StartLongPromptAsync(engine);
         await Task.Delay(TimeSpan.FromMilliseconds(300));
 
         var shortRun = await engine.RunAsync(Greedy(Enumerable.Range(0, 200).Select(i => 7 + (i % 250)).ToArray(), 2));
