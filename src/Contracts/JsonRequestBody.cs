@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Unicode;
@@ -30,15 +31,28 @@ public static class JsonRequestBody
         }
 
         var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = MaxDepth });
+        byte[]? unescaped = null;
         try
         {
             while (reader.Read())
             {
                 // Unescaped strings are valid text once the whole body is valid UTF-8; only escapes can make a string
-                // that is not, so only those are decoded (once, linear in their length).
+                // that is not, so only those are decoded (once, linear in their length), into one pooled buffer (never
+                // longer than the escaped form) rather than a string each: agent prompts escape every newline.
                 if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped)
                 {
-                    reader.GetString();
+                    var escapedLength = reader.ValueSpan.Length; // one span: the reader never has a value sequence
+                    if (unescaped is null || unescaped.Length < escapedLength)
+                    {
+                        if (unescaped is not null)
+                        {
+                            ArrayPool<byte>.Shared.Return(unescaped);
+                        }
+
+                        unescaped = ArrayPool<byte>.Shared.Rent(escapedLength);
+                    }
+
+                    reader.CopyString(unescaped);
                 }
             }
         }
@@ -52,6 +66,13 @@ public static class JsonRequestBody
         catch (InvalidOperationException)
         {
             return "The request body contains a string with an invalid escape (a lone UTF-16 surrogate such as \\ud800 is not text).";
+        }
+        finally
+        {
+            if (unescaped is not null)
+            {
+                ArrayPool<byte>.Shared.Return(unescaped);
+            }
         }
 
         return null;

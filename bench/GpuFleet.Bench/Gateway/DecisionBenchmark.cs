@@ -64,13 +64,26 @@ internal static class DecisionBenchmark
         var samples = new double[iterations];
         var inspectSamples = new double[iterations];
         var lookupSamples = new double[iterations];
+        var inspectAllocated = 0L;
+        var collections = 0;
         // As many unrecorded decisions first, so that tiered compilation has settled before timing.
         for (var i = -iterations; i < iterations; i++)
         {
             Report(board, ids, Math.Abs(i));
             var body = bodies[((i % bodies.Count) + bodies.Count) % bodies.Count];
+            if (i == 0)
+            {
+                collections = GC.CollectionCount(0);
+            }
+
+            var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
             var clock = Stopwatch.GetTimestamp();
             var request = inspector.Inspect(body, chat: true, sessionHeader: null);
+            if (i >= 0)
+            {
+                inspectAllocated += GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
+            }
+
             var inspected = Stopwatch.GetTimestamp();
             var routing = new InspectedRequestFeature { Request = request, PromptTokens = (int)(request.PromptBytes / 4) };
             routing.Affinity = await affinity.LookupAsync(request.Model, request.Blocks, ids, request.SessionKey, cancel);
@@ -87,6 +100,7 @@ internal static class DecisionBenchmark
             }
         }
 
+        collections = GC.CollectionCount(0) - collections;
         if (affinity.Fallbacks > 0)
         {
             throw new InvalidOperationException($"{affinity.Fallbacks} lookups fell back to local state: the figure would not include the Redis round trip");
@@ -98,7 +112,8 @@ internal static class DecisionBenchmark
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"decision: {iterations} decisions (inspect a {bodies[0].Length / 1024} KB chat body, Redis lookup of {sample.Blocks.Count} blocks x {Workers} workers, policy): p50 {samples[iterations / 2]:F1} us, p99 {samples[(int)(iterations * 0.99)]:F1} us; " +
             $"inspect p50 {inspectSamples[iterations / 2]:F1} p99 {inspectSamples[(int)(iterations * 0.99)]:F1} us, " +
-            $"Redis lookup p50 {lookupSamples[iterations / 2]:F1} p99 {lookupSamples[(int)(iterations * 0.99)]:F1} us"));
+            $"Redis lookup p50 {lookupSamples[iterations / 2]:F1} p99 {lookupSamples[(int)(iterations * 0.99)]:F1} us; " +
+            $"inspect allocates {inspectAllocated / iterations} B per decision, {collections} gen0 collections during the timed decisions"));
         return samples[(int)(iterations * 0.99)];
     }
 

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using Google.Protobuf;
 using GpuFleet.Contracts;
 using GpuFleet.Contracts.V1;
@@ -38,7 +39,7 @@ internal sealed class RequestInspector(PrefixHasher hasher)
 
         // Checked above, as the worker checks it: this parse cannot fail, and no string read below can throw.
         using var document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = JsonRequestBody.MaxDepth });
-        return Inspect(document.RootElement, chat, sessionHeader);
+        return Inspect(document.RootElement, body.Length, chat, sessionHeader);
     }
 
     /// <summary>
@@ -64,7 +65,7 @@ internal sealed class RequestInspector(PrefixHasher hasher)
             return null;
         }
 
-        var canonical = new ArrayBufferWriter<byte>(1024);
+        using var canonical = new PooledBufferWriter(body.Length);
         var historyBytes = 0L;
         if (request.InputCase == GenerateRequest.InputOneofCase.Chat)
         {
@@ -88,7 +89,7 @@ internal sealed class RequestInspector(PrefixHasher hasher)
     }
 
     /// <summary>Renders the chat; returns where its last assistant message starts (0: none), as <see cref="InspectedRequest.HistoryBytes"/>.</summary>
-    private static long WriteChat(ChatInput chat, ArrayBufferWriter<byte> output)
+    private static long WriteChat(ChatInput chat, PooledBufferWriter output)
     {
         var historyBytes = 0L;
         if (chat.Tools.Count > 0)
@@ -127,7 +128,7 @@ internal sealed class RequestInspector(PrefixHasher hasher)
     }
 
     /// <summary>A protobuf message as its JSON form (deterministic: fields in number order), marked as JSON like <see cref="WriteJson"/>.</summary>
-    private static void WriteMessageJson(IMessage message, ArrayBufferWriter<byte> output)
+    private static void WriteMessageJson(IMessage message, PooledBufferWriter output)
     {
         output.Write([JsonMarker]);
         var json = JsonFormatter.Default.Format(message);
@@ -135,7 +136,7 @@ internal sealed class RequestInspector(PrefixHasher hasher)
         output.Advance(Encoding.UTF8.GetBytes(json, span));
     }
 
-    private InspectedRequest Inspect(JsonElement root, bool chat, string? sessionHeader)
+    private InspectedRequest Inspect(JsonElement root, int bodyLength, bool chat, string? sessionHeader)
     {
         if (root.ValueKind != JsonValueKind.Object)
         {
@@ -169,7 +170,8 @@ internal sealed class RequestInspector(PrefixHasher hasher)
         } : null;
         var session = !string.IsNullOrEmpty(sessionHeader) ? sessionHeader : user;
 
-        var canonical = new ArrayBufferWriter<byte>(1024);
+        // The canonical form is shorter than the body but for re-escaped JSON values: one rented buffer, rarely grown.
+        using var canonical = new PooledBufferWriter(bodyLength);
         var historyBytes = 0L;
         if (chat)
         {
@@ -193,7 +195,7 @@ internal sealed class RequestInspector(PrefixHasher hasher)
     }
 
     /// <summary>Renders the chat; returns where its last assistant message starts (0: none), as <see cref="InspectedRequest.HistoryBytes"/>.</summary>
-    private static long WriteChat(JsonElement root, ArrayBufferWriter<byte> output)
+    private static long WriteChat(JsonElement root, PooledBufferWriter output)
     {
         var historyBytes = 0L;
         if (!root.TryGetProperty("messages", out var messages) || messages.ValueKind != JsonValueKind.Array)
@@ -231,13 +233,13 @@ internal sealed class RequestInspector(PrefixHasher hasher)
                 historyBytes = output.WrittenCount;
             }
 
-            WriteText(role.GetString()!, output);
+            WriteString(role, output);
             output.Write([FieldSeparator]);
             if (message.TryGetProperty("content", out var content))
             {
                 if (content.ValueKind == JsonValueKind.String)
                 {
-                    WriteText(content.GetString()!, output);
+                    WriteString(content, output);
                 }
                 else if (content.ValueKind != JsonValueKind.Null)
                 {
@@ -258,7 +260,7 @@ internal sealed class RequestInspector(PrefixHasher hasher)
         return historyBytes;
     }
 
-    private static void WritePrompt(JsonElement root, ArrayBufferWriter<byte> output)
+    private static void WritePrompt(JsonElement root, PooledBufferWriter output)
     {
         if (!root.TryGetProperty("prompt", out var prompt) || prompt.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
         {
@@ -267,7 +269,7 @@ internal sealed class RequestInspector(PrefixHasher hasher)
 
         if (prompt.ValueKind == JsonValueKind.String)
         {
-            WriteText(prompt.GetString()!, output);
+            WriteString(prompt, output);
         }
         else if (prompt.ValueKind == JsonValueKind.Array)
         {
@@ -279,10 +281,36 @@ internal sealed class RequestInspector(PrefixHasher hasher)
         }
     }
 
-    private static void WriteText(string text, ArrayBufferWriter<byte> output)
+    private static void WriteText(string text, PooledBufferWriter output)
     {
         var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));
-        var written = Encoding.UTF8.GetBytes(text, span);
+        CommitText(span, Encoding.UTF8.GetBytes(text, span), output);
+    }
+
+    /// <summary>
+    /// A JSON string's text, as UTF-8, straight from the body: its raw bytes when it has no escape (valid JSON holds no
+    /// raw control byte, so none is reserved), else unescaped in place (never longer than its escaped form). Either way
+    /// the bytes <see cref="WriteText"/> would write for <see cref="JsonElement.GetString"/>, without the string.
+    /// </summary>
+    private static void WriteString(JsonElement value, PooledBufferWriter output)
+    {
+        var raw = JsonMarshal.GetRawUtf8Value(value); // with its quotes
+        var text = raw[1..^1];
+        if (text.IndexOf((byte)'\\') < 0)
+        {
+            output.Write(text);
+            return;
+        }
+
+        var reader = new Utf8JsonReader(raw);
+        reader.Read();
+        var span = output.GetSpan(text.Length);
+        CommitText(span, reader.CopyString(span), output);
+    }
+
+    /// <summary>Commits text just written at the start of <paramref name="span"/>, escaping the separator bytes it holds.</summary>
+    private static void CommitText(Span<byte> span, int written, PooledBufferWriter output)
+    {
         if (span[..written].IndexOfAny(Reserved) < 0)
         {
             output.Advance(written); // the usual case: no reserved byte in the text
@@ -303,7 +331,7 @@ internal sealed class RequestInspector(PrefixHasher hasher)
         }
     }
 
-    private static void WriteJson(JsonElement element, ArrayBufferWriter<byte> output)
+    private static void WriteJson(JsonElement element, PooledBufferWriter output)
     {
         output.Write([JsonMarker]);
         using var writer = new Utf8JsonWriter(output);

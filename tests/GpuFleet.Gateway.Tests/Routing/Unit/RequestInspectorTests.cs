@@ -197,6 +197,40 @@ public sealed class RequestInspectorTests
     }
 
     [Fact]
+    public void Escaped_text_renders_as_the_utf8_of_its_decoded_string()
+    {
+        // Every kind of escape a client sends (newlines, quotes, backslashes, \u escapes of non-ASCII and of a surrogate
+        // pair, raw UTF-8 beside them), and a separator byte, which can only arrive escaped and is escaped in the rendering.
+        const string json = """{"model":"m","messages":[{"role":"us\u0065r","content":"line 1\nline \"2\"\tC:\\src caf\u00e9 café \ud83d\ude00 \u001e end, and plain text after it, more of it, and more again, so that the rendering fills at least two blocks of sixty-four bytes"}]}""";
+        using var document = JsonDocument.Parse(json);
+        var decoded = document.RootElement.GetProperty("messages")[0].GetProperty("content").GetString()!;
+        var expected = Encoding.UTF8.GetBytes("user\u001f" + decoded.Replace("\u001e", "\u001d\u001e", StringComparison.Ordinal) + "\u001e");
+
+        var inspected = Chat(json);
+
+        Assert.Equal(expected.Length / BlockBytes, inspected.Blocks.Count);
+        Assert.True(inspected.Blocks.Count >= 2);
+        Assert.Equal(expected.Length, inspected.PromptBytes);
+        Assert.Equal(_hasher.Hash("m", expected, 1024), inspected.Blocks);
+    }
+
+    [Fact]
+    public void A_canonical_prompt_longer_than_its_body_is_rendered_whole()
+    {
+        // Tools are re-serialized compactly, which escapes non-ASCII text: six bytes for each two-byte é of the body.
+        var tools = new object[] { new { type = "function", function = new { name = "f", description = new string('é', 3000) } } };
+        var raw = new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }; // é as two bytes
+        var body = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { model = "m", tools, messages = new[] { new { role = "user", content = "hi" } } }, raw));
+        var expected = Encoding.UTF8.GetBytes("\u001c" + JsonSerializer.Serialize(tools) + "\u001e" + "user\u001fhi\u001e");
+        Assert.True(expected.Length > 2 * body.Length);
+
+        var inspected = _inspector.Inspect(body, chat: true, null);
+
+        Assert.Equal(expected.Length, inspected.PromptBytes);
+        Assert.Equal(_hasher.Hash("m", expected, 1024), inspected.Blocks);
+    }
+
+    [Fact]
     public void Text_holding_the_separator_bytes_cannot_render_like_another_conversation()
     {
         var padding = new string('x', 3 * BlockBytes);
