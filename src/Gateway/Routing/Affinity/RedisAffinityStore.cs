@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using StackExchange.Redis;
 
@@ -14,6 +15,9 @@ namespace GpuFleet.Gateway.Routing.Affinity;
 /// </summary>
 internal sealed class RedisAffinityStore(IDatabaseAsync redis, PrefixHasher hasher, RoutingOptions options, TimeProvider time) : IAffinityStore
 {
+    private const int MaxCachedModels = 1024;
+    private readonly ConcurrentDictionary<string, string> _blockPrefixes = new(StringComparer.Ordinal);
+
     // Depth per worker by bisection over the chain (holdings are prefix-closed), then the session's worker. A worker's
     // entry counts only while confirmed within the TTL (the key itself lives on while other workers confirm it).
     // ARGV: block count, oldest valid confirmation (unix ms), workers...
@@ -85,7 +89,7 @@ internal sealed class RedisAffinityStore(IDatabaseAsync redis, PrefixHasher hash
         var keys = new RedisKey[blocks.Count + (sessionKey is null ? 0 : 1)];
         for (var i = 0; i < blocks.Count; i++)
         {
-            keys[i] = prefix + Hex(blocks[i]);
+            keys[i] = BlockKey(prefix, blocks[i]);
         }
 
         if (sessionKey is not null)
@@ -119,7 +123,7 @@ internal sealed class RedisAffinityStore(IDatabaseAsync redis, PrefixHasher hash
         ArgumentNullException.ThrowIfNull(blocks);
         var prefix = BlockPrefix(model);
         var keys = new List<RedisKey>(blocks.Count + 2);
-        keys.AddRange(blocks.Select(b => (RedisKey)(prefix + Hex(b))));
+        keys.AddRange(blocks.Select(b => (RedisKey)BlockKey(prefix, b)));
         keys.Add(HeldKey(model, worker));
         var args = new List<RedisValue> { worker, Now(), (long)options.AffinityTtl.TotalMilliseconds, blocks.Count };
         if (sessionKey is not null && options.SessionStickiness)
@@ -146,7 +150,20 @@ internal sealed class RedisAffinityStore(IDatabaseAsync redis, PrefixHasher hash
     private static string? OptionalString(RedisResult item) =>
         item.IsNull || item.Resp3Type is ResultType.Null or ResultType.Boolean ? null : (string?)item;
 
-    private string BlockPrefix(string model) => "gpufleet:aff:" + hasher.Tag("model", model) + ":";
+    // The model's key prefix is a keyed hash: computed once per model, not on every lookup (bounded: models are client text).
+    private string BlockPrefix(string model) =>
+        _blockPrefixes.TryGetValue(model, out var prefix) ? prefix
+        : _blockPrefixes.Count < MaxCachedModels ? _blockPrefixes.GetOrAdd(model, NewBlockPrefix)
+        : NewBlockPrefix(model);
+
+    private string NewBlockPrefix(string model) => "gpufleet:aff:" + hasher.Tag("model", model) + ":";
+
+    /// <summary>The prefix and the block's 16 hex digits, as one string (a lookup names a key per block).</summary>
+    private static string BlockKey(string prefix, ulong block) => string.Create(prefix.Length + 16, (prefix, block), static (span, key) =>
+    {
+        key.prefix.CopyTo(span);
+        key.block.TryFormat(span[key.prefix.Length..], out _, "x16", CultureInfo.InvariantCulture);
+    });
 
     private string HeldKey(string model, string worker) => "gpufleet:held:" + hasher.Tag("model", model) + ":" + worker;
 
