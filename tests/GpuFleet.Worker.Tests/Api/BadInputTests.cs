@@ -99,8 +99,10 @@ public sealed class BadInputTests(SimulatedWorkerFixture fixture) : IClassFixtur
         Assert.DoesNotContain("Unexpected error", fixture.Worker.Output, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task An_abandoned_chunked_upload_is_no_unexpected_error_and_the_worker_serves_on()
+    [Theory]
+    [InlineData("Transfer-Encoding: chunked\r\n\r\n10\r\n{\"model\":\"tiny-q")] // closed mid-chunk
+    [InlineData("Content-Length: 100\r\n\r\n{\"model\":\"tiny-q")] // closed before the declared length
+    public async Task An_abandoned_upload_is_no_unexpected_error_and_the_worker_serves_on(string framingAndStart)
     {
         for (var i = 0; i < 3; i++)
         {
@@ -108,9 +110,9 @@ public sealed class BadInputTests(SimulatedWorkerFixture fixture) : IClassFixtur
             await client.ConnectAsync(IPAddress.Loopback, fixture.Worker.HttpPort);
             var stream = client.GetStream();
             await stream.WriteAsync(Encoding.ASCII.GetBytes(
-                "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"model\":\"tiny-q"));
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" + framingAndStart));
             await stream.FlushAsync();
-            // Closed mid-chunk: the worker's body read ends with a connection error.
+            // Closed before the body's end: the worker's body read ends with a connection error.
             client.Client.Shutdown(SocketShutdown.Send);
             try
             {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using GpuFleet.Contracts;
 using Microsoft.AspNetCore.Http;
@@ -18,20 +19,12 @@ internal static class JsonRequestReader
             throw TooLarge(maxBytes);
         }
 
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
+        ReadOnlyMemory<byte> bytes;
         try
         {
-            int read;
-            while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
-            {
-                if (buffer.Length + read > maxBytes)
-                {
-                    throw TooLarge(maxBytes);
-                }
-
-                buffer.Write(chunk, 0, read);
-            }
+            bytes = request.ContentLength is { } length
+                ? await ReadExactlyAsync(request.Body, (int)length, cancellationToken)
+                : await ReadToEndAsync(request.Body, maxBytes, cancellationToken);
         }
         catch (BadHttpRequestException ex)
         {
@@ -40,12 +33,12 @@ internal static class JsonRequestReader
         }
         catch (IOException)
         {
-            // The client stopped sending (an abandoned chunked upload, a reset connection): its doing, not an unexpected
-            // error; the 400 goes nowhere when the connection is gone, and nothing is logged as a failure.
+            // The client stopped sending (an abandoned chunked upload, a reset connection, a body shorter than its
+            // Content-Length: EndOfStreamException is one): its doing, not an unexpected error; the 400 goes nowhere when
+            // the connection is gone, and nothing is logged as a failure.
             throw OpenAiException.BadRequest("The request body ended before it was complete.", null, "invalid_body");
         }
 
-        var bytes = buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
         if (JsonRequestBody.Problem(bytes.Span) is { } problem)
         {
             throw OpenAiException.BadRequest(problem, null, "invalid_json");
@@ -60,6 +53,40 @@ internal static class JsonRequestReader
         }
 
         return document;
+    }
+
+    /// <summary>The usual case, a Content-Length: one exact buffer, filled in place (the document parsed from it keeps it).</summary>
+    private static async Task<ReadOnlyMemory<byte>> ReadExactlyAsync(Stream body, int length, CancellationToken cancellationToken)
+    {
+        var bytes = new byte[length];
+        await body.ReadExactlyAsync(bytes, cancellationToken);
+        return bytes;
+    }
+
+    /// <summary>A chunked body: read through a pooled chunk into a growing buffer, refused once it passes the limit.</summary>
+    private static async Task<ReadOnlyMemory<byte>> ReadToEndAsync(Stream body, int maxBytes, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            int read;
+            while ((read = await body.ReadAsync(chunk, cancellationToken)) > 0)
+            {
+                if (buffer.Length + read > maxBytes)
+                {
+                    throw TooLarge(maxBytes);
+                }
+
+                buffer.Write(chunk, 0, read);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
+        }
+
+        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
     }
 
     private static OpenAiException TooLarge(int maxBytes) =>
