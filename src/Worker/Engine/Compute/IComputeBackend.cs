@@ -18,6 +18,13 @@ internal interface IComputeBackend
     /// </summary>
     bool UsesStateSnapshots { get; }
 
+    /// <summary>
+    /// Seconds of the engine's time per real second: 1 for llama.cpp, the speed-up for a cost model run faster than real
+    /// time. The scheduler's time limits (<see cref="EngineOptions.PrefillOvertakeLimit"/>) are in the engine's time, so a
+    /// simulated fleet run at a speed-up schedules as the card it models would.
+    /// </summary>
+    double TimeScale { get; }
+
     /// <summary>Creates the context with its KV pool, warmed up and measured; called on the scheduler thread, which owns it.</summary>
     IComputeContext CreateContext(EngineOptions options, ILogger logger);
 }

@@ -10,6 +10,8 @@ internal sealed class LlamaComputeBackend(LlamaModel model) : IComputeBackend
 
     public bool UsesStateSnapshots => model.IsHybrid || model.IsRecurrent;
 
+    public double TimeScale => 1;
+
     public IComputeContext CreateContext(EngineOptions options, ILogger logger)
     {
         var (context, state) = EngineContext.Create(model, options, logger);

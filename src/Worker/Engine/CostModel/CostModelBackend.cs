@@ -23,6 +23,8 @@ internal sealed class CostModelBackend(LlamaModel model, CostModelProfile profil
 
     public bool UsesStateSnapshots => !profile.CanTrimTail;
 
+    public double TimeScale => speedup;
+
     public CostModelProfile Profile => profile;
 
     public IComputeContext CreateContext(EngineOptions options, ILogger logger)

@@ -409,7 +409,8 @@ internal sealed class Scheduler
             }
         }
 
-        _overdueBefore = _time.GetTimestamp() - (long)(_options.PrefillOvertakeLimit.TotalSeconds * _time.TimestampFrequency);
+        // The limit is in the engine's time: a cost model run at a speed-up reaches it that much sooner in real time.
+        _overdueBefore = _time.GetTimestamp() - (long)(_options.PrefillOvertakeLimit.TotalSeconds / _backend.TimeScale * _time.TimestampFrequency);
         _prefillOrder.Sort(_prefillPriority);
         foreach (var active in _prefillOrder)
         {

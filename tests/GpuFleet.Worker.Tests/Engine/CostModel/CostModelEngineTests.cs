@@ -292,12 +292,16 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
         await TestTimeouts.WaitUntilAsync(() => Task.FromResult(engine.GetStatus().ReservedKvTokens == 0));
     }
 
-    [Fact]
-    public async Task A_prompt_admitted_longer_than_the_overtake_limit_ago_is_overtaken_no_more()
+    [Theory]
+    [InlineData(100, 300)]
+    // The limit is modelled time: 1 s on the card is 200 ms at 5x, so 600 ms after its admission the long prompt is overdue,
+    // as it would be on the card after 3 s (in real time it would still have 400 ms to go).
+    [InlineData(1000, 600)]
+    public async Task A_prompt_admitted_longer_than_the_overtake_limit_ago_is_overtaken_no_more(int limitMilliseconds, int waitMilliseconds)
     {
-        await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 5, prefillOvertakeLimit: TimeSpan.FromMilliseconds(100));
+        await using var engine = await StartAsync(CostModelProfiles.Rtx3090Qwen36, slots: 2, speedup: 5, prefillOvertakeLimit: TimeSpan.FromMilliseconds(limitMilliseconds));
         var longRun = await StartLongPromptAsync(engine);
-        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        await Task.Delay(TimeSpan.FromMilliseconds(waitMilliseconds));
 
         var shortRun = await engine.RunAsync(Greedy(Enumerable.Range(0, 200).Select(i => 7 + (i % 250)).ToArray(), 2));
 
@@ -349,6 +353,8 @@ public sealed class CostModelEngineTests(TestModels models) : IDisposable
         public string Architecture => inner.Architecture;
 
         public bool UsesStateSnapshots => inner.UsesStateSnapshots;
+
+        public double TimeScale => inner.TimeScale;
 
         public IComputeContext CreateContext(EngineOptions options, ILogger logger) => new Context(inner.CreateContext(options, logger), Steps);
 
