@@ -118,52 +118,20 @@ internal sealed class RequestInspectionMiddleware(
     private async Task<byte[]> ReadBodyAsync(HttpContext context)
     {
         var limit = options.MaxRequestBodyBytes;
-        if (context.Request.ContentLength > limit)
+        var length = context.Request.ContentLength;
+        if (length > limit)
         {
             throw TooLarge(limit);
         }
 
-        if (context.Request.ContentLength is { } length)
-        {
-            // The usual case: one exact buffer, filled in place.
-            var exact = new byte[length];
-            try
-            {
-                await context.Request.Body.ReadExactlyAsync(exact, context.RequestAborted);
-            }
-            catch (Exception ex) when (IsIncompleteBody(ex))
-            {
-                throw GatewayError.BadRequest("The request body is shorter than its Content-Length.", null, "invalid_body");
-            }
-
-            return exact;
-        }
-
-        using var buffer = new MemoryStream();
-        var chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
         try
         {
-            int read;
-            while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
-            {
-                if (buffer.Length + read > limit)
-                {
-                    throw TooLarge(limit);
-                }
-
-                buffer.Write(chunk, 0, read);
-            }
+            return await RequestBodyReader.ReadAsync(context.Request.Body, length, limit, context.RequestAborted) ?? throw TooLarge(limit);
         }
         catch (Exception ex) when (IsIncompleteBody(ex))
         {
-            throw GatewayError.BadRequest("The request body ended before its last chunk.", null, "invalid_body");
+            throw GatewayError.BadRequest(length is null ? "The request body ended before its last chunk." : "The request body is shorter than its Content-Length.", null, "invalid_body");
         }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
-        }
-
-        return buffer.ToArray();
     }
 
     // A client that stops sending mid-body (an abandoned chunked upload, a reset connection) is the client's doing, not

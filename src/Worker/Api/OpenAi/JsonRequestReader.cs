@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using GpuFleet.Contracts;
 using Microsoft.AspNetCore.Http;
@@ -19,12 +18,10 @@ internal static class JsonRequestReader
             throw TooLarge(maxBytes);
         }
 
-        ReadOnlyMemory<byte> bytes;
+        byte[] bytes;
         try
         {
-            bytes = request.ContentLength is { } length
-                ? await ReadExactlyAsync(request.Body, (int)length, cancellationToken)
-                : await ReadToEndAsync(request.Body, maxBytes, cancellationToken);
+            bytes = await RequestBodyReader.ReadAsync(request.Body, request.ContentLength, maxBytes, cancellationToken) ?? throw TooLarge(maxBytes);
         }
         catch (BadHttpRequestException ex)
         {
@@ -39,7 +36,7 @@ internal static class JsonRequestReader
             throw OpenAiException.BadRequest("The request body ended before it was complete.", null, "invalid_body");
         }
 
-        if (JsonRequestBody.Problem(bytes.Span) is { } problem)
+        if (JsonRequestBody.Problem(bytes) is { } problem)
         {
             throw OpenAiException.BadRequest(problem, null, "invalid_json");
         }
@@ -53,40 +50,6 @@ internal static class JsonRequestReader
         }
 
         return document;
-    }
-
-    /// <summary>The usual case, a Content-Length: one exact buffer, filled in place (the document parsed from it keeps it).</summary>
-    private static async Task<ReadOnlyMemory<byte>> ReadExactlyAsync(Stream body, int length, CancellationToken cancellationToken)
-    {
-        var bytes = new byte[length];
-        await body.ReadExactlyAsync(bytes, cancellationToken);
-        return bytes;
-    }
-
-    /// <summary>A chunked body: read through a pooled chunk into a growing buffer, refused once it passes the limit.</summary>
-    private static async Task<ReadOnlyMemory<byte>> ReadToEndAsync(Stream body, int maxBytes, CancellationToken cancellationToken)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = ArrayPool<byte>.Shared.Rent(16 * 1024);
-        try
-        {
-            int read;
-            while ((read = await body.ReadAsync(chunk, cancellationToken)) > 0)
-            {
-                if (buffer.Length + read > maxBytes)
-                {
-                    throw TooLarge(maxBytes);
-                }
-
-                buffer.Write(chunk, 0, read);
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(chunk);
-        }
-
-        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
     }
 
     private static OpenAiException TooLarge(int maxBytes) =>
